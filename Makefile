@@ -1,0 +1,46 @@
+# peerbeam: `make run` runs the product locally, `make test` runs the tests.
+# Both set up everything they need on a fresh machine (a .venv, and the
+# Debian packages the tests drive: Chromium, coturn, zbar).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+STAGE ?= dev
+SYSTEM_PACKAGES := chromium coturn libzbar0
+
+.PHONY: install system-deps run test bench lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# The end-to-end tests drive Debian's Chromium and coturn; install them when missing.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v turnserver >/dev/null || missing="$$missing coturn"; \
+	ldconfig -p | grep -q libzbar.so || missing="$$missing libzbar0"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+run: install
+	$(BIN)/peerbeam serve --host $(HOST) --port $(PORT)
+
+test: install system-deps
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check app.py chalicelib peerbeam tests loadtests
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache dist

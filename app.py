@@ -1,0 +1,162 @@
+"""peerbeam signaling: thin Chalice routes over chalicelib.
+
+REST under the API root (``/rooms``), WebSocket ``$connect``/``$default``/
+``$disconnect``. Each handler parses, calls chalicelib, and answers. The local
+server (``peerbeam serve``) invokes these very handlers with API Gateway-shaped
+events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from chalice import Chalice, Response
+from chalice.app import WebsocketEvent, WebsocketEventSourceHandler
+
+from chalicelib.errors import BadJson, Forbidden, PeerbeamError
+from chalicelib.gateway import ApiGatewayTransport
+from chalicelib.rooms import RoomService
+from chalicelib.settings import Settings
+from chalicelib.signaling import Signaling
+from chalicelib.store import RoomStore
+
+app = Chalice(app_name="peerbeam")
+app.experimental_feature_flags.update(["WEBSOCKETS"])
+app.websocket_api.session = boto3.session.Session()
+app.log.setLevel(logging.INFO)
+
+
+def build_store(settings: Settings) -> RoomStore:
+    if settings.store == "dynamodb":
+        from chalicelib.store_dynamodb import DynamoRoomStore
+
+        return DynamoRoomStore(boto3.client("dynamodb"), settings.table_name)
+    if settings.store == "sqlite":
+        from chalicelib.store_sqlite import SqliteRoomStore
+
+        return SqliteRoomStore(settings.sqlite_path)
+    raise ValueError(f"PEERBEAM_STORE must be 'dynamodb' or 'sqlite', not {settings.store!r}")
+
+
+@lru_cache(maxsize=1)
+def signaling() -> Signaling:
+    """Built on first use, so tests and the local server can set the environment first."""
+    settings = Settings.from_env()
+    if settings.websocket_api_id:
+        # REST handlers (DELETE /rooms) post to WebSocket members too.
+        app.websocket_api.configure_from_api_id(
+            settings.websocket_api_id, settings.websocket_stage or "api"
+        )
+    rooms = RoomService(build_store(settings), settings)
+    return Signaling(rooms, ApiGatewayTransport(app.websocket_api))
+
+
+def error_response(error: PeerbeamError) -> Response:
+    return Response(body=error.to_dict(), status_code=error.status)
+
+
+def json_body() -> dict[str, Any]:
+    raw = app.current_request.raw_body
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadJson("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise BadJson("The request body must be a JSON object.")
+    return body
+
+
+def public_ws_url(settings: Settings) -> str:
+    """The configured WebSocket URL, or one derived from the request (local server)."""
+    if settings.ws_url:
+        return settings.ws_url
+    headers = app.current_request.headers
+    scheme = "wss" if headers.get("x-forwarded-proto") == "https" else "ws"
+    return f"{scheme}://{headers.get('host', '127.0.0.1')}/ws"
+
+
+# text/plain too: a browser fetch() with a string body and no headers sends it,
+# and it needs no CORS preflight.
+JSON_TYPES = ["application/json", "text/plain"]
+
+
+@app.route("/rooms", methods=["POST"], content_types=JSON_TYPES)
+def create_room() -> Response:
+    service = signaling().rooms
+    try:
+        created = service.create(json_body())
+    except PeerbeamError as error:
+        return error_response(error)
+    return Response(
+        status_code=201,
+        body={
+            "room": created.room.room_id,
+            "owner_token": created.owner_token,
+            "expires_at": created.room.expires_at,
+            "one_time": created.room.one_time,
+            "max_receivers": created.room.max_receivers,
+            "ws_url": public_ws_url(service.settings),
+        },
+    )
+
+
+@app.route("/rooms/{room_id}", methods=["GET"])
+def get_room(room_id: str) -> Response:
+    try:
+        return Response(status_code=200, body=signaling().rooms.public_state(room_id))
+    except PeerbeamError as error:
+        return error_response(error)
+
+
+@app.route("/rooms/{room_id}", methods=["DELETE"])
+def delete_room(room_id: str) -> Response:
+    relay = signaling()
+    auth = app.current_request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    try:
+        if scheme.lower() != "bearer" or not token:
+            raise Forbidden("Send the owner token as 'Authorization: Bearer <token>'.")
+        members = relay.rooms.close(room_id, token.strip())
+    except PeerbeamError as error:
+        return error_response(error)
+    try:
+        relay.announce_closed(members)
+    except ValueError:
+        # The WebSocket API endpoint is not configured for this function:
+        # members learn of the closed room on their next message.
+        app.log.warning("room %s closed without notifying members", room_id)
+    return Response(status_code=204, body="")
+
+
+@app.on_ws_connect()
+def websocket_connect(event: WebsocketEvent) -> dict[str, Any] | None:
+    query = event.to_dict().get("queryStringParameters") or {}
+    try:
+        signaling().connect(event.connection_id, query)
+    except PeerbeamError as error:
+        # A non-2xx answer makes API Gateway refuse the handshake with that status.
+        return {"statusCode": error.status, "body": json.dumps(error.to_dict())}
+    return None
+
+
+@app.on_ws_message()
+def websocket_message(event: WebsocketEvent) -> None:
+    signaling().message(event.connection_id, event.body)
+
+
+@app.on_ws_disconnect()
+def websocket_disconnect(event: WebsocketEvent) -> None:
+    signaling().disconnect(event.connection_id)
+
+
+WEBSOCKET_HANDLERS: dict[str, WebsocketEventSourceHandler] = {
+    "$connect": websocket_connect,
+    "$default": websocket_message,
+    "$disconnect": websocket_disconnect,
+}

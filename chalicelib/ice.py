@@ -1,0 +1,35 @@
+"""ICE servers for room members, with TURN REST API ephemeral credentials.
+
+coturn's ``use-auth-secret`` scheme: ``username = "<expiry>:<id>"`` and
+``credential = base64(HMAC-SHA1(secret, username))``. The secret stays here;
+peers only ever see credentials that stop working at ``expiry``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Any
+
+from .settings import Settings
+
+
+def turn_credentials(secret: str, user_id: str, now: int, ttl: int) -> tuple[str, str]:
+    username = f"{now + ttl}:{user_id}"
+    digest = hmac.new(secret.encode("utf-8"), username.encode("utf-8"), hashlib.sha1).digest()
+    return username, base64.b64encode(digest).decode("ascii")
+
+
+def ice_servers(settings: Settings, peer_id: str, now: int) -> list[dict[str, Any]]:
+    servers: list[dict[str, Any]] = []
+    if settings.stun_urls:
+        servers.append({"urls": list(settings.stun_urls)})
+    if settings.turn_urls and settings.turn_secret:
+        username, credential = turn_credentials(
+            settings.turn_secret, peer_id, now, settings.turn_ttl
+        )
+        servers.append(
+            {"urls": list(settings.turn_urls), "username": username, "credential": credential}
+        )
+    return servers

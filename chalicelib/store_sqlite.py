@@ -1,0 +1,261 @@
+"""SQLite room store: the local default, persistent across restarts.
+
+One connection guarded by a lock; every operation runs in one ``BEGIN
+IMMEDIATE`` transaction, which makes it atomic against other threads and
+other processes sharing the file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .errors import PeerNotFound, RoomFull, RoomLocked, RoomNotFound
+from .store import RECEIVER, Connection, Member, Room
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS rooms (
+    room_id TEXT PRIMARY KEY,
+    owner_token_hash TEXT NOT NULL,
+    sender_peer TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    one_time INTEGER NOT NULL,
+    max_receivers INTEGER NOT NULL,
+    locked INTEGER NOT NULL DEFAULT 0,
+    receivers INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS members (
+    room_id TEXT NOT NULL REFERENCES rooms(room_id) ON DELETE CASCADE,
+    peer_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    token_hash TEXT,
+    connection_id TEXT,
+    ready INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (room_id, peer_id)
+);
+CREATE TABLE IF NOT EXISTS connections (
+    connection_id TEXT PRIMARY KEY,
+    room_id TEXT NOT NULL REFERENCES rooms(room_id) ON DELETE CASCADE,
+    peer_id TEXT NOT NULL,
+    role TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rooms_by_expiry ON rooms(expires_at);
+CREATE INDEX IF NOT EXISTS connections_by_room ON connections(room_id);
+"""
+
+
+def _room(row: sqlite3.Row) -> Room:
+    return Room(
+        room_id=row["room_id"],
+        owner_token_hash=row["owner_token_hash"],
+        sender_peer=row["sender_peer"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        one_time=bool(row["one_time"]),
+        max_receivers=row["max_receivers"],
+        locked=bool(row["locked"]),
+        receivers=row["receivers"],
+    )
+
+
+def _member(row: sqlite3.Row) -> Member:
+    return Member(
+        room_id=row["room_id"],
+        peer_id=row["peer_id"],
+        role=row["role"],
+        token_hash=row["token_hash"],
+        connection_id=row["connection_id"],
+        ready=bool(row["ready"]),
+    )
+
+
+class SqliteRoomStore:
+    def __init__(self, path: str | Path) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            str(path), check_same_thread=False, isolation_level=None, timeout=30
+        )
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    @staticmethod
+    def _live_room(db: sqlite3.Connection, room_id: str, now: int) -> Room | None:
+        row = db.execute("SELECT * FROM rooms WHERE room_id = ?", (room_id,)).fetchone()
+        if row is None or row["expires_at"] <= now:
+            return None
+        return _room(row)
+
+    def create_room(self, room: Room, sender: Member) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO rooms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    room.room_id, room.owner_token_hash, room.sender_peer, room.created_at,
+                    room.expires_at, int(room.one_time), room.max_receivers,
+                    int(room.locked), room.receivers,
+                ),
+            )
+            db.execute(
+                "INSERT INTO members VALUES (?, ?, ?, ?, NULL, 0)",
+                (sender.room_id, sender.peer_id, sender.role, sender.token_hash),
+            )
+
+    def get_room(self, room_id: str, now: int) -> Room | None:
+        with self._lock:
+            return self._live_room(self._db, room_id, now)
+
+    def delete_room(self, room_id: str) -> list[Member]:
+        with self._tx() as db:
+            rows = db.execute("SELECT * FROM members WHERE room_id = ?", (room_id,)).fetchall()
+            db.execute("DELETE FROM rooms WHERE room_id = ?", (room_id,))
+            return [_member(row) for row in rows]
+
+    def lock_room(self, room_id: str, now: int) -> bool:
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE rooms SET locked = 1 WHERE room_id = ? AND expires_at > ?", (room_id, now)
+            )
+            return cursor.rowcount == 1
+
+    def add_receiver(self, member: Member, connection_id: str, now: int) -> None:
+        with self._tx() as db:
+            room = self._live_room(db, member.room_id, now)
+            if room is None:
+                raise RoomNotFound("This link is unknown or has expired.")
+            if room.locked:
+                raise RoomLocked("This one-time link has already been used.")
+            if room.receivers >= room.max_receivers:
+                raise RoomFull("This room already has as many receivers as it allows.")
+            db.execute(
+                "UPDATE rooms SET receivers = receivers + 1 WHERE room_id = ?", (room.room_id,)
+            )
+            db.execute(
+                "INSERT INTO members VALUES (?, ?, ?, ?, ?, 0)",
+                (member.room_id, member.peer_id, member.role, member.token_hash, connection_id),
+            )
+            db.execute(
+                "INSERT INTO connections VALUES (?, ?, ?, ?)",
+                (connection_id, member.room_id, member.peer_id, member.role),
+            )
+
+    def attach(self, room_id: str, peer_id: str, connection_id: str, now: int) -> str | None:
+        with self._tx() as db:
+            room = self._live_room(db, room_id, now)
+            if room is None:
+                raise RoomNotFound("This link is unknown or has expired.")
+            row = db.execute(
+                "SELECT * FROM members WHERE room_id = ? AND peer_id = ?", (room_id, peer_id)
+            ).fetchone()
+            if row is None:
+                raise PeerNotFound("No such peer in this room.")
+            member = _member(row)
+            replaced = member.connection_id
+            if replaced is None and member.role == RECEIVER:
+                if room.receivers >= room.max_receivers:
+                    raise RoomFull("This room already has as many receivers as it allows.")
+                db.execute(
+                    "UPDATE rooms SET receivers = receivers + 1 WHERE room_id = ?", (room_id,)
+                )
+            if replaced is not None:
+                db.execute("DELETE FROM connections WHERE connection_id = ?", (replaced,))
+            db.execute(
+                "UPDATE members SET connection_id = ?, ready = 0 WHERE room_id = ? AND peer_id = ?",
+                (connection_id, room_id, peer_id),
+            )
+            db.execute(
+                "INSERT INTO connections VALUES (?, ?, ?, ?)",
+                (connection_id, room_id, peer_id, member.role),
+            )
+            return replaced
+
+    def detach(self, connection_id: str) -> Connection | None:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT c.*, r.expires_at FROM connections c JOIN rooms r USING (room_id) "
+                "WHERE c.connection_id = ?",
+                (connection_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM connections WHERE connection_id = ?", (connection_id,))
+            cursor = db.execute(
+                "UPDATE members SET connection_id = NULL, ready = 0 "
+                "WHERE room_id = ? AND peer_id = ? AND connection_id = ?",
+                (row["room_id"], row["peer_id"], connection_id),
+            )
+            if cursor.rowcount == 0:
+                return None
+            if row["role"] == RECEIVER:
+                db.execute(
+                    "UPDATE rooms SET receivers = receivers - 1 "
+                    "WHERE room_id = ? AND receivers > 0",
+                    (row["room_id"],),
+                )
+            return Connection(
+                connection_id, row["room_id"], row["peer_id"], row["role"], row["expires_at"]
+            )
+
+    def get_connection(self, connection_id: str, now: int) -> Connection | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT c.*, r.expires_at FROM connections c JOIN rooms r USING (room_id) "
+                "WHERE c.connection_id = ?",
+                (connection_id,),
+            ).fetchone()
+        if row is None or row["expires_at"] <= now:
+            return None
+        return Connection(
+            connection_id, row["room_id"], row["peer_id"], row["role"], row["expires_at"]
+        )
+
+    def get_member(self, room_id: str, peer_id: str) -> Member | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM members WHERE room_id = ? AND peer_id = ?", (room_id, peer_id)
+            ).fetchone()
+        return None if row is None else _member(row)
+
+    def list_members(self, room_id: str) -> list[Member]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM members WHERE room_id = ? ORDER BY rowid", (room_id,)
+            ).fetchall()
+        return [_member(row) for row in rows]
+
+    def mark_ready(self, room_id: str, peer_id: str, connection_id: str) -> bool:
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE members SET ready = 1 "
+                "WHERE room_id = ? AND peer_id = ? AND connection_id = ? AND ready = 0",
+                (room_id, peer_id, connection_id),
+            )
+            return cursor.rowcount == 1
+
+    def sweep(self, now: int) -> int:
+        with self._tx() as db:
+            return db.execute("DELETE FROM rooms WHERE expires_at <= ?", (now,)).rowcount

@@ -1,0 +1,1 @@
+"""`peerbeam serve`: the app.py handlers, the web client and config.json in one process."""

@@ -1,0 +1,16 @@
+"""Shared fixtures: AWS credentials for moto, free ports, a running local server."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# moto intercepts boto3 calls; make sure nothing could ever reach real AWS.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
+os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+os.environ["AWS_REGION"] = "us-east-1"
+
+pytest_plugins = ["tests.fixtures.servers"]

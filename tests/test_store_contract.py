@@ -1,0 +1,226 @@
+"""One contract, both room stores: SQLite (temp file) and DynamoDB (moto)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib.errors import PeerNotFound, RoomFull, RoomLocked, RoomNotFound
+from chalicelib.store import RECEIVER, SENDER, Member, Room, RoomStore
+from chalicelib.store_dynamodb import DynamoRoomStore, create_table
+from chalicelib.store_sqlite import SqliteRoomStore
+
+NOW = 1_800_000_000
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RoomStore]:
+    if request.param == "sqlite":
+        sqlite = SqliteRoomStore(tmp_path / "rooms.sqlite3")
+        yield sqlite
+        sqlite.close()
+    else:
+        with mock_aws():
+            client = boto3.client("dynamodb", region_name="us-east-1")
+            create_table(client, "rooms")
+            yield DynamoRoomStore(client, "rooms")
+
+
+def make_room(store: RoomStore, room_id: str = "room1", *, max_receivers: int = 2,
+              expires_at: int = NOW + 3600) -> Room:
+    room = Room(room_id, "owner-hash", f"{room_id}-sender", NOW, expires_at, False, max_receivers)
+    store.create_room(room, Member(room_id, room.sender_peer, SENDER, "owner-hash"))
+    return room
+
+
+def receiver(room_id: str, peer: str, token_hash: str | None = "t") -> Member:
+    return Member(room_id, peer, RECEIVER, token_hash)
+
+
+def test_created_room_reads_back(store: RoomStore) -> None:
+    room = make_room(store)
+    assert store.get_room("room1", NOW) == room
+    sender = store.get_member("room1", room.sender_peer)
+    assert sender is not None and sender.role == SENDER and sender.connection_id is None
+
+
+def test_expired_room_reads_as_missing_even_before_ttl_deletes_it(store: RoomStore) -> None:
+    make_room(store, expires_at=NOW + 10)
+    assert store.get_room("room1", NOW + 9) is not None
+    assert store.get_room("room1", NOW + 10) is None
+    with pytest.raises(RoomNotFound):
+        store.add_receiver(receiver("room1", "r1"), "c1", NOW + 11)
+    with pytest.raises(RoomNotFound):
+        store.attach("room1", "room1-sender", "c0", NOW + 11)
+    assert store.lock_room("room1", NOW + 11) is False
+
+
+def test_connection_of_expired_room_is_unknown(store: RoomStore) -> None:
+    make_room(store, expires_at=NOW + 10)
+    store.add_receiver(receiver("room1", "r1"), "c1", NOW)
+    assert store.get_connection("c1", NOW).peer_id == "r1"  # type: ignore[union-attr]
+    assert store.get_connection("c1", NOW + 10) is None
+
+
+def test_unknown_room_and_peer(store: RoomStore) -> None:
+    assert store.get_room("nope", NOW) is None
+    with pytest.raises(RoomNotFound):
+        store.add_receiver(receiver("nope", "r1"), "c1", NOW)
+    make_room(store)
+    with pytest.raises(PeerNotFound):
+        store.attach("room1", "ghost", "c1", NOW)
+
+
+def test_receivers_take_slots_up_to_the_limit(store: RoomStore) -> None:
+    make_room(store, max_receivers=2)
+    store.add_receiver(receiver("room1", "r1"), "c1", NOW)
+    store.add_receiver(receiver("room1", "r2"), "c2", NOW)
+    with pytest.raises(RoomFull):
+        store.add_receiver(receiver("room1", "r3"), "c3", NOW)
+    room = store.get_room("room1", NOW)
+    assert room is not None and room.receivers == 2
+    assert store.get_member("room1", "r3") is None
+    assert store.get_connection("c3", NOW) is None
+
+
+def test_leaving_frees_the_slot(store: RoomStore) -> None:
+    make_room(store, max_receivers=1)
+    store.add_receiver(receiver("room1", "r1"), "c1", NOW)
+    left = store.detach("c1")
+    assert left is not None and (left.room_id, left.peer_id, left.role) == ("room1", "r1", RECEIVER)
+    assert store.get_room("room1", NOW).receivers == 0  # type: ignore[union-attr]
+    assert store.get_member("room1", "r1").connection_id is None  # type: ignore[union-attr]
+    store.add_receiver(receiver("room1", "r2"), "c2", NOW)
+
+
+def test_detach_of_unknown_connection_changes_nothing(store: RoomStore) -> None:
+    make_room(store)
+    store.add_receiver(receiver("room1", "r1"), "c1", NOW)
+    assert store.detach("never-connected") is None
+    assert store.detach("c1") is not None
+    assert store.detach("c1") is None  # $disconnect twice
+    assert store.get_room("room1", NOW).receivers == 0  # type: ignore[union-attr]
+
+
+def test_lock_keeps_new_receivers_out_but_lets_members_back(store: RoomStore) -> None:
+    make_room(store, max_receivers=1)
+    store.add_receiver(receiver("room1", "r1"), "c1", NOW)
+    assert store.lock_room("room1", NOW)
+    store.detach("c1")
+    with pytest.raises(RoomLocked):
+        store.add_receiver(receiver("room1", "r2"), "c2", NOW)
+    assert store.attach("room1", "r1", "c3", NOW) is None
+    assert store.get_connection("c3", NOW).peer_id == "r1"  # type: ignore[union-attr]
+    assert store.get_room("room1", NOW).receivers == 1  # type: ignore[union-attr]
+
+
+def test_reconnect_replaces_a_connection_whose_disconnect_never_came(store: RoomStore) -> None:
+    make_room(store, max_receivers=1)
+    store.add_receiver(receiver("room1", "r1"), "c1", NOW)
+    assert store.mark_ready("room1", "r1", "c1")
+    assert store.attach("room1", "r1", "c2", NOW) == "c1"
+    member = store.get_member("room1", "r1")
+    assert member is not None and member.connection_id == "c2" and not member.ready
+    assert store.get_connection("c1", NOW) is None
+    # The old connection's late $disconnect must not evict the new one.
+    assert store.detach("c1") is None
+    assert store.get_member("room1", "r1").connection_id == "c2"  # type: ignore[union-attr]
+    assert store.get_room("room1", NOW).receivers == 1  # type: ignore[union-attr]
+
+
+def test_returning_receiver_needs_a_free_slot(store: RoomStore) -> None:
+    make_room(store, max_receivers=1)
+    store.add_receiver(receiver("room1", "r1"), "c1", NOW)
+    store.detach("c1")
+    store.add_receiver(receiver("room1", "r2"), "c2", NOW)
+    with pytest.raises(RoomFull):
+        store.attach("room1", "r1", "c3", NOW)
+    assert store.get_member("room1", "r1").connection_id is None  # type: ignore[union-attr]
+
+
+def test_sender_attach_takes_no_slot(store: RoomStore) -> None:
+    room = make_room(store, max_receivers=1)
+    store.add_receiver(receiver("room1", "r1"), "c1", NOW)
+    assert store.attach("room1", room.sender_peer, "s1", NOW) is None
+    assert store.get_room("room1", NOW).receivers == 1  # type: ignore[union-attr]
+    assert store.detach("s1") is not None
+    assert store.get_room("room1", NOW).receivers == 1  # type: ignore[union-attr]
+
+
+def test_mark_ready_only_once_and_only_for_the_current_connection(store: RoomStore) -> None:
+    make_room(store)
+    store.add_receiver(receiver("room1", "r1"), "c1", NOW)
+    assert store.mark_ready("room1", "r1", "stale") is False
+    assert store.mark_ready("room1", "r1", "c1") is True
+    assert store.mark_ready("room1", "r1", "c1") is False
+    assert store.get_member("room1", "r1").ready  # type: ignore[union-attr]
+
+
+def test_delete_room_returns_members_and_forgets_everything(store: RoomStore) -> None:
+    room = make_room(store)
+    store.attach("room1", room.sender_peer, "s1", NOW)
+    store.add_receiver(receiver("room1", "r1"), "c1", NOW)
+    members = store.delete_room("room1")
+    assert {(m.peer_id, m.connection_id) for m in members} == {
+        (room.sender_peer, "s1"), ("r1", "c1")
+    }
+    assert store.get_room("room1", NOW) is None
+    assert store.get_connection("c1", NOW) is None
+    assert store.list_members("room1") == []
+    assert store.detach("c1") is None
+
+
+def test_rooms_do_not_share_members(store: RoomStore) -> None:
+    make_room(store, "a")
+    make_room(store, "b")
+    store.add_receiver(receiver("a", "ra"), "ca", NOW)
+    store.add_receiver(receiver("b", "rb"), "cb", NOW)
+    assert {m.peer_id for m in store.list_members("a")} == {"a-sender", "ra"}
+    assert {m.peer_id for m in store.list_members("b")} == {"b-sender", "rb"}
+
+
+def test_two_receivers_never_both_take_the_last_slot(store: RoomStore) -> None:
+    make_room(store, max_receivers=1)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def race(index: int) -> None:
+        barrier.wait()
+        try:
+            store.add_receiver(receiver("room1", f"r{index}"), f"c{index}", NOW)
+            outcomes.append("joined")
+        except RoomFull:
+            outcomes.append("full")
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["full"] * 7 + ["joined"]
+    room = store.get_room("room1", NOW)
+    assert room is not None and room.receivers == 1
+    assert len([m for m in store.list_members("room1") if m.role == RECEIVER]) == 1
+
+
+def test_sqlite_rooms_survive_reopening(tmp_path: Path) -> None:
+    first = SqliteRoomStore(tmp_path / "rooms.sqlite3")
+    make_room(first)
+    first.close()
+    second = SqliteRoomStore(tmp_path / "rooms.sqlite3")
+    assert second.get_room("room1", NOW) is not None
+
+
+def test_sqlite_sweep_deletes_only_expired_rooms(tmp_path: Path) -> None:
+    store = SqliteRoomStore(tmp_path / "rooms.sqlite3")
+    make_room(store, "old", expires_at=NOW + 5)
+    make_room(store, "new", expires_at=NOW + 500)
+    store.add_receiver(receiver("old", "r1"), "c1", NOW)
+    assert store.sweep(NOW + 10) == 1
+    assert store.list_members("old") == []
+    assert store.get_room("new", NOW + 10) is not None
