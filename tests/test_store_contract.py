@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -27,8 +29,26 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RoomStore]
     else:
         with mock_aws():
             client = boto3.client("dynamodb", region_name="us-east-1")
+            one_request_at_a_time(client)
             create_table(client, "rooms")
             yield DynamoRoomStore(client, "rooms")
+
+
+def one_request_at_a_time(client: Any) -> None:
+    """DynamoDB applies each request atomically; moto applies a transaction's
+    condition checks and writes without a lock, so concurrent threads can
+    interleave inside one request. Serialise requests to get the service's
+    semantics: races then happen between requests, as they do in AWS."""
+    lock = threading.Lock()
+    make_api_call = client._make_api_call  # noqa: SLF001 - the one place all calls pass
+
+    def atomic(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            result = make_api_call(*args, **kwargs)
+        time.sleep(0.002)  # let other threads in between requests, where races live
+        return result
+
+    client._make_api_call = atomic  # noqa: SLF001
 
 
 def make_room(store: RoomStore, room_id: str = "room1", *, max_receivers: int = 2,

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.abc import AbstractAccessLogger
 from chalice.local import LambdaContext
 
@@ -73,6 +73,7 @@ class LocalGateway:
         self.webclient_dir = webclient_dir
         self.scheme = scheme
         self.connections: LocalConnections | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
         self._pool = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="lambda")
         self._rest = RestEvents(list(app_module.app.routes))
 
@@ -81,6 +82,13 @@ class LocalGateway:
         websocket_api = self.app_module.app.websocket_api
         websocket_api.session = LocalManagementSession(self.connections)
         websocket_api.configure("127.0.0.1", LOCAL_STAGE)
+
+    async def shutdown(self, _app: web.Application) -> None:
+        """Close open sockets (1001 going away) so clients reconnect to the next server."""
+        await asyncio.gather(
+            *(ws.close(code=WSCloseCode.GOING_AWAY) for ws in set(self._sockets)),
+            return_exceptions=True,
+        )
 
     async def stop(self, _app: web.Application) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -133,6 +141,7 @@ class LocalGateway:
                 status=status, body=result.get("body", ""), content_type="application/json"
             )
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, autoping=True)
+        self._sockets.add(ws)
         try:
             await ws.prepare(request)
             writer = asyncio.create_task(self.connections.pump(queue, ws))
@@ -147,6 +156,7 @@ class LocalGateway:
                 await self.invoke(self.app_module.websocket_message, event)
             writer.cancel()
         finally:
+            self._sockets.discard(ws)
             self.connections.forget(connection_id)
             # $disconnect, like API Gateway's, runs after the socket is gone.
             disconnect = websocket_event("$disconnect", connection_id, domain)
@@ -178,6 +188,7 @@ def build_app(app_module: Any, *, scheme: str = "http", webclient_dir: Path = WE
     gateway = LocalGateway(app_module, webclient_dir, scheme)
     application = web.Application(client_max_size=1024 * 1024)
     application.on_startup.append(gateway.start)
+    application.on_shutdown.append(gateway.shutdown)
     application.on_cleanup.append(gateway.stop)
     application["gateway"] = gateway
     application.router.add_get("/config.json", gateway.config)

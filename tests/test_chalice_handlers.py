@@ -1,0 +1,238 @@
+"""The Chalice handlers as Lambda runs them: DynamoDB and the Management API via moto."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from chalice.test import Client
+from moto import mock_aws
+from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+from moto.core import DEFAULT_ACCOUNT_ID
+
+import app as app_module
+from chalicelib.store_dynamodb import create_table
+from peerbeam.server.events import websocket_event
+
+API_ID = "abc123"
+STAGE = "api"
+
+
+class FakeContext:
+    function_name = "handler"
+    memory_limit_in_mb = 128
+    aws_request_id = "req"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    with mock_aws():
+        create_table(boto3.client("dynamodb"), "rooms")
+        monkeypatch.setenv("PEERBEAM_STORE", "dynamodb")
+        monkeypatch.setenv("PEERBEAM_TABLE", "rooms")
+        monkeypatch.setenv("PEERBEAM_WS_URL", "wss://ws.example.test/api")
+        monkeypatch.setenv("PEERBEAM_WEBSOCKET_API_ID", API_ID)
+        monkeypatch.setenv("PEERBEAM_WEBSOCKET_STAGE", STAGE)
+        monkeypatch.setenv("PEERBEAM_TURN_URLS", "turn:127.0.0.1:3478")
+        monkeypatch.setenv("PEERBEAM_TURN_SECRET", "s3cret")
+        reset_app()
+        yield
+        reset_app()
+
+
+def reset_app() -> None:
+    """A fresh 'cold start': settings, store and Management API client built anew."""
+    app_module.signaling.cache_clear()
+    websocket_api = app_module.app.websocket_api
+    websocket_api.session = boto3.session.Session()
+    websocket_api._endpoint = None  # noqa: SLF001 - Chalice caches these per container
+    websocket_api._client = None  # noqa: SLF001
+
+
+def ws(route: str, connection_id: str, **kwargs: Any) -> dict[str, Any]:
+    event = websocket_event(route, connection_id, f"{API_ID}.execute-api.us-east-1.amazonaws.com", **kwargs)
+    event["requestContext"]["apiId"] = API_ID
+    event["requestContext"]["stage"] = STAGE
+    handler = app_module.WEBSOCKET_HANDLERS[route]
+    return handler(event, FakeContext())
+
+
+def connect(connection_id: str, **query: str) -> dict[str, Any]:
+    return ws("$connect", connection_id, query=query)
+
+
+def send(connection_id: str, message: Any) -> None:
+    body = message if isinstance(message, str) else json.dumps(message)
+    ws("$default", connection_id, body=body)
+
+
+def management_backend() -> Any:
+    return apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+
+
+def posted(connection_id: str) -> list[dict[str, Any]]:
+    """Everything the handlers posted to a connection through moto's Management API."""
+    return decode_frames(management_backend().connections[connection_id].data)
+
+
+def decode_frames(raw: bytes) -> list[dict[str, Any]]:
+    data = raw.decode("utf-8")
+    decoder, messages, index = json.JSONDecoder(), [], 0
+    while index < len(data):
+        message, index = decoder.raw_decode(data, index)
+        messages.append(message)
+    return messages
+
+
+def create_room(client: Client, **body: Any) -> dict[str, Any]:
+    response = client.http.post(
+        "/rooms", headers={"content-type": "application/json"}, body=json.dumps(body)
+    )
+    assert response.status_code == 201, response.body
+    return response.json_body
+
+
+def test_create_room_returns_the_contract_fields(aws: None) -> None:
+    with Client(app_module.app) as client:
+        room = create_room(client, expires_in=600, max_receivers=3)
+        assert set(room) >= {"room", "owner_token", "expires_at", "ws_url"}
+        assert room["ws_url"] == "wss://ws.example.test/api"
+        assert room["max_receivers"] == 3
+        state = client.http.get(f"/rooms/{room['room']}").json_body
+        assert "owner_token" not in json.dumps(state)
+        assert state["receivers"] == 0 and state["locked"] is False
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"expires_in": 5}, "expires_in"),
+        ({"expires_in": 10**9}, "expires_in"),
+        ({"expires_in": "600"}, "expires_in"),
+        ({"max_receivers": 0}, "max_receivers"),
+        ({"max_receivers": True}, "max_receivers"),
+        ({"one_time": "yes"}, "one_time"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_invalid_room_requests_are_refused(aws: None, body: dict[str, Any], field: str) -> None:
+    with Client(app_module.app) as client:
+        response = client.http.post(
+            "/rooms", headers={"content-type": "application/json"}, body=json.dumps(body)
+        )
+        assert response.status_code == 400
+        assert response.json_body["code"] == "invalid_parameter"
+        assert response.json_body["field"] == field
+        table = boto3.client("dynamodb").scan(TableName="rooms")
+        assert table["Count"] == 0
+
+
+def test_malformed_body_is_bad_json(aws: None) -> None:
+    with Client(app_module.app) as client:
+        for body in ("{nope", "[1, 2]"):
+            response = client.http.post(
+                "/rooms", headers={"content-type": "application/json"}, body=body
+            )
+            assert response.status_code == 400
+            assert response.json_body["code"] == "bad_json"
+
+
+def test_unknown_and_expired_rooms_are_the_same_404(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Client(app_module.app) as client:
+        room = create_room(client, expires_in=60)
+        unknown = client.http.get("/rooms/doesNotExist")
+        assert unknown.status_code == 404 and unknown.json_body["code"] == "room_not_found"
+        rooms = app_module.signaling().rooms
+        monkeypatch.setattr(rooms, "_clock", lambda: room["expires_at"] + 1)
+        expired = client.http.get(f"/rooms/{room['room']}")
+        assert (expired.status_code, expired.json_body) == (unknown.status_code, unknown.json_body)
+
+
+def test_websocket_relay_through_the_management_api(aws: None) -> None:
+    with Client(app_module.app) as client:
+        room = create_room(client)
+    assert connect("S", room=room["room"], role="sender", token=room["owner_token"]) == {
+        "statusCode": 200
+    }
+    send("S", {"type": "hello"})
+    sender_welcome = posted("S")[0]
+    assert sender_welcome["type"] == "welcome" and sender_welcome["peers"] == []
+    assert connect("R", room=room["room"], role="receiver")["statusCode"] == 200
+    send("R", {"type": "hello"})
+    welcome = posted("R")[0]
+    assert welcome["peers"] == [{"peer": sender_welcome["peer"], "role": "sender"}]
+    turn = welcome["ice_servers"][0]
+    assert turn["urls"] == ["turn:127.0.0.1:3478"] and turn["username"].endswith(welcome["peer"])
+    assert posted("S")[1] == {"type": "peer-joined", "peer": welcome["peer"], "role": "receiver"}
+    send("R", {"type": "signal", "to": sender_welcome["peer"], "data": {"sdp": "v=0"}})
+    assert posted("S")[2] == {"type": "signal", "from": welcome["peer"], "data": {"sdp": "v=0"}}
+    ws("$disconnect", "R")
+    assert posted("S")[3] == {"type": "peer-left", "peer": welcome["peer"]}
+
+
+def test_refused_connect_returns_the_status(aws: None) -> None:
+    with Client(app_module.app) as client:
+        room = create_room(client)
+    refused = connect("X", room=room["room"], role="sender", token="wrong")
+    assert refused["statusCode"] == 403
+    assert json.loads(refused["body"])["code"] == "forbidden"
+    assert connect("Y", room="nope", role="receiver")["statusCode"] == 404
+    assert connect("Z", room=room["room"], role="admin")["statusCode"] == 400
+
+
+def test_delete_room_tells_members(aws: None) -> None:
+    with Client(app_module.app) as client:
+        room = create_room(client)
+        connect("R", room=room["room"], role="receiver")
+        send("R", {"type": "hello"})
+        receiver_connection = management_backend().connections["R"]
+        wrong = client.http.delete(
+            f"/rooms/{room['room']}", headers={"authorization": "Bearer nope"}
+        )
+        assert wrong.status_code == 403
+        deleted = client.http.delete(
+            f"/rooms/{room['room']}", headers={"authorization": f"Bearer {room['owner_token']}"}
+        )
+        assert deleted.status_code == 204
+        assert decode_frames(receiver_connection.data)[-1] == {"type": "room-closed"}
+        assert "R" not in management_backend().connections  # closed by the server
+        assert client.http.get(f"/rooms/{room['room']}").status_code == 404
+
+
+def test_gone_connection_is_cleaned_up(aws: None) -> None:
+    """API Gateway answers 410 Gone for a connection whose $disconnect never arrived."""
+    with Client(app_module.app) as client:
+        room = create_room(client)
+    connect("S", room=room["room"], role="sender", token=room["owner_token"])
+    send("S", {"type": "hello"})
+    sender_peer = posted("S")[0]["peer"]
+    connect("R", room=room["room"], role="receiver")
+    send("R", {"type": "hello"})
+
+    websocket_api = app_module.app.websocket_api
+    management = websocket_api._get_client()  # noqa: SLF001 - the client Chalice posts with
+    with Stubber(management) as stubber:
+        stubber.add_client_error(
+            "post_to_connection", service_error_code="GoneException", http_status_code=410,
+            expected_params={"ConnectionId": "S", "Data": _ANY},
+        )
+        stubber.add_response("post_to_connection", {}, {"ConnectionId": "R", "Data": _ANY})
+        stubber.add_response("post_to_connection", {}, {"ConnectionId": "R", "Data": _ANY})
+        send("R", {"type": "signal", "to": sender_peer, "data": {"sdp": "v=0"}})
+        stubber.assert_no_pending_responses()
+    store = app_module.signaling().rooms.store
+    sender = store.get_member(room["room"], sender_peer)
+    assert sender is not None and sender.connection_id is None
+    assert store.get_connection("S", 0) is None
+
+
+class _Anything:
+    def __eq__(self, other: object) -> bool:
+        return True
+
+
+_ANY = _Anything()
