@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Sequence
+
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +24,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--tls", action="store_true", help="HTTPS/WSS with a self-signed certificate"
     )
+
+    send = commands.add_parser("send", help="offer files; prints the link on stdout")
+    send.add_argument("files", nargs="+", type=Path)
+    send.add_argument("--server", help=f"peerbeam site (default: $PEERBEAM_SERVER or {DEFAULT_SERVER})")
+    send.add_argument("--password", default=os.environ.get("PEERBEAM_PASSWORD"),
+                      help="also require this password (default: $PEERBEAM_PASSWORD)")
+    send.add_argument("--one-time", action="store_true", help="the link works for one receiver")
+    send.add_argument("--expires", type=int, metavar="SECONDS", help="room lifetime")
+    send.add_argument("--max-receivers", type=int, metavar="N")
+    send.add_argument("--relay-only", action="store_true", help=argparse.SUPPRESS)
+
+    receive = commands.add_parser("receive", help="receive the files behind a link")
+    receive.add_argument("link")
+    receive.add_argument("-o", "--output", type=Path, default=Path("."), help="directory")
+    receive.add_argument("--password", default=os.environ.get("PEERBEAM_PASSWORD"))
+    receive.add_argument("--relay-only", action="store_true", help=argparse.SUPPRESS)
+
+    from .deploy.commands import add_deploy_arguments, add_stage_arguments
+
+    add_deploy_arguments(commands.add_parser("deploy", help="deploy to AWS (docs/deploy.md)"))
+    add_stage_arguments(commands.add_parser("destroy", help="remove an AWS deployment"))
     return parser
 
 
@@ -30,6 +55,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         serve(args.host, args.port, args.data_dir or default_data_dir(), args.tls)
         return 0
+    if args.command in ("deploy", "destroy"):
+        from .deploy.commands import run as run_deploy
+
+        return run_deploy(args)
+    from .peer import commands as peer_commands
+
+    if args.command == "send":
+        return peer_commands.run(peer_commands.send(
+            args.files, args.server, args.password, args.one_time, args.expires,
+            args.max_receivers, args.relay_only,
+        ))
+    if args.command == "receive":
+        return peer_commands.run(peer_commands.receive(
+            args.link, args.output, args.password, args.relay_only,
+        ))
     raise AssertionError(f"unhandled command {args.command}")
 
 

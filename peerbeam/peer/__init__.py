@@ -1,0 +1,1 @@
+"""The aiortc peer: signaling client, WebRTC plumbing, sender and receiver."""

@@ -1,0 +1,103 @@
+"""WebRTC plumbing on aiortc: peer connections from ICE servers, and a data channel
+that can be awaited (incoming messages, buffered-amount backpressure, closing)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection
+
+from ..transfer import BUFFERED_HIGH_WATER, BUFFERED_LOW_WATER
+
+log = logging.getLogger(__name__)
+
+CLOSED = object()
+
+
+def ice_configuration(ice_servers: list[dict[str, Any]], relay_only: bool = False) -> RTCConfiguration:
+    servers = [
+        RTCIceServer(
+            urls=entry["urls"],
+            username=entry.get("username"),
+            credential=entry.get("credential"),
+        )
+        for entry in ice_servers
+    ]
+    if relay_only:
+        # aiortc has no iceTransportPolicy; keep only TURN servers and filter
+        # candidates in the SDP (see relay_only_sdp) for tests that force TURN.
+        servers = [server for server in servers if _is_turn(server)]
+    return RTCConfiguration(iceServers=servers)
+
+
+def _is_turn(server: RTCIceServer) -> bool:
+    urls = [server.urls] if isinstance(server.urls, str) else server.urls
+    return any(url.startswith(("turn:", "turns:")) for url in urls)
+
+
+def relay_only_sdp(sdp: str) -> str:
+    """Drop every ICE candidate but relayed ones: forces the TURN path."""
+    lines = [
+        line for line in sdp.splitlines()
+        if not line.startswith("a=candidate:") or " typ relay" in line
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+class Channel:
+    """An RTCDataChannel as awaitables: recv() messages, send with backpressure."""
+
+    def __init__(self, channel: RTCDataChannel) -> None:
+        self.channel = channel
+        self.incoming: asyncio.Queue[Any] = asyncio.Queue()
+        self._low = asyncio.Event()
+        self._low.set()
+        self.opened = asyncio.Event()
+        channel.bufferedAmountLowThreshold = BUFFERED_LOW_WATER
+        channel.on("message", self.incoming.put_nowait)
+        channel.on("bufferedamountlow", self._low.set)
+        channel.on("open", self.opened.set)
+        channel.on("close", lambda: self.incoming.put_nowait(CLOSED))
+        if channel.readyState == "open":
+            self.opened.set()
+
+    @property
+    def is_open(self) -> bool:
+        return self.channel.readyState == "open"
+
+    async def recv(self) -> Any:
+        """The next message (str or bytes), or CLOSED."""
+        return await self.incoming.get()
+
+    def send_text(self, text: str) -> None:
+        if self.is_open:
+            self.channel.send(text)
+
+    async def send_binary(self, data: bytes) -> None:
+        """Send, first waiting while the send queue is above the high-water mark."""
+        while self.channel.bufferedAmount > BUFFERED_HIGH_WATER:
+            self._low.clear()
+            if self.channel.bufferedAmount <= BUFFERED_LOW_WATER:
+                break
+            await self._low.wait()
+            if not self.is_open:
+                raise ConnectionError("data channel closed")
+        if not self.is_open:
+            raise ConnectionError("data channel closed")
+        self.channel.send(data)
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait until everything queued is handed to the network (before closing)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.is_open and self.channel.bufferedAmount > 0 and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+
+
+async def close_quietly(pc: RTCPeerConnection) -> None:
+    try:
+        await pc.close()
+    except Exception:  # noqa: BLE001 - closing a broken connection must not fail the caller
+        log.debug("closing peer connection failed", exc_info=True)

@@ -1,0 +1,70 @@
+"""Files being sent: metadata for the manifest, chunk reads with their digests.
+
+Digests are kept per file for the life of the offer (32 bytes per MiB), so a
+receiver that resumes has its prefix checked without reading the file again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..transfer import CHUNK_SIZE, chunk_count, chunk_digest, chunk_length, file_digest
+from ..transfer.messages import FileEntry
+
+
+@dataclass
+class SourceFile:
+    path: Path
+    size: int
+    mtime_ms: int
+    digests: list[bytes] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, path: Path) -> "SourceFile":
+        stat = path.stat()
+        if not path.is_file():
+            raise ValueError(f"{path} is not a regular file")
+        return cls(path, stat.st_size, int(stat.st_mtime * 1000))
+
+    @property
+    def entry(self) -> FileEntry:
+        mime = mimetypes.guess_type(self.path.name)[0] or ""
+        return FileEntry(self.path.name, self.size, mime, self.mtime_ms)
+
+    @property
+    def chunks(self) -> int:
+        return chunk_count(self.size)
+
+    def _read(self, index: int) -> tuple[bytes, bytes]:
+        length = chunk_length(self.size, index)
+        with open(self.path, "rb", buffering=0) as handle:
+            data = os.pread(handle.fileno(), length, index * CHUNK_SIZE)
+        if len(data) != length:
+            raise OSError(f"{self.path.name} changed while it was being sent")
+        return data, chunk_digest(data)
+
+    async def read(self, index: int) -> tuple[bytes, bytes]:
+        """Chunk bytes and digest, read and hashed off the event loop."""
+        data, digest = await asyncio.to_thread(self._read, index)
+        self._remember(index, digest)
+        return data, digest
+
+    def _remember(self, index: int, digest: bytes) -> None:
+        if index == len(self.digests):
+            self.digests.append(digest)
+        elif index < len(self.digests) and self.digests[index] != digest:
+            raise OSError(f"{self.path.name} changed while it was being sent")
+
+    async def prefix_digest(self, chunks: int) -> bytes:
+        """file_digest of the first `chunks` chunks, hashing from disk what is not known."""
+        while len(self.digests) < chunks:
+            _, digest = await asyncio.to_thread(self._read, len(self.digests))
+            self.digests.append(digest)
+        return file_digest(self.digests[:chunks])
+
+    async def digest(self) -> bytes:
+        return await self.prefix_digest(self.chunks)
