@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
+import aioice.ice
 from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection
 
 from ..transfer import BUFFERED_HIGH_WATER, BUFFERED_LOW_WATER
@@ -14,6 +16,19 @@ from ..transfer import BUFFERED_HIGH_WATER, BUFFERED_LOW_WATER
 log = logging.getLogger(__name__)
 
 CLOSED = object()
+
+
+def _loopback_host_candidates() -> None:
+    """PEERBEAM_ICE_LOOPBACK=1: offer only 127.0.0.1 as host candidate.
+
+    aioice skips loopback when it gathers; tests (and two peers on one machine)
+    want exactly loopback, so that no packet goes to another address.
+    """
+    if os.environ.get("PEERBEAM_ICE_LOOPBACK") == "1":
+        aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+
+_loopback_host_candidates()
 
 
 def ice_configuration(ice_servers: list[dict[str, Any]], relay_only: bool = False) -> RTCConfiguration:
