@@ -16,4 +16,4 @@ os.environ["AWS_REGION"] = "us-east-1"
 # aiortc peers (ours, in subprocesses too) gather only 127.0.0.1: tests stay on loopback.
 os.environ["PEERBEAM_ICE_LOOPBACK"] = "1"
 
-pytest_plugins = ["tests.fixtures.servers"]
+pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.turn"]
