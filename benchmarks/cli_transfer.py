@@ -14,7 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.procs import ENV, PYTHON, REPO, RssSampler, peerbeam, random_file
+from benchmarks.procs import ENV, PYTHON, REPO, RssSampler, peerbeam
+from tests.fixtures.cli import random_file
 from tests.fixtures.servers import LocalServer
 
 RESULTS = REPO / "benchmarks" / "results"

@@ -50,16 +50,6 @@ class RssSampler:
         self._thread.join()
 
 
-def random_file(path: Path, size: int) -> Path:
-    with open(path, "wb") as handle:
-        remaining = size
-        while remaining:
-            block = min(remaining, 8 * 1024 * 1024)
-            handle.write(os.urandom(block))
-            remaining -= block
-    return path
-
-
 def peerbeam(*args: str, **kwargs: object) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [PYTHON, "-m", "peerbeam.cli", *args], cwd=REPO, env=ENV, text=True, **kwargs  # type: ignore[arg-type]

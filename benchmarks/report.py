@@ -37,8 +37,12 @@ def svg_plot(samples: list[list[float]], title: str, path: Path) -> None:
     ys = [s[1] / 2**20 for s in samples]
     x_max = max(xs) or 1.0
     y_max = max(ys) * 1.15 or 1.0
+
     def point(x: float, y: float) -> str:
-        return f"{pad + x / x_max * (width - 2 * pad):.1f},{height - pad - y / y_max * (height - 2 * pad):.1f}"
+        left = pad + x / x_max * (width - 2 * pad)
+        top = height - pad - y / y_max * (height - 2 * pad)
+        return f"{left:.1f},{top:.1f}"
+
     line = " ".join(point(x, y) for x, y in zip(xs, ys, strict=True))
     ticks = "".join(
         f'<text x="{pad - 6}" y="{height - pad - v / y_max * (height - 2 * pad) + 4:.0f}" '

@@ -13,14 +13,13 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from ..transfer import (
-    HEADER_SIZE,
     CHANNEL_LABEL,
     CHUNK_SIZE,
+    HEADER_SIZE,
     RECEIVER,
     SENDER,
     ChunkAssembler,
     FrameError,
-    IntegrityError,
     ProtocolError,
     compute_mac,
     decode_piece,
@@ -44,15 +43,11 @@ from ..transfer.messages import (
     Hello,
     Manifest,
     Nack,
-    Ping,
-    Pong,
     Start,
-    encode_message,
-    parse_message,
 )
 from . import faults
-from .rtc import CLOSED, Channel, close_quietly, ice_configuration, relay_only_sdp
-from .sender import ConnectionLost, PeerError
+from .rtc import Channel, close_quietly, ice_configuration, relay_only_sdp
+from .session import ConnectionLost, PeerError, ProtocolSession
 from .signaling import SignalingClient
 from .storage import PartialFile, ReceiveDirectory, StorageError
 
@@ -75,44 +70,19 @@ class ReceiveResult:
     bytes_transferred: int = 0  # received over the network in this run
 
 
-class ReceiveSession:
+class ReceiveSession(ProtocolSession):
     """The protocol over one data channel (protocol.md §14.2)."""
 
-    def __init__(self, receiver: "Receiver", channel: Channel, local_sdp: str, remote_sdp: str) -> None:
+    peer_role = "sender"
+    binary_allowed = True
+    silence_timeout = SILENCE_TIMEOUT
+
+    def __init__(self, receiver: Receiver, channel: Channel, local_sdp: str, remote_sdp: str) -> None:
+        super().__init__(channel)
         self.receiver = receiver
-        self.channel = channel
         self.sender_fps = sdp_fingerprints(remote_sdp)
         self.receiver_fps = sdp_fingerprints(local_sdp)
         self.writes: asyncio.Queue[Any] = asyncio.Queue()
-
-    def send(self, message: Any) -> None:
-        self.channel.send_text(encode_message(message))
-
-    async def recv(self) -> Any:
-        while True:
-            try:
-                raw = await asyncio.wait_for(self.channel.recv(), SILENCE_TIMEOUT)
-            except asyncio.TimeoutError:
-                raise ConnectionLost("the sender stopped answering") from None
-            if raw is CLOSED:
-                raise ConnectionLost("the sender's connection closed")
-            if isinstance(raw, bytes):
-                return raw
-            message = parse_message(raw)
-            if isinstance(message, Ping):
-                self.send(Pong())
-            elif isinstance(message, Pong):
-                continue
-            elif isinstance(message, ErrorMessage):
-                raise PeerError(f"sender: {message.message or message.code}")
-            else:
-                return message
-
-    async def expect(self, *kinds: type) -> Any:
-        message = await self.recv()
-        if not isinstance(message, kinds):
-            raise FrameError(f"unexpected {type(message).__name__}")
-        return message
 
     async def run(self) -> ReceiveResult:
         try:
@@ -293,7 +263,7 @@ class Receiver:
                 if session is not None and session in done:
                     try:
                         result = session.result()
-                    except (ConnectionLost, asyncio.TimeoutError, PeerError) as error:
+                    except (TimeoutError, ConnectionLost, PeerError) as error:
                         log.info("connection lost (%s); asking the sender to reconnect", error)
                         session = None
                         if pc is not None:

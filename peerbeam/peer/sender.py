@@ -18,11 +18,11 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from ..transfer import (
     CHANNEL_LABEL,
+    CHUNK_SIZE,
     DEFAULT_ITERATIONS,
     MAX_AUTH_ATTEMPTS,
     RECEIVER,
     SENDER,
-    CHUNK_SIZE,
     FrameError,
     IntegrityError,
     ProtocolError,
@@ -40,6 +40,7 @@ from ..transfer.messages import (
     Auth,
     AuthFailed,
     AuthOk,
+    ChunkEnd,
     Complete,
     Decline,
     Done,
@@ -48,16 +49,12 @@ from ..transfer.messages import (
     Hello,
     Manifest,
     Nack,
-    Ping,
-    Pong,
     Start,
-    ChunkEnd,
-    encode_message,
     new_transfer_id,
-    parse_message,
 )
 from . import faults
-from .rtc import CLOSED, Channel, close_quietly, ice_configuration, relay_only_sdp
+from .rtc import Channel, close_quietly, ice_configuration, relay_only_sdp
+from .session import ConnectionLost, PeerError, ProtocolSession
 from .signaling import SignalingClient
 from .source import SourceFile
 
@@ -67,14 +64,6 @@ OPEN_TIMEOUT = 30.0
 # Failed receiver proofs across all connections of a link before the sender stops
 # taking receivers: bounds online password guessing (protocol.md §6).
 MAX_FAILED_PROOFS = 20
-
-
-class PeerError(Exception):
-    """The other peer reported an error or broke the protocol."""
-
-
-class ConnectionLost(Exception):
-    pass
 
 
 @dataclass
@@ -111,13 +100,15 @@ class Offer:
         return sum(f.size for f in self.files)
 
 
-class SendSession:
+class SendSession(ProtocolSession):
     """The protocol with one receiver over one data channel (protocol.md §14.1)."""
+
+    peer_role = "receiver"
 
     def __init__(self, offer: Offer, channel: Channel, local_sdp: str, remote_sdp: str,
                  report: ReceiverReport, listener: Listener) -> None:
+        super().__init__(channel)
         self.offer = offer
-        self.channel = channel
         self.sender_fps = sdp_fingerprints(local_sdp)
         self.receiver_fps = sdp_fingerprints(remote_sdp)
         self.payload_limit = piece_payload_limit(sdp_max_message_size(remote_sdp))
@@ -129,27 +120,6 @@ class SendSession:
         self.complete: asyncio.Future[Complete] = asyncio.get_running_loop().create_future()
         self.chunk_bytes: dict[tuple[int, int], int] = {}
         self._done_sent = False
-
-    def send(self, message: Any) -> None:
-        self.channel.send_text(encode_message(message))
-
-    async def recv(self) -> Any:
-        """Next control message; pings are answered here, errors raised."""
-        while True:
-            raw = await self.channel.recv()
-            if raw is CLOSED:
-                raise ConnectionLost("the receiver's connection closed")
-            if isinstance(raw, bytes):
-                raise FrameError("a receiver never sends binary frames")
-            message = parse_message(raw)
-            if isinstance(message, Ping):
-                self.send(Pong())
-            elif isinstance(message, Pong):
-                continue
-            elif isinstance(message, ErrorMessage):
-                raise PeerError(f"receiver: {message.message or message.code}")
-            else:
-                return message
 
     async def run(self) -> None:
         try:
@@ -165,7 +135,7 @@ class SendSession:
             await self.channel.drain(1.0)
             self._fail(str(error))
             raise
-        except (PeerError, ConnectionLost, asyncio.TimeoutError) as error:
+        except (TimeoutError, PeerError, ConnectionLost) as error:
             self._fail(str(error) or "the connection timed out")
             raise
 
@@ -333,7 +303,7 @@ class Sender:
         self.signaling = signaling
         self.listener = listener
         self.relay_only = relay_only
-        self.connections: dict[str, "_Connection"] = {}
+        self.connections: dict[str, _Connection] = {}
         self.reports: dict[str, ReceiverReport] = {}
         self.finished = asyncio.Event()  # a one-time transfer completed, or the room closed
         self.one_time = False
@@ -397,7 +367,7 @@ class Sender:
             asyncio.create_task(self.signaling.send({"type": "lock"}))
         self.listener(report)
 
-    def session_ended(self, connection: "_Connection") -> None:
+    def session_ended(self, connection: _Connection) -> None:
         if connection.report.state == "done" and self.one_time:
             self.finished.set()
 

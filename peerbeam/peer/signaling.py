@@ -127,7 +127,7 @@ class SignalingClient:
                     self._closing = True
                     return
                 log.info("signaling reconnect refused (%s); retrying", refusal.status)
-            except (OSError, aiohttp.ClientError, asyncio.TimeoutError) as error:
+            except (TimeoutError, OSError, aiohttp.ClientError) as error:
                 log.info("signaling reconnect failed: %s", error)
             else:
                 await self.messages.put({"type": "reconnected", "welcome": self.welcome})

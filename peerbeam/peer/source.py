@@ -24,7 +24,7 @@ class SourceFile:
     digests: list[bytes] = field(default_factory=list)
 
     @classmethod
-    def open(cls, path: Path) -> "SourceFile":
+    def open(cls, path: Path) -> SourceFile:
         stat = path.stat()
         if not path.is_file():
             raise ValueError(f"{path} is not a regular file")
