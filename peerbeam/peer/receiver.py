@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,7 @@ class ReceiveResult:
     files: list[Path] = field(default_factory=list)
     digests: list[str] = field(default_factory=list)
     bytes_transferred: int = 0  # received over the network in this run
+    accept_to_first_byte: float | None = None  # seconds, first connection of this run
 
 
 class ReceiveSession(ProtocolSession):
@@ -94,6 +96,7 @@ class ReceiveSession(ProtocolSession):
                 AcceptedFile(f.held_offset, f.prefix if f.held_offset else None) for f in files
             ))
             self.send(accept)
+            self.receiver.mark("accepted")
             start = await self.expect(Start)
             start.check(accept)
             return await self._receive(manifest, files, start)
@@ -150,6 +153,7 @@ class ReceiveSession(ProtocolSession):
                 message = await self.recv()
                 if isinstance(message, bytes):
                     if assembler.add_piece(decode_piece(message)):
+                        self.receiver.mark("first_byte")
                         self.receiver.on_bytes(len(message) - HEADER_SIZE)
                         if faults.drop_now(self.receiver.network_bytes):
                             await self.receiver.drop_connection()
@@ -217,6 +221,7 @@ class Receiver:
         self.network_bytes = 0
         self._manifest_shown = False
         self._pc: RTCPeerConnection | None = None
+        self.timeline: dict[str, float] = {}
 
     def prepare(self, manifest: Manifest) -> list[PartialFile]:
         for partial in self.files:
@@ -226,6 +231,10 @@ class Receiver:
             self.on_manifest(manifest)
             self._manifest_shown = True
         return self.files
+
+    def mark(self, event: str) -> None:
+        """Remember when something first happened (for the start-latency figure)."""
+        self.timeline.setdefault(event, time.monotonic())
 
     def begin(self, manifest: Manifest, held: int) -> None:
         self.total = sum(f.size for f in manifest.files)
@@ -272,9 +281,7 @@ class Receiver:
                         if sender:
                             await self.signaling.signal(sender, {"kind": "restart"})
                         continue
-                    result.bytes_transferred = self.network_bytes
-                    self.storage.clean_journal(self.files)
-                    return result
+                    return self._finish(result)
                 if getter not in done:
                     continue
                 message = getter.result()
@@ -303,9 +310,7 @@ class Receiver:
                         result = await asyncio.wait_for(asyncio.shield(session), 30)
                     except Exception:  # noqa: BLE001 - the session failed: the room is gone
                         raise TransferRefused(reason) from None
-                    result.bytes_transferred = self.network_bytes
-                    self.storage.clean_journal(self.files)
-                    return result
+                    return self._finish(result)
         finally:
             if session is not None:
                 session.cancel()
@@ -313,6 +318,13 @@ class Receiver:
                 await close_quietly(pc)
             for partial in self.files:
                 partial.close()
+
+    def _finish(self, result: ReceiveResult) -> ReceiveResult:
+        result.bytes_transferred = self.network_bytes
+        if "accepted" in self.timeline and "first_byte" in self.timeline:
+            result.accept_to_first_byte = self.timeline["first_byte"] - self.timeline["accepted"]
+        self.storage.clean_journal(self.files)
+        return result
 
     async def drop_connection(self) -> None:
         """Close the peer connection as a network failure would (fault injection)."""
