@@ -107,11 +107,81 @@ peak {memory['peak_mib']:.1f} MiB, growth **{memory['growth_mib']:.1f} MiB** (ta
 """
 
 
+def signaling_section(load_result: dict[str, Any] | None, cost: dict[str, Any] | None) -> str:
+    parts = ["## Signaling\n"]
+    if load_result:
+        p99 = load_result["p99_ms"]
+        p50 = load_result["p50_ms"]
+        rows = "\n".join(f"| {name} | {p50[name]:.0f} | {p99[name]:.0f} |" for name in p99)
+        parts.append(f"""`python -m benchmarks.signaling_load` — {load_result['when']}. Locust,
+{load_result['users']} users for {load_result['seconds']} s against `peerbeam serve` (each user a
+sender and a receiver holding two sockets while they exchange an offer, an answer, three
+ICE-sized signals and pings: several hundred concurrent WebSocket members).
+
+**{load_result['requests']} requests, {load_result['failures']} failures**
+({verdict(load_result['failures'] == 0)}: zero); **{load_result['relayed_per_s']:.0f} relayed
+signals/s**. Round trip through the server (send → the other peer has it), ms:
+
+| exchange | p50 | p99 |
+|---|---|---|
+{rows}
+""")
+    if cost:
+        calls = "\n".join(f"| {name} | {n} |" for name, n in cost["dynamodb_requests"].items())
+        parts.append(f"""### Relay cost per message, as in Lambda
+
+`python -m benchmarks.handler_cost` — {cost['when']}. A 2 KB `signal` relayed
+{cost['messages']} times: **{cost['relay_us_per_signal']:.0f} µs** in the relay core and
+**{cost['lambda_handler_us_per_signal']:.0f} µs** through app.py's `$default` handler with an API
+Gateway event (in-memory store, Management API counted, not called). In AWS the network
+round trips dominate: DynamoDB requests per operation with the DynamoDB store:
+
+| operation | DynamoDB requests |
+|---|---|
+{calls}
+
+Plus one `post_to_connection` per delivered message.
+""")
+    return "\n".join(parts)
+
+
+def swarm_section(result: dict[str, Any]) -> str:
+    rows = []
+    for name in ("pairs", "fanout"):
+        r = result[name]
+        label = (f"{r['senders']} pairs" if name == "pairs"
+                 else f"1 sender → {r['receivers_per_sender']} receivers")
+        first = [t for t in r.get("accept_to_first_byte_s", []) if t is not None]
+        rows.append(
+            f"| {label} | {r['size_mib']:.0f} MiB each | {r['transfers']} | {r['failures']} | "
+            f"{r['aggregate_mb_s']:.1f} | {min(r['per_transfer_mb_s']):.1f}–"
+            f"{max(r['per_transfer_mb_s']):.1f} | {max(first) if first else float('nan'):.2f} |"
+        )
+    table = "\n".join(rows)
+    return f"""## aiortc swarm
+
+`python -m loadtests.swarm` — {result['when']}. Real peers (authentication, hashing, acks,
+disk), all in one process on one core, through one `peerbeam serve`.
+
+| scenario | file | transfers | failures | aggregate MB/s | per transfer MB/s | worst accept→first byte (s) |
+|---|---|---|---|---|---|---|
+{table}
+
+Peak memory of the whole swarm process: {result['peak_rss_mib']:.0f} MiB.
+"""
+
+
 def main() -> None:
     sections = []
     cli = load("cli_transfer")
     if cli:
         sections.append(cli_section(cli))
+    signaling_load, handler_cost = load("signaling_load"), load("handler_cost")
+    if signaling_load or handler_cost:
+        sections.append(signaling_section(signaling_load, handler_cost))
+    swarm = load("swarm")
+    if swarm:
+        sections.append(swarm_section(swarm))
     DOC.write_text(f"""# Benchmarks
 
 Written by `make bench` ({time.strftime('%Y-%m-%d', time.gmtime())}) on {machine()}.
