@@ -1,0 +1,102 @@
+// @ts-check
+/**
+ * WebRTC set-up without trickle ICE: each side sends one complete SDP (all candidates)
+ * through signaling, so message order on the relay never matters. The SDP strings are
+ * kept exactly as sent and received: the authentication MACs bind their fingerprints
+ * (protocol.md 5.2: never use pc.remoteDescription.sdp, which Chromium re-serialises).
+ *
+ * Signal payloads (the `data` of a signaling `signal`, docs/protocol.md §1.0):
+ * {"kind":"offer"|"answer","session":S,"sdp":"..."} and {"kind":"restart"}.
+ */
+import { b64urlEncode, randomBytes } from "./protocol/codec.js";
+import { CHANNEL_LABEL } from "./protocol/constants.js";
+
+/** Send what we have after this long even if gathering has not completed. */
+const GATHER_TIMEOUT_MS = 5000;
+
+/** @param {RTCPeerConnection} pc */
+function gatheringComplete(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, GATHER_TIMEOUT_MS);
+    function done() {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve(undefined);
+    }
+    function check() {
+      if (pc.iceGatheringState === "complete") done();
+    }
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+/**
+ * @typedef {{pc: RTCPeerConnection, localSdp: string}} Offerer
+ */
+
+/**
+ * Sender: a connection with the "peerbeam" channel and a complete offer.
+ * @param {RTCIceServer[]} iceServers
+ * @returns {Promise<{pc: RTCPeerConnection, channel: RTCDataChannel, localSdp: string}>}
+ */
+export async function createOffer(iceServers) {
+  const pc = new RTCPeerConnection({ iceServers });
+  const channel = pc.createDataChannel(CHANNEL_LABEL, { ordered: true });
+  channel.binaryType = "arraybuffer";
+  await pc.setLocalDescription();
+  await gatheringComplete(pc);
+  const localSdp = /** @type {RTCSessionDescription} */ (pc.localDescription).sdp;
+  return { pc, channel, localSdp };
+}
+
+/**
+ * Sender: apply the receiver's answer, exactly as received.
+ * @param {RTCPeerConnection} pc
+ * @param {string} sdp
+ */
+export async function applyAnswer(pc, sdp) {
+  await pc.setRemoteDescription({ type: "answer", sdp });
+}
+
+/**
+ * Receiver: answer an offer; the channel arrives through `ondatachannel`.
+ * @param {RTCIceServer[]} iceServers
+ * @param {string} offerSdp
+ * @returns {Promise<{pc: RTCPeerConnection, localSdp: string, channel: Promise<RTCDataChannel>}>}
+ */
+export async function answerOffer(iceServers, offerSdp) {
+  const pc = new RTCPeerConnection({ iceServers });
+  const channel = new Promise((resolve) => {
+    pc.addEventListener("datachannel", (event) => {
+      if (event.channel.label !== CHANNEL_LABEL) return; // ignore other channels
+      event.channel.binaryType = "arraybuffer";
+      resolve(event.channel);
+    });
+  });
+  await pc.setRemoteDescription({ type: "offer", sdp: offerSdp });
+  await pc.setLocalDescription();
+  await gatheringComplete(pc);
+  const localSdp = /** @type {RTCSessionDescription} */ (pc.localDescription).sdp;
+  return { pc, localSdp, channel: /** @type {Promise<RTCDataChannel>} */ (channel) };
+}
+
+/**
+ * The payload of a relayed signal (docs/protocol.md §1.0), or null when it is not one of ours.
+ * @param {unknown} data
+ * @returns {{kind: "offer" | "answer", session: string, sdp: string} | {kind: "restart"} | null}
+ */
+export function readSignal(data) {
+  const d = /** @type {any} */ (data);
+  if (!d || typeof d !== "object") return null;
+  if (d.kind === "restart") return { kind: "restart" };
+  if ((d.kind === "offer" || d.kind === "answer") && typeof d.sdp === "string" && typeof d.session === "string") {
+    return { kind: d.kind, session: d.session, sdp: d.sdp };
+  }
+  return null;
+}
+
+/** A fresh id for one offer/answer exchange: answers to older offers are ignored. */
+export function newSessionId() {
+  return b64urlEncode(randomBytes(12));
+}

@@ -1,0 +1,183 @@
+// @ts-check
+/**
+ * Where received bytes go (DESIGN.md 3.3), never the whole file in memory:
+ *
+ * 1. "picker": a file the user chose (showSaveFilePicker, or showDirectoryPicker for
+ *    several files), written with a FileSystemWritableFileStream. Its bytes become
+ *    durable only when the stream is closed, so it is committed at checkpoints
+ *    (whenever the uncommitted part reaches max(64 MiB, what is committed): re-opening
+ *    copies the file, so the copies add up to about twice the file at most); a reloaded
+ *    tab resumes from the last checkpoint.
+ * 2. "opfs": the Origin Private File System, written from a worker through a
+ *    synchronous access handle (a reload loses nothing that was acknowledged), then
+ *    handed to the user as a download of the disk-backed File.
+ */
+import { DISK_FULL, ProtocolError, STORAGE_ERROR } from "../protocol/errors.js";
+
+const MIN_CHECKPOINT = 64 * 1024 * 1024;
+
+/** @typedef {"picker" | "opfs"} SinkKind */
+
+/**
+ * @param {unknown} error
+ * @param {string} name
+ */
+export function storageError(error, name) {
+  const e = /** @type {Error} */ (error);
+  if (e?.name === "QuotaExceededError" || /quota|space/i.test(e?.message ?? "")) {
+    return new ProtocolError(DISK_FULL, `no space left to save ${name}`);
+  }
+  return new ProtocolError(STORAGE_ERROR, `cannot write ${name}: ${e?.message ?? e}`);
+}
+
+export class PickerSink {
+  /**
+   * @param {FileSystemFileHandle} handle
+   * @param {number} committedBytes bytes already in the file that we keep
+   */
+  constructor(handle, committedBytes) {
+    this.kind = /** @type {SinkKind} */ ("picker");
+    this.handle = handle;
+    this.committed = committedBytes;
+    this.written = committedBytes;
+    /** @type {FileSystemWritableFileStream | null} */
+    this.stream = null;
+  }
+
+  async open() {
+    this.stream = await this.handle.createWritable({ keepExistingData: this.committed > 0 });
+    if (this.committed > 0) await this.stream.truncate(this.committed);
+  }
+
+  /**
+   * Write at `position`. Returns true when this write committed a checkpoint.
+   * @param {number} position
+   * @param {Uint8Array} data
+   */
+  async write(position, data) {
+    const stream = /** @type {FileSystemWritableFileStream} */ (this.stream);
+    await stream.write({ type: "write", position, data: /** @type {Uint8Array<ArrayBuffer>} */ (data) });
+    this.written = position + data.length;
+    if (this.written - this.committed >= Math.max(MIN_CHECKPOINT, this.committed)) {
+      await this.commit();
+      this.stream = await this.handle.createWritable({ keepExistingData: true });
+      return true;
+    }
+    return false;
+  }
+
+  async commit() {
+    await this.stream?.close();
+    this.stream = null;
+    this.committed = this.written;
+  }
+
+  /** @returns {Promise<File | null>} null: the file is already where the user chose. */
+  async finish() {
+    await this.commit();
+    return null;
+  }
+
+  async release() {
+    await this.stream?.abort().catch(() => undefined);
+    this.stream = null;
+  }
+}
+
+/** One worker serves every OPFS file of the page. */
+class OpfsWorker {
+  constructor() {
+    this.worker = new Worker(new URL("./opfs-worker.js", import.meta.url), { type: "module" });
+    this.next = 0;
+    /** @type {Map<number, {resolve: (v: unknown) => void, reject: (e: Error) => void}>} */
+    this.pending = new Map();
+    this.worker.onmessage = (event) => {
+      const { id, ok, name, message } = event.data;
+      const waiter = this.pending.get(id);
+      this.pending.delete(id);
+      if (ok) waiter?.resolve(undefined);
+      else waiter?.reject(Object.assign(new Error(message), { name }));
+    };
+  }
+
+  /**
+   * @param {Record<string, unknown>} request
+   * @param {Transferable[]} [transfer]
+   */
+  call(request, transfer = []) {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...request, id }, transfer);
+    });
+  }
+}
+
+/** @type {OpfsWorker | null} */
+let worker = null;
+
+export class OpfsSink {
+  /**
+   * @param {FileSystemFileHandle} handle an OPFS file
+   * @param {string} key unique per file
+   * @param {boolean} keep keep the bytes already there (resume)
+   */
+  constructor(handle, key, keep) {
+    this.kind = /** @type {SinkKind} */ ("opfs");
+    this.handle = handle;
+    this.key = key;
+    this.keep = keep;
+  }
+
+  async open() {
+    worker ??= new OpfsWorker();
+    await worker.call({ op: "open", key: this.key, handle: this.handle, truncate: !this.keep });
+  }
+
+  /**
+   * @param {number} position
+   * @param {Uint8Array} data a chunk of its own: its buffer moves to the worker
+   */
+  async write(position, data) {
+    const buffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer : data.slice().buffer;
+    await /** @type {OpfsWorker} */ (worker).call({ op: "write", key: this.key, position, data: buffer }, [buffer]);
+    return true;
+  }
+
+  /** @returns {Promise<File>} the disk-backed file, for a download */
+  async finish() {
+    await /** @type {OpfsWorker} */ (worker).call({ op: "close", key: this.key });
+    return this.handle.getFile();
+  }
+
+  async release() {
+    await worker?.call({ op: "close", key: this.key }).catch(() => undefined);
+  }
+}
+
+/** The folder of OPFS transfers: transfers/<transfer id>/<file index>. */
+export async function opfsTransfers() {
+  const root = await navigator.storage.getDirectory();
+  return root.getDirectoryHandle("transfers", { create: true });
+}
+
+/**
+ * @param {string} transfer
+ * @param {number} index
+ */
+export async function opfsFile(transfer, index) {
+  const dir = await (await opfsTransfers()).getDirectoryHandle(transfer, { create: true });
+  return dir.getFileHandle(String(index), { create: true });
+}
+
+export function canUseOpfs() {
+  return typeof navigator.storage?.getDirectory === "function" && typeof Worker === "function";
+}
+
+export function canPickFile() {
+  return typeof (/** @type {any} */ (window).showSaveFilePicker) === "function";
+}
+
+export function canPickFolder() {
+  return typeof (/** @type {any} */ (window).showDirectoryPicker) === "function";
+}

@@ -1,0 +1,219 @@
+// @ts-check
+/** The sender's page: pick files, options, Create link, then the link, QR and receivers. */
+import { createRoom, deleteRoom } from "../api.js";
+import { Offer } from "../sender.js";
+import { makeLink, newLinkKey } from "../protocol/link.js";
+import { normalizePassword } from "../protocol/auth.js";
+import { encodeMessage } from "../protocol/messages.js";
+import { qrSvg } from "../qr.js";
+import { byId, h } from "./dom.js";
+import { formatBytes, RateMeter } from "./format.js";
+import { KeepAwake } from "./keep-awake.js";
+
+/** @typedef {import("../sender.js").SenderSession} SenderSession */
+
+const STATE_TEXT = {
+  connecting: "Connecting…",
+  authenticating: "Checking the link…",
+  offered: "Waiting for them to accept…",
+  sending: "Sending",
+  finishing: "Finishing…",
+  done: "Delivered and verified",
+  failed: "Stopped",
+  lost: "Connection lost — waiting for them to come back…",
+  declined: "Declined",
+};
+
+/** @param {{apiUrl: string, wsUrl: string}} config */
+export function showSender(config) {
+  byId("send-view").hidden = false;
+  const form = /** @type {HTMLFormElement} */ (byId("send-form"));
+  const input = /** @type {HTMLInputElement} */ (byId("file-input"));
+  const dropzone = byId("dropzone");
+  const error = byId("send-error");
+  const keepAwake = new KeepAwake();
+  /** @type {File[]} */
+  let files = [];
+
+  const renderFiles = () => {
+    byId("selection").hidden = files.length === 0;
+    byId("file-list").replaceChildren(...files.map((file, index) =>
+      h("li", {},
+        h("span", { class: "name" }, file.name),
+        h("span", { class: "size" }, formatBytes(file.size)),
+        h("button", {
+          type: "button", class: "icon-button", "aria-label": `Remove ${file.name}`,
+          onclick: () => {
+            files.splice(index, 1);
+            renderFiles();
+          },
+        }, "×"),
+      )));
+    const total = files.reduce((n, f) => n + f.size, 0);
+    byId("file-total").textContent = files.length ? `${files.length} ${files.length === 1 ? "file" : "files"}, ${formatBytes(total)}` : "";
+  };
+
+  /** @param {FileList | null} list */
+  const addFiles = (list) => {
+    for (const file of list ?? []) files.push(file);
+    error.textContent = "";
+    renderFiles();
+  };
+  input.addEventListener("change", () => {
+    addFiles(input.files);
+    input.value = "";
+  });
+  for (const type of ["dragenter", "dragover"]) {
+    dropzone.addEventListener(type, (event) => {
+      event.preventDefault();
+      dropzone.classList.add("dragging");
+    });
+  }
+  for (const type of ["dragleave", "drop"]) dropzone.addEventListener(type, () => dropzone.classList.remove("dragging"));
+  dropzone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    addFiles(/** @type {DragEvent} */ (event).dataTransfer?.files ?? null);
+  });
+  // A drop next to the zone must not navigate away to the file.
+  window.addEventListener("dragover", (event) => event.preventDefault());
+  window.addEventListener("drop", (event) => event.preventDefault());
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = /** @type {HTMLButtonElement} */ (byId("create-link"));
+    const password = /** @type {HTMLInputElement} */ (byId("password")).value;
+    const oneTime = /** @type {HTMLInputElement} */ (byId("one-time")).checked;
+    const expiresIn = Number(/** @type {HTMLSelectElement} */ (byId("expiry")).value);
+    error.textContent = "";
+    if (!files.length) {
+      error.textContent = "Choose at least one file first.";
+      return;
+    }
+    if (password) {
+      try {
+        normalizePassword(password);
+      } catch (e) {
+        error.textContent = "That password cannot be used: it contains invalid characters.";
+        return;
+      }
+    }
+    button.disabled = true;
+    button.textContent = "Creating link…";
+    try {
+      const linkKey = newLinkKey();
+      const manifestCheck = { t: /** @type {const} */ ("manifest"), transfer: "AAAAAAAAAAAAAAAAAAAAAA", chunkSize: 1048576, files: files.map((f) => ({ name: f.name, size: f.size, type: "", mtime: f.lastModified })) };
+      encodeMessage(manifestCheck); // too many files for one manifest: say so before making a room
+      const room = await createRoom(config.apiUrl, { expires_in: expiresIn, one_time: oneTime });
+      const base = location.href.split("#")[0];
+      const link = makeLink(base, room.room, linkKey);
+      const offer = new Offer({
+        files: [...files], password: password || null, room: room.room, ownerToken: room.owner_token,
+        wsUrl: room.ws_url || config.wsUrl, linkKey, oneTime,
+      });
+      showShare(offer, link, room, config, keepAwake);
+      offer.start();
+    } catch (e) {
+      error.textContent = `Could not create a link: ${/** @type {Error} */ (e).message}`;
+      button.disabled = false;
+      button.textContent = "Create link";
+    }
+  });
+}
+
+/**
+ * @param {Offer} offer
+ * @param {string} link
+ * @param {import("../api.js").CreatedRoom} room
+ * @param {{apiUrl: string}} config
+ * @param {KeepAwake} keepAwake
+ */
+function showShare(offer, link, room, config, keepAwake) {
+  byId("send-form").hidden = true;
+  const share = byId("share");
+  share.hidden = false;
+  byId("share-title").focus();
+  const linkInput = /** @type {HTMLInputElement} */ (byId("share-link"));
+  linkInput.value = link;
+  linkInput.addEventListener("focus", () => linkInput.select());
+  byId("copy-link").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(link);
+      byId("copy-status").textContent = "Link copied.";
+    } catch {
+      linkInput.select();
+      byId("copy-status").textContent = "Press Ctrl+C (⌘C) to copy the selected link.";
+    }
+  });
+  byId("qr").prepend(qrSvg(link, "QR code of the share link"));
+  const total = offer.manifest.files.reduce((n, f) => n + f.size, 0);
+  const expires = new Date(room.expires_at * 1000);
+  byId("share-facts").replaceChildren(
+    h("dt", {}, "Files"), h("dd", {}, `${offer.files.length} · ${formatBytes(total)}`),
+    h("dt", {}, "Password"), h("dd", {}, offer.password ? "Yes" : "No"),
+    h("dt", {}, "Link"), h("dd", {}, room.one_time ? "One receiver only" : `Up to ${room.max_receivers} receivers`),
+    h("dt", {}, "Expires"), h("dd", {}, expires.toLocaleString([], { dateStyle: "medium", timeStyle: "short" })),
+  );
+  byId("stop-sharing").addEventListener("click", async () => {
+    offer.stop();
+    await deleteRoom(config.apiUrl, room.room, room.owner_token).catch(() => undefined);
+    byId("notice").textContent = "You stopped sharing. The link no longer works.";
+    /** @type {HTMLButtonElement} */ (byId("stop-sharing")).disabled = true;
+  });
+  offer.addEventListener("notice", (e) => {
+    byId("notice").textContent = /** @type {CustomEvent} */ (e).detail;
+  });
+
+  /** @type {Map<string, {row: HTMLElement, meter: RateMeter}>} */
+  const rows = new Map();
+  const render = () => {
+    keepAwake.set(offer.busy);
+    const list = byId("receivers");
+    byId("no-receivers").hidden = offer.sessions.size > 0;
+    for (const session of offer.sessions.values()) {
+      let entry = rows.get(session.peer);
+      if (!entry) {
+        entry = { row: h("li", { class: "receiver" }), meter: new RateMeter() };
+        rows.set(session.peer, entry);
+        list.append(entry.row);
+      }
+      entry.meter.sample(session.done);
+      renderReceiver(entry.row, session, entry.meter);
+    }
+    if (offer.signaling.state === "reconnecting") byId("notice").textContent = "Reconnecting to the signaling server…";
+    else if (byId("notice").textContent === "Reconnecting to the signaling server…") byId("notice").textContent = "";
+  };
+  offer.addEventListener("change", render);
+  setInterval(render, 1000);
+  render();
+}
+
+/**
+ * @param {HTMLElement} row
+ * @param {SenderSession} session
+ * @param {RateMeter} meter
+ */
+function renderReceiver(row, session, meter) {
+  const percent = session.total ? Math.floor((session.done / session.total) * 100) : session.state === "done" ? 100 : 0;
+  const status = STATE_TEXT[session.state] ?? session.state;
+  const progress = /** @type {HTMLProgressElement} */ (h("progress", { max: 100, value: percent, "aria-label": `Receiver ${session.number} progress` }));
+  const transferring = session.state === "sending" || session.state === "finishing";
+  row.dataset.state = session.state;
+  /** @type {(Node | null)[]} */
+  const parts = [
+    h("div", { class: "receiver-head" },
+      h("strong", {}, `Receiver ${session.number}`),
+      h("span", { class: `badge ${session.state}` }, status)),
+    transferring || session.state === "done" || session.done > 0 ? progress : null,
+    transferring || session.done > 0
+      ? h("p", { class: "receiver-detail" },
+        `${formatBytes(session.done)} of ${formatBytes(session.total)} (${percent} %)`,
+        transferring ? ` · ${meter.describe(session.done, session.total)}` : "")
+      : null,
+    session.detail && session.state !== "done" ? h("p", { class: "receiver-detail" }, session.detail) : null,
+    session.digest
+      ? h("p", { class: "digest" }, `Digest${session.digest.includes(" ") ? "s" : ""}`,
+        ...session.digest.split(" ").map((d) => h("code", {}, d)))
+      : null,
+  ];
+  row.replaceChildren(...parts.filter((part) => part !== null));
+}
