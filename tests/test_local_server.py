@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from peerbeam.server.run import lan_address
 from tests.fixtures.servers import REPO, LocalServer, free_port
 from tests.signaling_helpers import Peer, create_room, http, refused
 
@@ -283,3 +284,23 @@ def test_tls_serves_https_and_wss(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_listening_on_all_interfaces_prints_the_lan_url(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "peerbeam.cli", "serve", "--host", "0.0.0.0", "--port", str(port),
+         "--data-dir", str(tmp_path)],
+        cwd=REPO, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        assert first.strip() == f"peerbeam is serving at http://127.0.0.1:{port}/"
+        lan = lan_address()
+        if lan:  # a machine with a network interface: its address is printed for phones
+            assert process.stderr.readline().strip() == f"on your network: http://{lan}:{port}/"
+    finally:
+        process.terminate()
+        process.wait(10)
+
