@@ -39,8 +39,31 @@ run: install
 test: install system-deps
 	$(BIN)/python -m pytest -q
 
+# Benchmarks run side by side with their baselines and rewrite docs/benchmarks.md.
+bench: install system-deps
+	$(BIN)/python -m benchmarks.cli_transfer
+	$(BIN)/python -m benchmarks.signaling_load
+	$(BIN)/python -m benchmarks.handler_cost
+	$(BIN)/python -m benchmarks.swarm
+	$(BIN)/python -m benchmarks.report
+
 lint: install
 	$(BIN)/ruff check app.py chalicelib peerbeam tests loadtests
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache dist
+
+# AWS (docs/deploy.md). `package` needs no AWS access; `deploy`/`destroy` use your
+# AWS credentials (AWS_PROFILE / AWS_REGION, or REGION=… PROFILE=… here).
+.PHONY: package deploy destroy
+DEPLOY_FLAGS = --stage $(STAGE) $(if $(REGION),--region $(REGION)) $(if $(PROFILE),--profile $(PROFILE))
+
+package: install
+	$(BIN)/python -m peerbeam.deploy package $(DEPLOY_FLAGS)
+	$(BIN)/cfn-lint dist/$(STAGE)/sam.json
+
+deploy: install
+	$(BIN)/python -m peerbeam.deploy deploy $(DEPLOY_FLAGS)
+
+destroy: install
+	$(BIN)/python -m peerbeam.deploy destroy $(DEPLOY_FLAGS)

@@ -4,12 +4,17 @@ REST under the API root (``/rooms``), WebSocket ``$connect``/``$default``/
 ``$disconnect``. Each handler parses, calls chalicelib, and answers. The local
 server (``peerbeam serve``) invokes these very handlers with API Gateway-shaped
 events.
+
+CORS is answered here, not by API Gateway, because the allowed origins are
+configuration (``PEERBEAM_ALLOWED_ORIGINS``, see ``chalicelib/origins.py``): a
+page from another origin gets ``403 origin_not_allowed`` and no CORS headers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -17,8 +22,9 @@ import boto3
 from chalice import Chalice, Response
 from chalice.app import WebsocketEvent, WebsocketEventSourceHandler
 
-from chalicelib.errors import BadJson, Forbidden, PeerbeamError
+from chalicelib.errors import BadJson, Forbidden, OriginNotAllowed, PeerbeamError
 from chalicelib.gateway import ApiGatewayTransport
+from chalicelib.origins import header, origin_allowed
 from chalicelib.rooms import RoomService
 from chalicelib.settings import Settings
 from chalicelib.signaling import Signaling
@@ -55,8 +61,45 @@ def signaling() -> Signaling:
     return Signaling(rooms, ApiGatewayTransport(app.websocket_api))
 
 
+# What a preflight allows: the methods and request headers of the REST API.
+CORS_ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
+CORS_ALLOW_HEADERS = "authorization, content-type"
+CORS_MAX_AGE = "600"
+
+
+ResponseHeaders = dict[str, str | list[str]]
+
+
+def request_headers() -> Mapping[str, str]:
+    request = app.current_request
+    return request.headers if request is not None else {}
+
+
+def check_origin(headers: Mapping[str, str] | None) -> None:
+    """Refuse requests made by pages of other sites (see chalicelib/origins.py)."""
+    allowed = signaling().rooms.settings.allowed_origins
+    if not origin_allowed(header(headers, "origin"), header(headers, "host"), allowed):
+        raise OriginNotAllowed("Pages from this origin may not use this peerbeam server.")
+
+
+def cors_headers() -> ResponseHeaders:
+    """CORS response headers for the current request: only for an allowed Origin."""
+    headers = request_headers()
+    origin = header(headers, "origin")
+    if not origin:
+        return {}
+    allowed = signaling().rooms.settings.allowed_origins
+    if not origin_allowed(origin, header(headers, "host"), allowed):
+        return {"Vary": "Origin"}
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+def respond(status: int, body: Any) -> Response:
+    return Response(body=body, status_code=status, headers=cors_headers())
+
+
 def error_response(error: PeerbeamError) -> Response:
-    return Response(body=error.to_dict(), status_code=error.status)
+    return respond(error.status, error.to_dict())
 
 
 def json_body() -> dict[str, Any]:
@@ -90,12 +133,13 @@ JSON_TYPES = ["application/json", "text/plain"]
 def create_room() -> Response:
     service = signaling().rooms
     try:
+        check_origin(request_headers())
         created = service.create(json_body())
     except PeerbeamError as error:
         return error_response(error)
-    return Response(
-        status_code=201,
-        body={
+    return respond(
+        201,
+        {
             "room": created.room.room_id,
             "owner_token": created.owner_token,
             "expires_at": created.room.expires_at,
@@ -109,7 +153,8 @@ def create_room() -> Response:
 @app.route("/rooms/{room_id}", methods=["GET"])
 def get_room(room_id: str) -> Response:
     try:
-        return Response(status_code=200, body=signaling().rooms.public_state(room_id))
+        check_origin(request_headers())
+        return respond(200, signaling().rooms.public_state(room_id))
     except PeerbeamError as error:
         return error_response(error)
 
@@ -120,6 +165,7 @@ def delete_room(room_id: str) -> Response:
     auth = app.current_request.headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
     try:
+        check_origin(request_headers())
         if scheme.lower() != "bearer" or not token:
             raise Forbidden("Send the owner token as 'Authorization: Bearer <token>'.")
         members = relay.rooms.close(room_id, token.strip())
@@ -131,13 +177,44 @@ def delete_room(room_id: str) -> Response:
         # The WebSocket API endpoint is not configured for this function:
         # members learn of the closed room on their next message.
         app.log.warning("room %s closed without notifying members", room_id)
-    return Response(status_code=204, body="")
+    return respond(204, "")
+
+
+def preflight() -> Response:
+    """A CORS preflight (DELETE with Authorization needs one): allowed origins only."""
+    try:
+        check_origin(request_headers())
+    except PeerbeamError as error:
+        return error_response(error)
+    headers = cors_headers()
+    if headers:
+        headers.update(
+            {
+                "Access-Control-Allow-Methods": CORS_ALLOW_METHODS,
+                "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+                "Access-Control-Max-Age": CORS_MAX_AGE,
+            }
+        )
+    return Response(body="", status_code=204, headers=headers)
+
+
+@app.route("/rooms", methods=["OPTIONS"])
+def rooms_preflight() -> Response:
+    return preflight()
+
+
+@app.route("/rooms/{room_id}", methods=["OPTIONS"])
+def room_preflight(room_id: str) -> Response:
+    return preflight()
 
 
 @app.on_ws_connect()
 def websocket_connect(event: WebsocketEvent) -> dict[str, Any] | None:
-    query = event.to_dict().get("queryStringParameters") or {}
+    raw = event.to_dict()
+    query = raw.get("queryStringParameters") or {}
     try:
+        # Browsers apply no CORS to WebSockets: the Origin check is ours to make.
+        check_origin(raw.get("headers"))
         signaling().connect(event.connection_id, query)
     except PeerbeamError as error:
         # A non-2xx answer makes API Gateway refuse the handshake with that status.

@@ -47,6 +47,11 @@ class MessageTooLarge(PeerbeamError):
     status = 413
 
 
+class OriginNotAllowed(PeerbeamError):
+    code = "origin_not_allowed"
+    status = 403
+
+
 class RoomNotFound(PeerbeamError):
     code = "room_not_found"
     status = 404

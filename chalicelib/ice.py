@@ -12,6 +12,7 @@ import hashlib
 import hmac
 from typing import Any
 
+from . import turn_secret
 from .settings import Settings
 
 
@@ -25,10 +26,11 @@ def ice_servers(settings: Settings, peer_id: str, now: int) -> list[dict[str, An
     servers: list[dict[str, Any]] = []
     if settings.stun_urls:
         servers.append({"urls": list(settings.stun_urls)})
-    if settings.turn_urls and settings.turn_secret:
-        username, credential = turn_credentials(
-            settings.turn_secret, peer_id, now, settings.turn_ttl
-        )
+    secret = ""
+    if settings.turn_urls:
+        secret = settings.turn_secret or turn_secret.load(settings.turn_secret_parameter)
+    if secret:
+        username, credential = turn_credentials(secret, peer_id, now, settings.turn_ttl)
         servers.append(
             {"urls": list(settings.turn_urls), "username": username, "credential": credential}
         )

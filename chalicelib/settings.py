@@ -45,14 +45,20 @@ class Settings:
     stun_urls: tuple[str, ...] = ()
     turn_urls: tuple[str, ...] = ()
     turn_secret: str = field(default="", repr=False)
+    # SSM Parameter Store SecureString holding the TURN secret (Lambda): read at
+    # run time by chalicelib.turn_secret; turn_secret, when set, wins.
+    turn_secret_parameter: str = ""
     turn_ttl: int = 12 * 3600
     # API Gateway WebSocket API id and stage, so REST handlers (DELETE /rooms)
     # can reach WebSocket members. Unused by the local server.
     websocket_api_id: str = ""
     websocket_stage: str = ""
+    # Browser origins allowed to call the API and open WebSockets, besides the
+    # server's own origin; "*" allows any. See chalicelib.origins.
+    allowed_origins: tuple[str, ...] = ()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         base = cls()
         return cls(
@@ -71,7 +77,9 @@ class Settings:
             stun_urls=_list(env, "PEERBEAM_STUN_URLS"),
             turn_urls=_list(env, "PEERBEAM_TURN_URLS"),
             turn_secret=env.get("PEERBEAM_TURN_SECRET", ""),
+            turn_secret_parameter=env.get("PEERBEAM_TURN_SECRET_PARAMETER", ""),
             turn_ttl=_int(env, "PEERBEAM_TURN_TTL", base.turn_ttl),
             websocket_api_id=env.get("PEERBEAM_WEBSOCKET_API_ID", ""),
             websocket_stage=env.get("PEERBEAM_WEBSOCKET_STAGE", ""),
+            allowed_origins=_list(env, "PEERBEAM_ALLOWED_ORIGINS"),
         )

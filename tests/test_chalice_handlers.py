@@ -15,6 +15,8 @@ from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
 import app as app_module
+from chalicelib import turn_secret
+from chalicelib.ice import turn_credentials
 from chalicelib.store_dynamodb import create_table
 from peerbeam.server.events import websocket_event
 
@@ -47,6 +49,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def reset_app() -> None:
     """A fresh 'cold start': settings, store and Management API client built anew."""
     app_module.signaling.cache_clear()
+    turn_secret.clear_cache()
     websocket_api = app_module.app.websocket_api
     websocket_api.session = boto3.session.Session()
     websocket_api._endpoint = None  # noqa: SLF001 - Chalice caches these per container
@@ -165,7 +168,7 @@ def test_websocket_relay_through_the_management_api(aws: None) -> None:
     send("R", {"type": "hello"})
     welcome = posted("R")[0]
     assert welcome["peers"] == [{"peer": sender_welcome["peer"], "role": "sender"}]
-    turn = welcome["ice_servers"][0]
+    turn = next(server for server in welcome["ice_servers"] if "username" in server)
     assert turn["urls"] == ["turn:127.0.0.1:3478"] and turn["username"].endswith(welcome["peer"])
     assert posted("S")[1] == {"type": "peer-joined", "peer": welcome["peer"], "role": "receiver"}
     send("R", {"type": "signal", "to": sender_welcome["peer"], "data": {"sdp": "v=0"}})
@@ -236,3 +239,109 @@ class _Anything:
 
 
 _ANY = _Anything()
+
+
+# -- the rest of the signaling contract, as Lambda runs it ------------------------------
+
+RECEIVER_TOKEN = "receiver-token-0123456789"
+
+
+def joined_room(client: Client, **body: Any) -> tuple[dict[str, Any], str, str]:
+    """A room with a sender (connection S) and a receiver (connection R) who said hello."""
+    room = create_room(client, **body)
+    connect("S", room=room["room"], role="sender", token=room["owner_token"])
+    send("S", {"type": "hello"})
+    connect("R", room=room["room"], role="receiver", token=RECEIVER_TOKEN)
+    send("R", {"type": "hello"})
+    return room, posted("S")[0]["peer"], posted("R")[0]["peer"]
+
+
+def test_bad_messages_get_stable_codes_and_change_nothing(aws: None) -> None:
+    with Client(app_module.app) as client:
+        room, sender, receiver = joined_room(client)
+        before = client.http.get(f"/rooms/{room['room']}").json_body
+        cases = [
+            ("{not json", "bad_json"),
+            ("[1, 2, 3]", "bad_message"),
+            ({"type": 7}, "bad_message"),
+            ({"type": "teleport"}, "unknown_type"),
+            ({"type": "signal", "to": sender}, "bad_message"),
+            ({"type": "signal", "to": "ghostPeer", "data": {}}, "peer_not_found"),
+            ({"type": "signal", "to": receiver, "data": {}}, "peer_not_found"),
+            ({"type": "lock"}, "not_allowed"),
+            ({"type": "close"}, "not_allowed"),
+            ({"type": "signal", "to": sender, "data": {"sdp": "x" * 65536}}, "message_too_large"),
+        ]
+        for message, code in cases:
+            send("R", message)
+            assert posted("R")[-1]["type"] == "error" and posted("R")[-1]["code"] == code, message
+        assert client.http.get(f"/rooms/{room['room']}").json_body == before
+        assert [m["type"] for m in posted("S")] == ["welcome", "peer-joined"]
+
+
+def test_one_time_room_locks_and_its_receiver_comes_back(aws: None) -> None:
+    with Client(app_module.app) as client:
+        room, sender, receiver = joined_room(client, one_time=True)
+        send("S", {"type": "lock"})
+        assert posted("S")[-1] == {"type": "locked"}
+        ws("$disconnect", "R")
+        assert posted("S")[-1] == {"type": "peer-left", "peer": receiver}
+        assert connect("N", room=room["room"], role="receiver")["statusCode"] == 410
+        back = connect(
+            "R2", room=room["room"], role="receiver", peer=receiver, token=RECEIVER_TOKEN
+        )
+        assert back["statusCode"] == 200
+        send("R2", {"type": "hello"})
+        assert posted("R2")[0]["peer"] == receiver
+        assert posted("S")[-1] == {"type": "peer-joined", "peer": receiver, "role": "receiver"}
+
+
+def test_reconnect_replaces_the_old_connection(aws: None) -> None:
+    with Client(app_module.app) as client:
+        room, sender, receiver = joined_room(client, max_receivers=1)
+        old = management_backend().connections["R"]
+        again = connect(
+            "R2", room=room["room"], role="receiver", peer=receiver, token=RECEIVER_TOKEN
+        )
+        assert again["statusCode"] == 200
+        assert decode_frames(old.data)[-1]["code"] == "connection_replaced"
+        assert "R" not in management_backend().connections  # closed by the server
+        send("R2", {"type": "hello"})
+        send("R2", {"type": "signal", "to": sender, "data": {"n": 1}})
+        assert posted("S")[-1] == {"type": "signal", "from": receiver, "data": {"n": 1}}
+        assert client.http.get(f"/rooms/{room['room']}").json_body["receivers"] == 1
+
+
+def test_turn_secret_comes_from_ssm_parameter_store(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As deployed: only the parameter's name is configured; the secret is read at run time."""
+    monkeypatch.delenv("PEERBEAM_TURN_SECRET")
+    monkeypatch.setenv("PEERBEAM_TURN_SECRET_PARAMETER", "/peerbeam/dev/turn-secret")
+    boto3.client("ssm").put_parameter(
+        Name="/peerbeam/dev/turn-secret", Value="from-ssm", Type="SecureString"
+    )
+    reset_app()
+    with Client(app_module.app) as client:
+        room = create_room(client)
+    connect("S", room=room["room"], role="sender", token=room["owner_token"])
+    send("S", {"type": "hello"})
+    (turn,) = [s for s in posted("S")[0]["ice_servers"] if "username" in s]
+    expiry, _, peer = turn["username"].partition(":")
+    expected = turn_credentials("from-ssm", peer, int(expiry) - 43200, 43200)
+    assert (turn["username"], turn["credential"]) == expected
+
+
+def test_unreadable_turn_secret_leaves_stun_only(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PEERBEAM_TURN_SECRET")
+    monkeypatch.setenv("PEERBEAM_TURN_SECRET_PARAMETER", "/peerbeam/dev/missing")
+    monkeypatch.setenv("PEERBEAM_STUN_URLS", "stun:127.0.0.1:3478")
+    reset_app()
+    with Client(app_module.app) as client:
+        room = create_room(client)
+    connect("S", room=room["room"], role="sender", token=room["owner_token"])
+    send("S", {"type": "hello"})
+    servers = posted("S")[0]["ice_servers"]
+    assert all("username" not in server for server in servers)

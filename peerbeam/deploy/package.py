@@ -1,0 +1,59 @@
+"""`chalice package --merge-template`: the deployable template in dist/<stage>/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MERGE_TEMPLATE = REPO / ".chalice" / "merge-template.json"
+TEMPLATE_NAME = "sam.json"
+CODE_NAME = "deployment.zip"
+STAGES = ("dev", "prod")
+
+
+class PackageError(RuntimeError):
+    pass
+
+
+def chalice_command() -> list[str]:
+    """The chalice CLI of the running interpreter's environment."""
+    beside = Path(sys.executable).with_name("chalice")
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("chalice")
+    if found is None:
+        raise PackageError("The chalice command is not installed (pip install chalice).")
+    return [found]
+
+
+def package(stage: str, out_dir: Path | None = None, region: str | None = None) -> Path:
+    """Write ``sam.json`` and ``deployment.zip`` for ``stage``; return the template path.
+
+    Needs no AWS access: chalice only wants a region name, and the template
+    itself uses ``${AWS::Region}`` throughout.
+    """
+    if stage not in STAGES:
+        raise PackageError(f"Unknown stage {stage!r}: use one of {', '.join(STAGES)}.")
+    out_dir = (out_dir or REPO / "dist" / stage).resolve()
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["AWS_DEFAULT_REGION"] = region or env.get("AWS_REGION") or env.get(
+        "AWS_DEFAULT_REGION", "us-east-1"
+    )
+    command = chalice_command() + [
+        "--project-dir", str(REPO),
+        "package", "--stage", stage,
+        "--merge-template", str(MERGE_TEMPLATE),
+        str(out_dir),
+    ]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    template = out_dir / TEMPLATE_NAME
+    if result.returncode != 0 or not template.exists():
+        raise PackageError(f"chalice package failed:\n{result.stdout}{result.stderr}")
+    return template

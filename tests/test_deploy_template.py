@@ -1,0 +1,201 @@
+"""`make package` output: cfn-lint clean, and it holds what the deployment needs."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peerbeam.deploy.package import package
+from peerbeam.server.http import SECURITY_HEADERS
+
+REPO = Path(__file__).resolve().parents[1]
+FUNCTIONS = {
+    "APIHandler": "app.app",
+    "WebsocketConnect": "app.websocket_connect",
+    "WebsocketMessage": "app.websocket_message",
+    "WebsocketDisconnect": "app.websocket_disconnect",
+}
+TABLE_ITEM_ACTIONS = {
+    "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+    "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
+}
+
+
+@pytest.fixture(scope="module", params=["prod", "dev"])
+def packaged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[tuple[str, Path]]:
+    stage = request.param
+    yield stage, package(stage, tmp_path_factory.mktemp(f"dist-{stage}"))
+
+
+@pytest.fixture(scope="module")
+def template(packaged: tuple[str, Path]) -> dict[str, Any]:
+    return json.loads(packaged[1].read_text())
+
+
+def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in template["Resources"].items() if res["Type"] == kind}
+
+
+def statements(template: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every IAM statement: role policies and the bucket policy."""
+    for role in resources_of(template, "AWS::IAM::Role").values():
+        for policy in role["Properties"].get("Policies", []):
+            yield from policy["PolicyDocument"]["Statement"]
+    for policy in resources_of(template, "AWS::S3::BucketPolicy").values():
+        yield from policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_cfn_lint_is_clean(packaged: tuple[str, Path]) -> None:
+    from cfnlint.api import lint_file
+
+    matches = lint_file(packaged[1])
+    assert not matches, "\n".join(str(match) for match in matches)
+
+
+def test_deployment_package_is_app_and_chalicelib_only(packaged: tuple[str, Path]) -> None:
+    import zipfile
+
+    names = zipfile.ZipFile(packaged[1].parent / "deployment.zip").namelist()
+    assert "app.py" in names and "chalicelib/settings.py" in names
+    assert not [name for name in names if name.startswith(("peerbeam/", "tests/", "webclient/"))]
+
+
+def test_table_is_on_demand_with_ttl(template: dict[str, Any]) -> None:
+    (table,) = resources_of(template, "AWS::DynamoDB::Table").values()
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert {k["AttributeName"]: k["KeyType"] for k in props["KeySchema"]} == {
+        "pk": "HASH", "sk": "RANGE"
+    }
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] == {
+        "Ref": "PointInTimeRecovery"
+    }
+
+
+def test_websocket_api_and_its_three_routes(template: dict[str, Any]) -> None:
+    (api,) = resources_of(template, "AWS::ApiGatewayV2::Api").values()
+    assert api["Properties"]["ProtocolType"] == "WEBSOCKET"
+    routes = {
+        res["Properties"]["RouteKey"]
+        for res in resources_of(template, "AWS::ApiGatewayV2::Route").values()
+    }
+    assert routes == {"$connect", "$default", "$disconnect"}
+
+
+def test_lambda_functions_learn_the_table_api_and_site(template: dict[str, Any]) -> None:
+    functions = resources_of(template, "AWS::Serverless::Function")
+    assert {name: res["Properties"]["Handler"] for name, res in functions.items()} == FUNCTIONS
+    for function in functions.values():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert env["PEERBEAM_STORE"] == "dynamodb"
+        assert env["PEERBEAM_TABLE"] == {"Ref": "RoomsTable"}
+        # REST handlers (DELETE /rooms) post to WebSocket members: they need the API id.
+        assert env["PEERBEAM_WEBSOCKET_API_ID"] == {"Ref": "WebsocketAPI"}
+        assert env["PEERBEAM_WEBSOCKET_STAGE"] == "api"
+        assert "${WebsocketAPI}" in env["PEERBEAM_WS_URL"]["Fn::Sub"]
+        assert "${SiteDistribution.DomainName}" in env["PEERBEAM_ALLOWED_ORIGINS"]["Fn::Sub"]
+        assert env["PEERBEAM_TURN_SECRET_PARAMETER"].startswith("/peerbeam/")
+        # The secret itself is never in the template.
+        assert "PEERBEAM_TURN_SECRET" not in env
+
+
+def test_site_bucket_is_private_behind_cloudfront(template: dict[str, Any]) -> None:
+    (bucket,) = resources_of(template, "AWS::S3::Bucket").values()
+    assert bucket["Properties"]["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+    }
+    (distribution,) = resources_of(template, "AWS::CloudFront::Distribution").values()
+    config = distribution["Properties"]["DistributionConfig"]
+    (origin,) = config["Origins"]
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["SiteOriginAccessControl", "Id"]}
+    assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
+    short = {b["PathPattern"] for b in config["CacheBehaviors"]}
+    assert short == {"/config.json", "/index.html"}
+    (reader,) = [s for s in statements(template) if s["Effect"] == "Allow"
+                 and s.get("Principal") == {"Service": "cloudfront.amazonaws.com"}]
+    assert reader["Action"] == "s3:GetObject"
+    assert "${SiteDistribution}" in json.dumps(reader["Condition"])
+
+
+def test_security_headers_match_the_local_server(template: dict[str, Any]) -> None:
+    (policy,) = resources_of(template, "AWS::CloudFront::ResponseHeadersPolicy").values()
+    headers = policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
+
+    def directives(csp: str) -> dict[str, str]:
+        return dict(part.strip().split(" ", 1) for part in csp.split(";"))
+
+    deployed = directives(headers["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"])
+    local = directives(SECURITY_HEADERS["Content-Security-Policy"])
+    # Identical, except that connect-src names the API Gateway endpoints instead of ws:/wss:.
+    assert {k: v for k, v in deployed.items() if k != "connect-src"} == {
+        k: v for k, v in local.items() if k != "connect-src"
+    }
+    assert deployed["connect-src"].startswith("'self' ")
+    assert "wss://${WebsocketAPI}.execute-api" in deployed["connect-src"]
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == SECURITY_HEADERS["Referrer-Policy"]
+    custom = policy["Properties"]["ResponseHeadersPolicyConfig"]["CustomHeadersConfig"]["Items"]
+    assert {"Header": "Permissions-Policy", "Value": SECURITY_HEADERS["Permissions-Policy"],
+            "Override": True} in custom
+
+
+def test_iam_is_least_privilege(template: dict[str, Any], packaged: tuple[str, Path]) -> None:
+    stage = packaged[0]
+    actions: set[str] = set()
+    for statement in statements(template):
+        for action in as_list(statement["Action"]):
+            assert action != "*" and not re.fullmatch(r"(dynamodb|s3):\*", action), action
+            actions.add(action)
+        if statement["Effect"] == "Allow":
+            for resource in as_list(statement["Resource"]):
+                text = json.dumps(resource)
+                assert text not in ('"*"',), statement
+    dynamodb = {action for action in actions if action.startswith("dynamodb:")}
+    assert dynamodb == TABLE_ITEM_ACTIONS  # no Scan, no table management
+    roles = resources_of(template, "AWS::IAM::Role")
+    assert set(roles) == {f"{name.replace('APIHandler', 'ApiHandler')}Role" for name in FUNCTIONS}
+    for role in roles.values():
+        (policy,) = role["Properties"]["Policies"]
+        by_sid = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+        assert by_sid["RoomTableItems"]["Resource"]["Fn::Sub"].endswith(":table/${RoomsTable}")
+        manage = by_sid["PostToOwnWebSocketConnections"]
+        assert manage["Action"] == ["execute-api:ManageConnections"]
+        assert ":${WebsocketAPI}/api/" in manage["Resource"]["Fn::Sub"]
+        assert by_sid["ReadTurnSecret"]["Action"] == ["ssm:GetParameter"]
+        assert by_sid["ReadTurnSecret"]["Resource"]["Fn::Sub"].endswith(
+            f":parameter/peerbeam/{stage}/turn-secret"
+        )
+        logs = set(by_sid["WriteOwnLogs"]["Action"])
+        assert logs == {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+def test_outputs_name_the_site_and_both_apis(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert outputs["SiteURL"]["Value"] == {"Fn::Sub": "https://${SiteDistribution.DomainName}/"}
+    assert outputs["RestApiURL"]["Value"]["Fn::Sub"].startswith("https://${RestAPI}.execute-api")
+    assert outputs["WebSocketURL"]["Value"]["Fn::Sub"].startswith("wss://${WebsocketAPI}.")
+    for name in ("SiteBucketName", "SiteDistributionId"):
+        assert name in outputs
+
+
+def test_chalice_config_stages() -> None:
+    config = json.loads((REPO / ".chalice" / "config.json").read_text())
+    assert config["autogen_policy"] is False
+    for stage in ("dev", "prod"):
+        settings = config["stages"][stage]
+        assert settings["iam_policy_file"] == f"policy-{stage}.json"
+        assert settings["log_retention_in_days"] > 0
+    text = json.dumps(config)
+    assert "PEERBEAM_TURN_SECRET\"" not in text  # only the parameter's name
