@@ -91,7 +91,7 @@ class ReceiveSession(ProtocolSession):
             await asyncio.wait_for(self.channel.opened.wait(), 30)
             await self._authenticate()
             manifest = await self.expect(Manifest)
-            files = self.receiver.prepare(manifest)
+            files = await self.receiver.prepare(manifest)
             accept = Accept(manifest.transfer, tuple(
                 AcceptedFile(f.held_offset, f.prefix if f.held_offset else None) for f in files
             ))
@@ -190,12 +190,12 @@ class ReceiveSession(ProtocolSession):
             if item is None:
                 return [finished.get(i) or files[i].finish() for i in range(len(files))]
             if isinstance(item, tuple):
-                finished[item[1]] = await asyncio.to_thread(files[item[1]].finish)
+                finished[item[1]] = await self.receiver.disk(files[item[1]].finish)
                 continue
             if not item.ok:
                 self.send(Nack(item.file, item.chunk))
                 continue
-            await asyncio.to_thread(files[item.file].write_chunk, item.chunk, item.data, item.digest)
+            await self.receiver.disk(files[item.file].write_chunk, item.chunk, item.data, item.digest)
             self.send(Ack(item.file, item.chunk))
 
 
@@ -222,8 +222,19 @@ class Receiver:
         self._manifest_shown = False
         self._pc: RTCPeerConnection | None = None
         self.timeline: dict[str, float] = {}
+        self._disk_operation: asyncio.Future[Any] | None = None
 
-    def prepare(self, manifest: Manifest) -> list[PartialFile]:
+    async def disk(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run a blocking storage call in a thread. The call finishes even when the
+        session awaiting it is cancelled (a dropped connection), and the next session
+        waits for it, so two sessions never touch the files at once."""
+        operation = asyncio.ensure_future(asyncio.to_thread(function, *args))
+        self._disk_operation = operation
+        return await asyncio.shield(operation)
+
+    async def prepare(self, manifest: Manifest) -> list[PartialFile]:
+        if self._disk_operation is not None:
+            await asyncio.wait([self._disk_operation])  # its outcome belonged to the old session
         for partial in self.files:
             partial.close()
         self.files = self.storage.match(manifest)
