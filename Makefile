@@ -34,7 +34,7 @@ system-deps:
 	fi
 
 run: install
-	$(BIN)/peerbeam serve --host $(HOST) --port $(PORT)
+	$(BIN)/peerbeam serve --host $(HOST) --port $(PORT) $(if $(TLS),--tls)
 
 test: install system-deps
 	$(BIN)/python -m pytest -q
