@@ -10,15 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.procs import ENV, PYTHON, REPO, RssSampler, peerbeam
+from benchmarks.procs import ENV, PYTHON, REPO, RssSampler, peerbeam, save_result, serving
 from tests.fixtures.cli import random_file
 from tests.fixtures.servers import LocalServer
 
-RESULTS = REPO / "benchmarks" / "results"
 MiB = 1024 * 1024
 
 
@@ -79,24 +77,18 @@ def main() -> None:
     parser.add_argument("--memory-mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="peerbeam-bench-") as tmp:
-        work = Path(tmp)
-        server = LocalServer(work / "server")
-        server.start()
-        try:
-            size = args.size_mib * MiB
-            source = random_file(work / "bench.bin", size)
-            rounds = []
-            for _ in range(args.rounds):  # interleaved, so drift hits both alike
-                blast = timed_blast(server, size)
-                cli, _ = timed_cli(server, source, work / "out")
-                rounds.append({"blast_s": blast, "cli_s": cli, "ratio": blast / cli})
-            source.unlink()
-            big = random_file(work / "memory.bin", args.memory_mib * MiB)
-            _, samples = timed_cli(server, big, work / "out", sample_memory=True)
-            baseline, peak, growth = memory_growth(samples)
-        finally:
-            server.stop()
+    with serving("peerbeam-bench-") as (server, work):
+        size = args.size_mib * MiB
+        source = random_file(work / "bench.bin", size)
+        rounds = []
+        for _ in range(args.rounds):  # interleaved, so drift hits both alike
+            blast = timed_blast(server, size)
+            cli, _ = timed_cli(server, source, work / "out")
+            rounds.append({"blast_s": blast, "cli_s": cli, "ratio": blast / cli})
+        source.unlink()
+        big = random_file(work / "memory.bin", args.memory_mib * MiB)
+        _, samples = timed_cli(server, big, work / "out", sample_memory=True)
+        baseline, peak, growth = memory_growth(samples)
     best = max(rounds, key=lambda r: r["ratio"])
     result = {
         "size_mib": args.size_mib,
@@ -111,10 +103,8 @@ def main() -> None:
             "growth_mib": growth / MiB,
             "samples": [(round(t, 2), rss) for t, rss in samples],
         },
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cli_transfer.json").write_text(json.dumps(result, indent=1))
+    save_result("cli_transfer", result)
     print(json.dumps({k: v for k, v in result.items() if k != "memory"}, indent=1))
     print(json.dumps({k: v for k, v in result["memory"].items() if k != "samples"}))
 

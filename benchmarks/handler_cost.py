@@ -23,15 +23,13 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from benchmarks.procs import REPO
+from benchmarks.procs import save_result
 from chalicelib.gateway import Transport
 from chalicelib.rooms import RoomService
 from chalicelib.settings import Settings
 from chalicelib.signaling import Signaling
 from chalicelib.store_dynamodb import DynamoRoomStore, create_table
 from chalicelib.store_sqlite import SqliteRoomStore
-
-RESULTS = REPO / "benchmarks" / "results"
 
 
 class CountingTransport(Transport):
@@ -158,10 +156,8 @@ def main() -> None:
         "relay_us_per_signal": per_message * 1e6,
         "lambda_handler_us_per_signal": time_lambda_handler(args.messages) * 1e6,
         "dynamodb_requests": dynamodb_calls(),
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "handler_cost.json").write_text(json.dumps(result, indent=1))
+    save_result("handler_cost", result)
     print(json.dumps(result, indent=1))
 
 

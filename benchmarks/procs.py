@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from tests.fixtures.servers import LocalServer
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -54,3 +61,26 @@ def peerbeam(*args: str, **kwargs: object) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [PYTHON, "-m", "peerbeam.cli", *args], cwd=REPO, env=ENV, text=True, **kwargs  # type: ignore[arg-type]
     )
+
+
+RESULTS = REPO / "benchmarks" / "results"
+
+
+@contextmanager
+def serving(prefix: str) -> Iterator[tuple[LocalServer, Path]]:
+    """A `peerbeam serve` on a free port with a scratch directory, for one benchmark."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        work = Path(tmp)
+        server = LocalServer(work / "server")
+        server.start()
+        try:
+            yield server, work
+        finally:
+            server.stop()
+
+
+def save_result(name: str, result: dict[str, Any]) -> None:
+    """Stamp and store a benchmark's figures for benchmarks.report."""
+    result.setdefault("when", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))

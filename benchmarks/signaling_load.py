@@ -13,14 +13,9 @@ import argparse
 import csv
 import json
 import subprocess
-import tempfile
-import time
-from pathlib import Path
 
-from benchmarks.procs import ENV, PYTHON, REPO
-from tests.fixtures.servers import LocalServer
+from benchmarks.procs import ENV, PYTHON, REPO, save_result, serving
 
-RESULTS = REPO / "benchmarks" / "results"
 RELAYED = ("signal offer", "signal answer", "signal ice")
 
 
@@ -29,24 +24,18 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--seconds", type=int, default=30)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="peerbeam-load-") as tmp:
-        work = Path(tmp)
-        server = LocalServer(work / "server")
-        server.start()
-        try:
-            prefix = work / "locust"
-            run = subprocess.run(
-                [PYTHON, "-m", "locust", "-f", "loadtests/locustfile.py", "--headless",
-                 "-u", str(args.users), "-r", str(max(args.users // 5, 1)),
-                 "-t", f"{args.seconds}s", "--host", server.base, "--csv", str(prefix),
-                 "--only-summary"],
-                cwd=REPO, env={**ENV, "PEERBEAM_LOAD_HOLD": "3"}, capture_output=True,
-                text=True, timeout=args.seconds + 120,
-            )
-            with open(f"{prefix}_stats.csv") as handle:
-                rows = {row["Name"]: row for row in csv.DictReader(handle)}
-        finally:
-            server.stop()
+    with serving("peerbeam-load-") as (server, work):
+        prefix = work / "locust"
+        run = subprocess.run(
+            [PYTHON, "-m", "locust", "-f", "loadtests/locustfile.py", "--headless",
+             "-u", str(args.users), "-r", str(max(args.users // 5, 1)),
+             "-t", f"{args.seconds}s", "--host", server.base, "--csv", str(prefix),
+             "--only-summary"],
+            cwd=REPO, env={**ENV, "PEERBEAM_LOAD_HOLD": "3"}, capture_output=True,
+            text=True, timeout=args.seconds + 120,
+        )
+        with open(f"{prefix}_stats.csv") as handle:
+            rows = {row["Name"]: row for row in csv.DictReader(handle)}
     relayed = sum(float(rows[name]["Requests/s"]) for name in RELAYED if name in rows)
     result = {
         "users": args.users,
@@ -57,10 +46,8 @@ def main() -> None:
         "p50_ms": {n: float(rows[n]["50%"]) for n in RELAYED + ("join receiver",) if n in rows},
         "p99_ms": {n: float(rows[n]["99%"]) for n in RELAYED + ("join receiver",) if n in rows},
         "locust_exit": run.returncode,
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "signaling_load.json").write_text(json.dumps(result, indent=1))
+    save_result("signaling_load", result)
     print(json.dumps(result, indent=1))
 
 
