@@ -124,9 +124,12 @@ async def send(paths: list[Path], server: str | None, password: str | None, one_
     except (api.ApiError, aiohttp.ClientError, OSError):
         pass  # the room expires by itself
     await signaling.close()
-    if serving.done() and not serving.cancelled() and serving.exception():
-        raise serving.exception()  # type: ignore[misc]
-    return 0
+    if stop.is_set() or sender.finished.is_set():
+        return 0
+    # The serving loop ended by itself: that is a bug, say so instead of exiting quietly.
+    problem = "stopped" if serving.cancelled() else repr(serving.exception())
+    say(f"peerbeam: sending stopped unexpectedly ({problem})")
+    return EXIT_FAILED
 
 
 # -- receive ---------------------------------------------------------------------

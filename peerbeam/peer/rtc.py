@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import weakref
 from typing import Any
 
 import aioice.ice
@@ -111,8 +112,27 @@ class Channel:
             await asyncio.sleep(0.02)
 
 
+_closing: weakref.WeakKeyDictionary[RTCPeerConnection, asyncio.Future[None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def close_quietly(pc: RTCPeerConnection) -> None:
+    """Close a peer connection once, however many parts of the peer ask for it.
+
+    aiortc's close() is not safe to run twice at the same time (the second run fails
+    with InvalidStateError, and a close racing one can surface a CancelledError in the
+    caller), so all callers share one closing task.
+    """
+    closing = _closing.get(pc)
+    if closing is None:
+        closing = _closing[pc] = asyncio.ensure_future(pc.close())
     try:
-        await pc.close()
+        await asyncio.shield(closing)
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # we are being cancelled ourselves: let it through
+        log.debug("closing a peer connection was cancelled inside aiortc")
     except Exception:  # noqa: BLE001 - closing a broken connection must not fail the caller
         log.debug("closing peer connection failed", exc_info=True)

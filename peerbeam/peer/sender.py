@@ -323,7 +323,10 @@ class Sender:
             if getter not in done:
                 getter.cancel()
                 break
-            await self._on_signaling(getter.result())
+            try:
+                await self._on_signaling(getter.result())
+            except Exception:  # noqa: BLE001 - one bad moment with one receiver must not stop the offer
+                log.exception("handling a signaling message failed")
         for connection in list(self.connections.values()):
             await connection.close()
 
