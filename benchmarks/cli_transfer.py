@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -39,7 +40,7 @@ def timed_blast(server: LocalServer, size: int) -> float:
 
 
 def timed_cli(server: LocalServer, source: Path, out: Path, sample_memory: bool = False
-              ) -> tuple[float, list[tuple[float, int]]]:
+              ) -> tuple[float, list[tuple[float, int]], float]:
     sender = peerbeam("send", str(source), "--server", server.base,
                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert sender.stdout is not None
@@ -60,7 +61,8 @@ def timed_cli(server: LocalServer, source: Path, out: Path, sample_memory: bool 
     if received.stat().st_size != source.stat().st_size:
         raise RuntimeError("size mismatch")
     received.unlink()
-    return elapsed, sampler.samples if sampler else []
+    first_byte = re.search(r"first byte ([0-9.]+) s after accepting", stderr)
+    return elapsed, sampler.samples if sampler else [], float(first_byte.group(1)) if first_byte else -1.0
 
 
 def memory_growth(samples: list[tuple[float, int]]) -> tuple[int, int, int]:
@@ -83,11 +85,12 @@ def main() -> None:
         rounds = []
         for _ in range(args.rounds):  # interleaved, so drift hits both alike
             blast = timed_blast(server, size)
-            cli, _ = timed_cli(server, source, work / "out")
-            rounds.append({"blast_s": blast, "cli_s": cli, "ratio": blast / cli})
+            cli, _, first_byte = timed_cli(server, source, work / "out")
+            rounds.append({"blast_s": blast, "cli_s": cli, "ratio": blast / cli,
+                           "accept_to_first_byte_s": first_byte})
         source.unlink()
         big = random_file(work / "memory.bin", args.memory_mib * MiB)
-        _, samples = timed_cli(server, big, work / "out", sample_memory=True)
+        _, samples, _ = timed_cli(server, big, work / "out", sample_memory=True)
         baseline, peak, growth = memory_growth(samples)
     best = max(rounds, key=lambda r: r["ratio"])
     result = {

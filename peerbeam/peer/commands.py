@@ -225,6 +225,8 @@ async def receive(link: str, directory: Path, password: str | None,
         pass
     say(f"{human_bytes(result.bytes_transferred)} came over the network in this run "
         f"({result.bytes_transferred} bytes)")
+    if result.accept_to_first_byte is not None:
+        say(f"first byte {result.accept_to_first_byte:.3f} s after accepting")
     for path, digest in zip(result.files, result.digests, strict=True):
         print(path, flush=True)
         say(f"verified {path.name}  sha256-of-chunks {digest}")
