@@ -45,6 +45,7 @@ bench: install system-deps
 	$(BIN)/python -m benchmarks.signaling_load
 	$(BIN)/python -m benchmarks.handler_cost
 	$(BIN)/python -m benchmarks.swarm
+	$(BIN)/python -m benchmarks.browser_transfer
 	$(BIN)/python -m benchmarks.report
 
 lint: install

@@ -30,20 +30,36 @@ def machine() -> str:
             f"{platform.release()}, Python {platform.python_version()}")
 
 
-def svg_plot(samples: list[list[float]], title: str, path: Path) -> None:
-    """A small line chart of RSS (MiB) over time, with no plotting library."""
+def svg_plot(samples: list[list[float]], title: str, path: Path, ylabel: str = "RSS MiB",
+             others: list[tuple[str, list[list[float]]]] | None = None, label: str = "") -> None:
+    """A small line chart of RSS (MiB) over time, with no plotting library.
+
+    `others`: further (legend, samples) lines, drawn in other colours; `label` names the
+    first line in the legend."""
     width, height, pad = 640, 240, 40
-    xs = [s[0] for s in samples]
-    ys = [s[1] / 2**20 for s in samples]
-    x_max = max(xs) or 1.0
+    series = [(label, samples), *(others or [])]
+    xs = [s[0] for _, line in series for s in line]
+    ys = [s[1] / 2**20 for _, line in series for s in line]
+    x_min = min(0.0, min(xs))
+    x_max = (max(xs) - x_min) or 1.0
     y_max = max(ys) * 1.15 or 1.0
 
     def point(x: float, y: float) -> str:
-        left = pad + x / x_max * (width - 2 * pad)
+        left = pad + (x - x_min) / x_max * (width - 2 * pad)
         top = height - pad - y / y_max * (height - 2 * pad)
         return f"{left:.1f},{top:.1f}"
 
-    line = " ".join(point(x, y) for x, y in zip(xs, ys, strict=True))
+    colours = ["#2563eb", "#dc2626", "#16a34a"]
+    lines = "".join(
+        f'<polyline fill="none" stroke="{colours[i % 3]}" stroke-width="1.5" '
+        f'points="{" ".join(point(s[0], s[1] / 2**20) for s in line)}"/>'
+        for i, (_, line) in enumerate(series)
+    )
+    legend = "".join(
+        f'<text x="{width - pad}" y="{pad / 2 + 14 * (i + 1)}" text-anchor="end" '
+        f'fill="{colours[i % 3]}">{name}</text>'
+        for i, (name, _) in enumerate(series) if name
+    )
     ticks = "".join(
         f'<text x="{pad - 6}" y="{height - pad - v / y_max * (height - 2 * pad) + 4:.0f}" '
         f'text-anchor="end">{v:.0f}</text>'
@@ -57,10 +73,10 @@ def svg_plot(samples: list[list[float]], title: str, path: Path) -> None:
         f'<text x="{width / 2}" y="16" text-anchor="middle" font-size="13">{title}</text>'
         f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#888"/>'
         f'<line x1="{pad}" y1="{pad / 2}" x2="{pad}" y2="{height - pad}" stroke="#888"/>{ticks}'
-        f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">seconds (0 … {x_max:.0f})</text>'
+        f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">seconds '
+        f'({x_min:.0f} … {x_min + x_max:.0f})</text>'
         f'<text x="12" y="{height / 2}" transform="rotate(-90 12 {height / 2})" '
-        f'text-anchor="middle">RSS MiB</text>'
-        f'<polyline fill="none" stroke="#2563eb" stroke-width="1.5" points="{line}"/></svg>\n'
+        f'text-anchor="middle">{ylabel}</text>{lines}{legend}</svg>\n'
     )
 
 
@@ -75,6 +91,7 @@ def verdict(ok: bool) -> str:
 
 def cli_section(result: dict[str, Any]) -> str:
     memory = result["memory"]
+    first_byte = max(r.get("accept_to_first_byte_s", float("nan")) for r in result["rounds"])
     svg_plot(memory["samples"], f"peerbeam receive, RSS during a {memory['transfer_mib']} MiB transfer",
              PLOTS / "memory-cli.svg")
     rounds = "\n".join(
@@ -96,6 +113,9 @@ process's start to its exit; rounds interleaved.
 
 Mean ratio **{result['ratio']:.2f}** (target ≥ 0.90: {verdict(result['ratio'] >= 0.9)}); best
 round: bare {result['blast_mb_s']:.1f} MB/s, peerbeam {result['cli_mb_s']:.1f} MB/s.
+
+Accept → first byte (receiver's clock): **{first_byte:.3f} s** at worst
+(target < 1 s: {verdict(first_byte < 1.0)}).
 
 ### Receiver memory
 
@@ -171,11 +191,132 @@ Peak memory of the whole swarm process: {result['peak_rss_mib']:.0f} MiB.
 """
 
 
+def _quarter_trend(samples: list[list[float]]) -> float:
+    """Mean PSS (MiB) of the last quarter of a transfer minus that of the first quarter."""
+    during = [x for x in samples if x[0] >= 0]
+    quarter = max(1, len(during) // 4)
+    first, last = during[:quarter], during[-quarter:]
+    return (sum(x[2] for x in last) / len(last) - sum(x[2] for x in first) / len(first)) / 2**20
+
+
+def browser_section(result: dict[str, Any]) -> str:
+    memory = result["memory"]
+    page = memory["page_renderer"]
+    bare = memory.get("blast")
+    others = [("bare channel", [[x[0], x[2]] for x in bare["samples"]])] if bare else None
+    svg_plot([[x[0], x[2]] for x in memory["samples"]],
+             f"receiving tab's renderer, PSS during a {memory['transfer_mib']} MiB transfer",
+             PLOTS / "memory-browser.svg", ylabel="PSS MiB", label="web client", others=others)
+    rounds = "\n".join(
+        f"| {i + 1} | {r['blast_s']:.1f} | {r['web_s']:.1f} | **{r['ratio']:.2f}** | "
+        f"{r['streaming_ratio']:.2f} | {r['accept_to_first_byte_s'] * 1000:.0f} | "
+        f"{sum(r['blast_cpu_s']):.0f} / {sum(r['web_cpu_s']):.0f} = "
+        f"{sum(r['blast_cpu_s']) / sum(r['web_cpu_s']):.2f} | {sum(r['blast_cpu_s']) / r['blast_s']:.2f} | "
+        f"{r['load'][0]:.1f}–{r['load'][1]:.1f} |"
+        for i, r in enumerate(result["rounds"])
+    )
+    first_byte = result["accept_to_first_byte_s"]
+    growth = page["pss_growth_mib"]
+    bare_line = ""
+    if bare:
+        b = bare["page_renderer"]
+        bare_line = (f" The bare channel's receiving renderer, over the same bytes in the same run: "
+                     f"PSS {b['pss_start_mib']:.0f} → peak {b['pss_peak_mib']:.0f} MiB, growth "
+                     f"**{b['pss_growth_mib']:.0f} MiB** (mean of the last quarter minus the first: "
+                     f"{_quarter_trend(bare['samples']):+.0f} MiB).")
+    return f"""## Browser → browser: web client vs bare data channel
+
+`python -m benchmarks.browser_transfer` — {result['when']}, Chromium {result['chromium']}. Two
+separate headless Chromium processes with the browser tests' flags, each with a persistent
+profile in a temporary directory (OPFS and IndexedDB on disk, as for a user), pages on
+`peerbeam serve`'s origin on 127.0.0.1. Per round, interleaved: a **bare channel** (plain
+`RTCPeerConnection`, one ordered reliable channel, SDP handed over by Python after complete
+gathering, {result['message_kib']} KiB messages, `bufferedAmount` high-water 8 MiB /
+`bufferedamountlow` at 2 MiB, the receiver only counts bytes; first send → last byte), then the
+**web client** (Create link, open it, Accept; saved through the tests' OPFS-handle save-picker
+stand-in; Accept click → "Done" on screen, timed in the page). {result['size_mib']} MiB each.
+
+| round | bare s | web s | ratio | from 1st byte | Accept→1st byte ms | CPU s bare/web | cores, bare | load |
+|---|---|---|---|---|---|---|---|---|
+{rounds}
+
+Mean ratio **{result['ratio']:.2f}** (median {result['median_ratio']:.2f}; target ≥ 0.90:
+{verdict(result['ratio'] >= 0.9)}); best round: bare {result['blast_mb_s']:.1f} MB/s, web client
+{result['web_mb_s']:.1f} MB/s. Both browsers together spent **{result['cpu_ratio']:.2f}×** the CPU
+time of the bare channel on the same bytes ("cores": CPU seconds of both browsers per
+second of the bare run; "load": the machine's 1-minute load average before and after the round).
+
+**Accept → first byte**: at most **{first_byte * 1000:.0f} ms** (target < 1 s: {verdict(first_byte < 1)}).
+
+### Receiving tab's memory
+
+A {memory['transfer_mib']} MiB transfer ({memory['web_mb_s']:.1f} MB/s), the receiving tab's
+renderer sampled every 0.5 s from `/proc/PID/smaps_rollup`: PSS {page['pss_start_mib']:.0f} MiB at
+Accept, peak {page['pss_peak_mib']:.0f} MiB, growth **{growth:.0f} MiB** (RSS
+{page['rss_growth_mib']:.0f}, USS {page['uss_growth_mib']:.0f}; target < 64 MiB: {verdict(growth < 64)});
+mean of the last quarter minus the first: {_quarter_trend(memory['samples']):+.0f} MiB.{bare_line}
+
+![receiving renderer PSS over time](img/memory-browser.svg)
+
+### Findings
+
+{BROWSER_FINDINGS}
+"""
+
+
+# What the measurements above showed when the targets were missed (written from the
+# traces and profiles of `benchmarks/browser_transfer.py` runs; see the figures above).
+BROWSER_FINDINGS = """\
+**Throughput is CPU-bound on this machine, and the ratio is the CPU ratio.** The bare channel
+alone keeps both cores busy (≈ 1.9 cores: each browser's network-service I/O thread, its
+renderer's WebRTC network thread and its IPC thread); in every round the wall-clock ratio
+equals, within ±0.01, the ratio of CPU seconds (table above). Evidence that nothing in the web
+client stalls the pipe: sampled every 10 ms, the sending channel's `bufferedAmount` was ≥ 2 MiB
+in 94 % of samples (< 512 KiB in 5 %, mostly start-up), so the 16-chunk window and the
+receiver's acks never starve the channel; a CDP CPU profile of the receiving tab shows its main
+thread ≈ 75 % idle (JS: `crypto.subtle.digest` 1.4 s, writable-stream `write` 1.2 s, copying
+pieces into the chunk 0.6 s per 256 MiB). The same transfer through the OPFS worker instead of
+the save picker (no writable-stream checkpoints) was no faster (0.85 / 0.67 against the same
+run's bare channel), so the checkpoint copies (`createWritable` 0.2–0.9 s each) are not the
+gap either. Per-thread CPU (`/proc/PID/task`) of a 256 MiB transfer against the bare one:
+receiving browser process +3.4 s (disk writes and blob IPC of the writable stream, the
+IndexedDB digest record per chunk), each tab's main thread +1.6–1.9 s (SHA-256 of every chunk
+at both ends, as protocol.md requires, the copies into and out of a chunk), and the stack's own
+threads spend more CPU the longer the transfer runs. That extra work is what the protocol
+asks for (integrity per chunk, acknowledged only after the disk write, resume records); on a
+2-core machine where the bare channel already saturates both cores it can only cost
+throughput, ≈ 1 / (CPU ratio). Reaching 0.90 here would need the web client to cost ≤ 1.11×
+the bare channel's CPU, i.e. hashing, disk and IPC nearly free. With a spare core the extra
+work runs beside the stack instead of taking turns with it. Ours, fixed: each ack and each
+received chunk re-rendered the progress (the sender rebuilt its receiver rows), a style,
+layout and paint per MiB plus synthetic mouse-move hit tests under the cursor (≈ 1.7 s of
+main-thread time per 256 MiB in a Chromium trace, inflated by tracing); progress now repaints at
+most every 250 ms, state changes at once. Measured per thread, that removed the compositor
+and most GPU-process time (≈ 0.3–0.4 s CPU per side per 256 MiB); the main threads' CPU stayed
+within noise: a small part of the gap.
+
+**Renderer memory is bounded but its peaks exceed 64 MiB, and that is the stack.** The
+receiving tab's PSS is a saw-tooth with no trend over the whole transfer (last quarter vs first
+quarter above): nothing accumulates. The peaks come from garbage: every received message is a
+fresh 256 KiB `ArrayBuffer` allocated by Chromium, which V8 frees only at its next garbage
+collection, triggered by external-memory growth of tens of MiB. The bare channel's receiver,
+which only counts the bytes and holds nothing, grows as much or more in the same run (figure
+above), so the bar cannot be met by the web client's code; what the web client itself holds is
+bounded by the protocol's window (≤ 16 chunks waiting for the disk, protocol.md 9).
+
+**Start**: Accept → first byte is one round trip (`accept` → `start`) plus opening the file,
+well under the bar.\
+"""
+
+
 def main() -> None:
     sections = []
     cli = load("cli_transfer")
     if cli:
         sections.append(cli_section(cli))
+    browser = load("browser_transfer")
+    if browser:
+        sections.append(browser_section(browser))
     signaling_load, handler_cost = load("signaling_load"), load("handler_cost")
     if signaling_load or handler_cost:
         sections.append(signaling_section(signaling_load, handler_cost))

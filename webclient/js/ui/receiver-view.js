@@ -6,6 +6,9 @@ import { byId, h } from "./dom.js";
 import { formatBytes, RateMeter } from "./format.js";
 import { KeepAwake } from "./keep-awake.js";
 
+/** Progress-only updates repaint at most this often. */
+const PROGRESS_MS = 250;
+
 const TITLES = {
   checking: "Opening the link…",
   connecting: "Connecting…",
@@ -31,10 +34,15 @@ export function showReceiver(link, config) {
   const meter = new RateMeter();
   let shown = "";
 
+  const stateKey = () => `${receiver.state}|${receiver.state === "password" ? receiver.passwordRemaining : ""}`;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let pending;
   const render = () => {
+    clearTimeout(pending);
+    pending = undefined;
     keepAwake.set(receiver.busy);
     meter.sample(receiver.done);
-    const key = `${receiver.state}|${receiver.state === "password" ? receiver.passwordRemaining : ""}`;
+    const key = stateKey();
     if (key !== shown) {
       shown = key;
       view.replaceChildren(...build(receiver));
@@ -43,7 +51,12 @@ export function showReceiver(link, config) {
     }
     update(view, receiver, meter);
   };
-  receiver.addEventListener("change", render);
+  // A new state shows at once; progress alone (a change per chunk received) repaints at
+  // most every PROGRESS_MS: a layout and paint per chunk costs the transfer CPU time.
+  receiver.addEventListener("change", () => {
+    if (stateKey() !== shown) render();
+    else pending ??= setTimeout(render, PROGRESS_MS);
+  });
   setInterval(render, 1000);
   render();
   receiver.start().catch((error) => receiver.stop("internal", `Could not reach the service: ${error.message}`));

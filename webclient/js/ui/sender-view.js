@@ -12,6 +12,9 @@ import { KeepAwake } from "./keep-awake.js";
 
 /** @typedef {import("../sender.js").SenderSession} SenderSession */
 
+/** Progress-only updates repaint at most this often. */
+const PROGRESS_MS = 250;
+
 const STATE_TEXT = {
   connecting: "Connecting…",
   authenticating: "Checking the link…",
@@ -165,7 +168,15 @@ function showShare(offer, link, room, config, keepAwake) {
 
   /** @type {Map<string, {row: HTMLElement, meter: RateMeter}>} */
   const rows = new Map();
+  /** What changes more than progress: rendered at once. */
+  const stateKey = () => [...offer.sessions.values()].map((s) => `${s.peer}:${s.state}:${s.detail}:${s.digest}`).join("|") + offer.signaling.state;
+  let shown = "";
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let pending;
   const render = () => {
+    clearTimeout(pending);
+    pending = undefined;
+    shown = stateKey();
     keepAwake.set(offer.busy);
     const list = byId("receivers");
     byId("no-receivers").hidden = offer.sessions.size > 0;
@@ -182,7 +193,12 @@ function showShare(offer, link, room, config, keepAwake) {
     if (offer.signaling.state === "reconnecting") byId("notice").textContent = "Reconnecting to the signaling server…";
     else if (byId("notice").textContent === "Reconnecting to the signaling server…") byId("notice").textContent = "";
   };
-  offer.addEventListener("change", render);
+  // Progress alone (an ack per chunk) repaints at most every PROGRESS_MS: rebuilding the
+  // rows per chunk costs the transfer CPU time.
+  offer.addEventListener("change", () => {
+    if (stateKey() !== shown) render();
+    else pending ??= setTimeout(render, PROGRESS_MS);
+  });
   setInterval(render, 1000);
   render();
 }
