@@ -30,9 +30,9 @@ def main() -> None:
             [PYTHON, "-m", "locust", "-f", "loadtests/locustfile.py", "--headless",
              "-u", str(args.users), "-r", str(max(args.users // 5, 1)),
              "-t", f"{args.seconds}s", "--host", server.base, "--csv", str(prefix),
-             "--only-summary"],
+             "--only-summary", "--stop-timeout", "10"],
             cwd=REPO, env={**ENV, "PEERBEAM_LOAD_HOLD": "3"}, capture_output=True,
-            text=True, timeout=args.seconds + 120,
+            text=True, timeout=args.seconds + 300,
         )
         with open(f"{prefix}_stats.csv") as handle:
             rows = {row["Name"]: row for row in csv.DictReader(handle)}
