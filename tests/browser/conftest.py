@@ -1,8 +1,10 @@
 """Playwright fixtures for the web client: Debian's Chromium, two browser processes,
 the local server, and a stand-in for the save picker (headless Chromium rejects it).
 
-Browsers are launched once per session (launching costs seconds); every test gets
-fresh contexts, so storage (OPFS, IndexedDB, sessionStorage) never leaks between tests.
+Browsers are launched once for this package of tests (launching costs seconds); every
+test gets fresh contexts, so storage (OPFS, IndexedDB, sessionStorage) never leaks between
+tests. Package scope, not session: Playwright's sync API keeps an event loop running in the
+main thread while it is open, and the asyncio tests that run after this package need it gone.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ async () => {
 """
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     instance = LocalServer(tmp_path_factory.mktemp("browser-server"))
     instance.start()
@@ -80,7 +82,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     instance.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
@@ -90,7 +92,7 @@ def _launch(playwright: Playwright) -> Browser:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser_a(playwright: Playwright) -> Iterator[Browser]:
     """The sender's browser process."""
     browser = _launch(playwright)
@@ -98,7 +100,7 @@ def browser_a(playwright: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser_b(playwright: Playwright) -> Iterator[Browser]:
     """The receiver's browser: a second, separate process."""
     browser = _launch(playwright)
@@ -165,7 +167,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """64 MiB + 3 bytes: at least 64 MiB, and not a multiple of the chunk size."""
     return write_file(tmp_path_factory.mktemp("big") / "big-video.mkv", 64 * MIB + 3, seed=64)
