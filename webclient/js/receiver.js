@@ -17,7 +17,7 @@ import { AUTH_FAILED, BAD_FRAME, ProtocolError, STORAGE_ERROR, frameError } from
 import { decodePiece } from "./protocol/frames.js";
 import { checkStart } from "./protocol/messages.js";
 import { numberedFilename, sanitizeFilename } from "./protocol/filenames.js";
-import { allRecords, clearDigests, heldDigests, putDigest, putRecord, recordId } from "./storage/records.js";
+import { DigestLog, allRecords, heldDigests, putRecord, recordId } from "./storage/records.js";
 import {
   OpfsSink, PickerSink, canPickFile, canPickFolder, canUseOpfs, opfsFile, storageError,
 } from "./storage/sinks.js";
@@ -84,6 +84,15 @@ export class Receiver extends EventTarget {
     this.senderPeer = "";
     /** @type {Map<string, Promise<Uint8Array>>} */
     this.keys = new Map();
+    /** Resume-record updates, batched; outlives connections (a clear must follow their writes). */
+    this.log = new DigestLog();
+    // Save what is pending when the page goes away or to the background (best effort:
+    // what is lost is only not claimed on the next visit).
+    const flush = () => void this.log.flush();
+    window.addEventListener("pagehide", flush);
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "hidden") flush();
+    });
   }
 
   async start() {
@@ -224,6 +233,7 @@ export class Receiver extends EventTarget {
   /** @param {FileRecord} record */
   async heldFor(record) {
     try {
+      await this.log.flush(); // what this page recorded is claimed too
       const held = await heldDigests(record.id);
       // A picked file keeps only what was committed at its last checkpoint.
       return record.kind === "picker" ? held.slice(0, record.committedChunks) : held;
@@ -313,7 +323,7 @@ export class Receiver extends EventTarget {
         saveName: picked.has(index) ? handle.name : sanitizeFilename(entry.name), committedChunks: 0,
         complete: false, updated: Date.now(),
       };
-      await clearDigests(record.id);
+      await this.log.clear(record.id);
       await putRecord(record);
       records.push(record);
       this.plan[index] = { record, held: [] };
@@ -628,10 +638,10 @@ class ReceiverConnection {
         if (start.offsets[index] === 0 && digests.length) {
           // The sender's prefix check failed: overwrite this file from the start.
           digests = [];
-          await clearDigests(record.id);
+          await r.log.clear(record.id);
           record.committedChunks = 0;
           record.complete = false;
-          await putRecord(record);
+          await r.log.update(record);
         }
         held.push(digests);
         const keep = Math.min(record.size, digests.length * manifest.chunkSize);
@@ -673,10 +683,15 @@ class ReceiverConnection {
       } catch (error) {
         throw storageError(error, record.saveName);
       }
-      await putDigest(record.id, m.chunk, received.digest).catch(() => undefined);
+      // A writable stream took its copy: the buffer can take the next chunk (an OPFS write
+      // moved it to the worker).
+      if (sink instanceof PickerSink) /** @type {ChunkAssembler} */ (this.assembler).recycle(received.data);
+      if (this.closed) return; // a newer connection may be overwriting this file
+      // Written: its digest may be recorded (in the next batch; the ack need not wait).
+      r.log.add(record.id, m.chunk, received.digest);
       if (sink instanceof PickerSink && committed) {
         record.committedChunks = chunkCount(sink.committed, record.chunkSize);
-        await putRecord(record).catch(() => undefined);
+        void r.log.update(record);
       }
       this.channel?.send({ t: "ack", file: m.file, chunk: m.chunk });
       r.progressed(length);
@@ -705,7 +720,7 @@ class ReceiverConnection {
     }
     record.complete = true;
     if (record.kind === "picker") record.committedChunks = chunkCount(record.size, record.chunkSize);
-    await putRecord(record).catch(() => undefined);
+    await r.log.update(record); // with the file's last digests
     r.fileSaved(index, file);
   }
 
@@ -730,6 +745,7 @@ class ReceiverConnection {
   }
 
   release() {
+    void this.receiver.log.flush();
     this.closed = true;
     for (const sink of this.sinks) void sink.release();
     this.sinks = [];

@@ -13,7 +13,7 @@ import { bytesEqual, hexEncode } from "./protocol/codec.js";
 import { chunkCount, chunkDigest, chunkLength, fileDigest, SendWindow } from "./protocol/chunks.js";
 import { CHUNK_SIZE, DEFAULT_ITERATIONS, MAX_AUTH_ATTEMPTS } from "./protocol/constants.js";
 import { INTEGRITY, ProtocolError, SOURCE_ERROR, frameError } from "./protocol/errors.js";
-import { encodePiece, piecePayloadLimit } from "./protocol/frames.js";
+import { HEADER_SIZE, encodePiece, piecePayloadLimit } from "./protocol/frames.js";
 import { checkAccept, newTransferId } from "./protocol/messages.js";
 
 /** Stop accepting receivers after this many failed proofs across all connections (protocol.md 6). */
@@ -358,6 +358,8 @@ export class SenderSession {
     /** @type {Promise<Uint8Array> | null} */
     let ahead = null;
     let aheadAt = "";
+    // One frame buffer for every piece: send() copies what it is given.
+    const frame = new Uint8Array(HEADER_SIZE + limit);
     while (!channel.closed) {
       if (this.rewind) {
         [file, chunk] = this.rewind;
@@ -392,7 +394,7 @@ export class SenderSession {
       if (this.rewind) continue;
       for (let offset = 0; offset < data.length; offset += limit) {
         await channel.drain();
-        channel.sendBinary(encodePiece(file, chunk, offset, data.subarray(offset, offset + limit)));
+        channel.sendBinary(encodePiece(file, chunk, offset, data.subarray(offset, offset + limit), frame));
       }
       channel.send({ t: "chunk", file, chunk, size: data.length, sha256: digest });
       this.window.sent(file, chunk);

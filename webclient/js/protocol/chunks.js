@@ -125,6 +125,9 @@ export class SendWindow {
   }
 }
 
+/** Chunk buffers kept for reuse by a ChunkAssembler. */
+const SPARE_BUFFERS = 4;
+
 /**
  * @typedef {{file: number, chunk: number, position: number, data: Uint8Array,
  *            digest: Uint8Array, ok: boolean}} ReceivedChunk
@@ -157,6 +160,8 @@ export class ChunkAssembler {
     this.file = 0;
     /** @type {Uint8Array | null} */
     this.buffer = null;
+    /** Full-size chunk buffers given back after their write: reused instead of allocated. @type {Uint8Array[]} */
+    this.spare = [];
     this.filled = 0;
     this.chunk = 0;
     this.enterFile();
@@ -201,7 +206,7 @@ export class ChunkAssembler {
     if (this.filled + piece.payload.length > need) {
       throw frameError(`chunk ${piece.chunk} of file ${piece.file} is longer than ${need}`);
     }
-    if (!this.buffer) this.buffer = new Uint8Array(need);
+    if (!this.buffer) this.buffer = (need === this.chunkSize && this.spare.pop()) || new Uint8Array(need);
     this.buffer.set(piece.payload, this.filled);
     this.filled += piece.payload.length;
     return true;
@@ -231,12 +236,24 @@ export class ChunkAssembler {
     const digest = await chunkDigest(data);
     const position = chunk * this.chunkSize;
     if (!bytesEqual(digest, sha256)) {
+      this.recycle(data);
       this.discarding = true;
       return { file, chunk, position, data: new Uint8Array(0), digest, ok: false };
     }
     this.digests[file].push(digest);
     this.chunk += 1;
     return { file, chunk, position, data, digest, ok: true };
+  }
+
+  /**
+   * Give back a chunk's buffer once nothing reads it any more (its write completed): the
+   * next chunk is assembled in it. Every byte of a chunk is overwritten before it is used.
+   * @param {Uint8Array} buffer
+   */
+  recycle(buffer) {
+    if (buffer.length === this.chunkSize && buffer.byteLength === buffer.buffer.byteLength && this.spare.length < SPARE_BUFFERS) {
+      this.spare.push(buffer);
+    }
   }
 
   /**

@@ -22,17 +22,20 @@ const U32_MAX = 2 ** 32 - 1;
  * @param {number} chunk
  * @param {number} offset
  * @param {Uint8Array} payload
+ * @param {Uint8Array} [into] build the frame at the start of this buffer (reused by the
+ *   sender: RTCDataChannel.send copies the bytes) instead of a new one
  * @returns {Uint8Array}
  */
-export function encodePiece(file, chunk, offset, payload) {
+export function encodePiece(file, chunk, offset, payload, into) {
   if (!(payload.length > 0 && payload.length <= MAX_PIECE_PAYLOAD)) {
     throw new RangeError(`piece payload must be 1..${MAX_PIECE_PAYLOAD} bytes`);
   }
   for (const value of [file, chunk, offset]) {
     if (!Number.isInteger(value) || value < 0 || value > U32_MAX) throw new RangeError("index out of u32 range");
   }
-  const frame = new Uint8Array(HEADER_SIZE + payload.length);
-  const view = new DataView(frame.buffer);
+  const length = HEADER_SIZE + payload.length;
+  const frame = into && into.length >= length ? into.subarray(0, length) : new Uint8Array(length);
+  const view = new DataView(frame.buffer, frame.byteOffset, length);
   view.setUint8(0, MAGIC);
   view.setUint8(1, FRAME_VERSION);
   view.setUint8(2, KIND_DATA);

@@ -2,8 +2,9 @@
 /**
  * Resume records in IndexedDB (protocol.md section 10): per received file, where its
  * bytes are (a file handle: a picked file or an OPFS file) and the digests of the chunks
- * held durably. Digests are one small record per chunk, so recording one is cheap at
- * any file size.
+ * held durably. Digests are one small record per chunk (so recording some is cheap at any
+ * file size); a DigestLog batches them: one transaction per FLUSH_MS / FLUSH_CHUNKS instead
+ * of one per chunk.
  */
 
 const DB_NAME = "peerbeam";
@@ -15,8 +16,16 @@ const DB_VERSION = 1;
  *            saveName: string, committedChunks: number, complete: boolean, updated: number}} FileRecord
  */
 
+/** Persist recorded digests at least this often while chunks arrive… */
+const FLUSH_MS = 500;
+/** …and at once when this many wait. */
+const FLUSH_CHUNKS = 64;
+
 /** @type {Promise<IDBDatabase> | null} */
 let opened = null;
+/** The database once open: lets a flush in `pagehide` start its transaction synchronously. */
+/** @type {IDBDatabase | null} */
+let database = null;
 
 function db() {
   opened ??= new Promise((resolve, reject) => {
@@ -26,7 +35,7 @@ function db() {
       database.createObjectStore("files", { keyPath: "id" });
       database.createObjectStore("digests");
     };
-    request.onsuccess = () => resolve(request.result);
+    request.onsuccess = () => resolve((database = request.result));
     request.onerror = () => reject(request.error);
   });
   return opened;
@@ -64,14 +73,94 @@ export async function putRecord(record) {
 }
 
 /**
- * Record the digest of one chunk that is verified and written.
- * @param {string} id
- * @param {number} chunk
- * @param {Uint8Array} digest
+ * Record digests of chunks that are verified and written, and file records, in one
+ * transaction.
+ * @param {[string, number, Uint8Array][]} digests (record id, chunk, digest)
+ * @param {FileRecord[]} records
  */
-export async function putDigest(id, chunk, digest) {
-  const database = await db();
-  await done(database.transaction("digests", "readwrite").objectStore("digests").put(digest, [id, chunk]));
+async function putBatch(digests, records) {
+  const open = database ?? (await db());
+  const transaction = open.transaction(["digests", "files"], "readwrite");
+  const store = transaction.objectStore("digests");
+  for (const [id, chunk, digest] of digests) store.put(digest, [id, chunk]);
+  const files = transaction.objectStore("files");
+  const now = Date.now();
+  for (const record of records) {
+    record.updated = now;
+    files.put(record);
+  }
+  await new Promise((resolve, reject) => {
+    transaction.oncomplete = () => resolve(undefined);
+    transaction.onerror = () => reject(transaction.error);
+    transaction.onabort = () => reject(transaction.error);
+  });
+}
+
+/**
+ * The receiver's pending resume-record updates, written in batches. A digest is added
+ * only after its chunk's bytes were written, so whatever a batch records is as durable
+ * as before; a batch not yet written (at most FLUSH_MS of chunks) is merely not claimed
+ * on a reload: those chunks are received again. Every write and clear goes through one
+ * queue, so a clear is never overtaken by an older batch.
+ */
+export class DigestLog {
+  constructor() {
+    /** @type {[string, number, Uint8Array][]} */
+    this.digests = [];
+    /** @type {Map<string, FileRecord>} */
+    this.records = new Map();
+    /** @type {Promise<void>} */
+    this.queue = Promise.resolve();
+    /** @type {ReturnType<typeof setTimeout> | null} */
+    this.timer = null;
+  }
+
+  /**
+   * The digest of a chunk that is verified and written.
+   * @param {string} id
+   * @param {number} chunk
+   * @param {Uint8Array} digest
+   */
+  add(id, chunk, digest) {
+    this.digests.push([id, chunk, digest]);
+    if (this.digests.length >= FLUSH_CHUNKS) void this.flush();
+    else this.timer ??= setTimeout(() => void this.flush(), FLUSH_MS);
+  }
+
+  /**
+   * Save a file record with the next batch (now: `flush()` it to wait).
+   * @param {FileRecord} record
+   */
+  update(record) {
+    this.records.set(record.id, record);
+    return this.flush();
+  }
+
+  /** Write everything pending; resolves once it is written (errors are swallowed: best effort). */
+  flush() {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (!this.digests.length && !this.records.size) return this.queue;
+    const digests = this.digests;
+    const records = [...this.records.values()];
+    this.digests = [];
+    this.records.clear();
+    // With the database open and nothing in flight, the transaction starts in this task's
+    // microtasks: still inside a `pagehide` handler.
+    this.queue = this.queue.then(() => putBatch(digests, records)).catch(() => undefined);
+    return this.queue;
+  }
+
+  /**
+   * Forget a file's digests, pending and recorded (its bytes are overwritten from the start).
+   * @param {string} id
+   */
+  clear(id) {
+    this.digests = this.digests.filter(([d]) => d !== id);
+    const run = this.queue.then(() => clearDigests(id));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
 }
 
 /**
