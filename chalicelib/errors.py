@@ -85,7 +85,3 @@ class NotAllowed(PeerbeamError):
 class NotJoined(PeerbeamError):
     code = "not_joined"
     status = 409
-
-
-class StoreConflict(Exception):
-    """A conditional write lost a race; the room rules decide what it means."""

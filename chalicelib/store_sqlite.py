@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from .errors import PeerNotFound, RoomFull, RoomLocked, RoomNotFound
 from .store import RECEIVER, Connection, Member, Room

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
-
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 

@@ -48,7 +48,7 @@ class Peer:
         self.welcome: dict[str, Any] = {}
 
     @classmethod
-    async def join(cls, ws_url: str, hello: bool = True, **query: str) -> "Peer":
+    async def join(cls, ws_url: str, hello: bool = True, **query: str) -> Peer:
         query_string = urllib.parse.urlencode(query)
         socket = await websockets.connect(f"{ws_url}?{query_string}", open_timeout=TIMEOUT)
         peer = cls(socket)
@@ -84,7 +84,7 @@ class Peer:
         """True when nothing arrives for a while."""
         try:
             message = await asyncio.wait_for(self.socket.recv(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return True
         raise AssertionError(f"unexpected message {message}")
 

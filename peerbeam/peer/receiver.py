@@ -245,7 +245,8 @@ class Receiver:
 
     def mark(self, event: str) -> None:
         """Remember when something first happened (for the start-latency figure)."""
-        self.timeline.setdefault(event, time.monotonic())
+        if event not in self.timeline:  # called per piece: no clock read after the first
+            self.timeline[event] = time.monotonic()
 
     def begin(self, manifest: Manifest, held: int) -> None:
         self.total = sum(f.size for f in manifest.files)

@@ -69,7 +69,6 @@ MAX_FAILED_PROOFS = 20
 @dataclass
 class ReceiverReport:
     peer: str
-    sent_bytes: int = 0
     acked_bytes: int = 0
     total_bytes: int = 0
     state: str = "connecting"
@@ -196,7 +195,7 @@ class SendSession(ProtocolSession):
         start.check(accept)
         self.send(start)
         self.report.total_bytes = self.offer.total_bytes
-        self.report.acked_bytes = self.report.sent_bytes = sum(offsets)
+        self.report.acked_bytes = sum(offsets)
         self._set_state("sending")
         pump = asyncio.create_task(self._pump(offsets))
         reader = asyncio.create_task(self._read_answers())
@@ -284,7 +283,6 @@ class SendSession(ProtocolSession):
                 self.send(ChunkEnd(file_index, chunk, len(data), digest))
                 self.window.sent(file_index, chunk)
                 self.chunk_bytes[(file_index, chunk)] = len(data)
-                self.report.sent_bytes += len(data)
                 position = following
 
     @staticmethod

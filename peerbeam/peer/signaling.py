@@ -38,9 +38,6 @@ class SignalingRefused(Exception):
         self.status = status
 
 
-class RoomClosed(Exception):
-    """The sender closed the room, or it expired."""
-
 
 class SignalingClient:
     def __init__(self, ws_url: str, room: str, role: str, token: str | None = None) -> None:
@@ -146,11 +143,6 @@ class SignalingClient:
 
     async def signal(self, to: str, data: dict[str, Any]) -> None:
         await self.send({"type": "signal", "to": to, "data": data})
-
-    async def drop(self) -> None:
-        """Close the socket as a network failure would (tests; reconnect follows)."""
-        if self._socket is not None:
-            await self._socket.close()
 
     async def close(self) -> None:
         self._closing = True

@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import secrets
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from chalice.local import LambdaEventConverter, RouteMatcher
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.abc import AbstractAccessLogger
@@ -184,7 +185,9 @@ class LocalGateway:
         return web.FileResponse(target, headers=headers)
 
 
-def build_app(app_module: Any, *, scheme: str = "http", webclient_dir: Path = WEBCLIENT_DIR) -> web.Application:
+def build_app(
+    app_module: Any, *, scheme: str = "http", webclient_dir: Path = WEBCLIENT_DIR
+) -> web.Application:
     gateway = LocalGateway(app_module, webclient_dir, scheme)
     application = web.Application(client_max_size=1024 * 1024)
     application.on_startup.append(gateway.start)

@@ -31,7 +31,7 @@ def ensure_certificate(data_dir: Path, hosts: list[str]) -> tuple[Path, Path]:
         except ValueError:
             names.append(x509.DNSName(host))
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "peerbeam local server")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -61,7 +61,7 @@ def _covers(cert_path: Path, hosts: list[str]) -> bool:
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     present = {str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
     present |= set(san.get_values_for_type(x509.DNSName))
-    still_valid = cert.not_valid_after_utc > datetime.datetime.now(datetime.timezone.utc)
+    still_valid = cert.not_valid_after_utc > datetime.datetime.now(datetime.UTC)
     return still_valid and set(hosts) <= present
 
 
