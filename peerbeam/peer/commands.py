@@ -26,6 +26,7 @@ from .receiver import Receiver, TransferRefused
 from .sender import Offer, ReceiverReport, Sender
 from .signaling import SignalingClient, SignalingRefused
 from .source import SourceFile
+from .timing import TIMING_ERROR
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 EXIT_FAILED = 1
@@ -46,6 +47,10 @@ def use_uvloop() -> None:
 
 
 def run(coroutine: Any) -> int:
+    if TIMING_ERROR:
+        coroutine.close()
+        say(f"peerbeam: {TIMING_ERROR}")
+        return EXIT_USAGE
     use_uvloop()
     logging.basicConfig(level=os.environ.get("PEERBEAM_LOG", "WARNING"), stream=sys.stderr)
     return int(asyncio.run(coroutine))
@@ -62,7 +67,8 @@ def show_qr(link: str) -> None:
 
 
 async def send(paths: list[Path], server: str | None, password: str | None, one_time: bool,
-               expires: int | None, max_receivers: int | None, relay_only: bool = False) -> int:
+               expires: int | None, max_receivers: int | None, relay_only: bool = False,
+               max_rate: float | None = None) -> int:
     try:
         files = [SourceFile.open(path) for path in paths]
     except (OSError, ValueError) as error:
@@ -87,7 +93,7 @@ async def send(paths: list[Path], server: str | None, password: str | None, one_
     link = make_link(config.site_url, room["room"], key)
     print(link, flush=True)
     show_qr(link)
-    offer = Offer(files, room["room"], key, password)
+    offer = Offer(files, room["room"], key, password, max_rate)
     names = ", ".join(f"{f.path.name} ({human_bytes(f.size)})" for f in files)
     say(f"Offering {names}. Keep this running until the receivers are done; Ctrl-C stops.")
 
@@ -156,7 +162,7 @@ def _save_membership(directory: Path, room: str, peer: str, token: str) -> None:
 
 
 async def receive(link: str, directory: Path, password: str | None,
-                  relay_only: bool = False) -> int:
+                  relay_only: bool = False, max_rate: float | None = None) -> int:
     try:
         parsed = parse_link(link)
     except LinkError as error:
@@ -207,7 +213,8 @@ async def receive(link: str, directory: Path, password: str | None,
         bar.update(done)
 
     receiver = Receiver(signaling, parsed.room, parsed.key, directory, password,
-                        on_manifest=on_manifest, on_progress=on_progress, relay_only=relay_only)
+                        on_manifest=on_manifest, on_progress=on_progress, relay_only=relay_only,
+                        max_rate=max_rate, rejoined=signaling.peer_id == peer)
     try:
         result = await receiver.run()
     except TransferRefused as refusal:

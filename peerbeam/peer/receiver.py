@@ -47,17 +47,15 @@ from ..transfer.messages import (
     Start,
 )
 from . import faults
+from .pacer import Pacer
 from .rtc import Channel, close_quietly, ice_configuration, relay_only_sdp
 from .session import ConnectionLost, PeerError, ProtocolSession
 from .signaling import SignalingClient
 from .storage import PartialFile, ReceiveDirectory, StorageError
+from .timing import TIMING
 
 log = logging.getLogger(__name__)
 
-# How long to wait for the sender (to appear, or to come back) before giving up.
-SENDER_WAIT = 60.0
-# A sender that sends nothing for this long is treated as gone (protocol.md §11).
-SILENCE_TIMEOUT = 45.0
 
 
 class TransferRefused(Exception):
@@ -77,7 +75,6 @@ class ReceiveSession(ProtocolSession):
 
     peer_role = "sender"
     binary_allowed = True
-    silence_timeout = SILENCE_TIMEOUT
 
     def __init__(self, receiver: Receiver, channel: Channel, local_sdp: str, remote_sdp: str) -> None:
         super().__init__(channel)
@@ -88,7 +85,7 @@ class ReceiveSession(ProtocolSession):
 
     async def run(self) -> ReceiveResult:
         try:
-            await asyncio.wait_for(self.channel.opened.wait(), 30)
+            await asyncio.wait_for(self.channel.opened.wait(), TIMING.open_timeout)
             await self._authenticate()
             manifest = await self.expect(Manifest)
             files = await self.receiver.prepare(manifest)
@@ -195,6 +192,7 @@ class ReceiveSession(ProtocolSession):
             if not item.ok:
                 self.send(Nack(item.file, item.chunk))
                 continue
+            await self.receiver.pacer.take(len(item.data))
             await self.receiver.disk(files[item.file].write_chunk, item.chunk, item.data, item.digest)
             self.send(Ack(item.file, item.chunk))
 
@@ -206,7 +204,8 @@ class Receiver:
                  directory: Path, password: str | None = None,
                  on_manifest: Callable[[Manifest], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None,
-                 relay_only: bool = False) -> None:
+                 relay_only: bool = False, max_rate: float | None = None,
+                 rejoined: bool = False) -> None:
         self.signaling = signaling
         self.room = room
         self.link_key = link_key
@@ -215,6 +214,9 @@ class Receiver:
         self.on_manifest = on_manifest
         self.on_progress = on_progress
         self.relay_only = relay_only
+        self.rejoined = rejoined
+        # Acks wait for the pacer, and the sender's window waits for acks.
+        self.pacer = Pacer(max_rate)
         self.files: list[PartialFile] = []
         self.total = 0
         self.done_bytes = 0
@@ -263,22 +265,35 @@ class Receiver:
             self.on_progress(self.done_bytes, self.total)
 
     async def run(self) -> ReceiveResult:
-        """Receive everything; reconnect and resume until done or refused for good."""
+        """Receive everything; reconnect and resume until done or refused for good.
+
+        The sender-wait deadline runs only while no session does (waiting for the
+        sender to appear or to come back): a running session is judged by its own
+        progress and keepalive, never by a clock started before it.
+        """
+        loop = asyncio.get_running_loop()
         sender = self._sender_in(self.signaling.welcome)
-        waiting_since = asyncio.get_running_loop().time()
+        deadline: float | None = loop.time() + TIMING.sender_wait
+        if sender and self.rejoined:
+            # We were in this room before (a re-run after a crash): the sender may still
+            # hold a connection to our old self and would not offer by itself.
+            await self.signaling.signal(sender, {"kind": "restart"})
         pc: RTCPeerConnection | None = None
         session: asyncio.Task[ReceiveResult] | None = None
         try:
             while True:
-                timeout = SENDER_WAIT - (asyncio.get_running_loop().time() - waiting_since)
-                if timeout <= 0:
-                    raise TransferRefused("The sender is gone (it did not come back in time).")
                 getter = asyncio.create_task(self.signaling.messages.get())
                 waiters: set[asyncio.Task[Any]] = {getter}
+                timeout: float | None = None
                 if session is not None:
                     waiters.add(session)
-                done, _ = await asyncio.wait(waiters, timeout=None if session else timeout,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                else:
+                    assert deadline is not None
+                    timeout = deadline - loop.time()
+                    if timeout <= 0:
+                        getter.cancel()
+                        raise TransferRefused("The sender is gone (it did not come back in time).")
+                done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 if getter not in done:
                     getter.cancel()
                 if session is not None and session in done:
@@ -289,7 +304,7 @@ class Receiver:
                         session = None
                         if pc is not None:
                             await close_quietly(pc)
-                        waiting_since = asyncio.get_running_loop().time()
+                        deadline = loop.time() + TIMING.sender_wait
                         if sender:
                             await self.signaling.signal(sender, {"kind": "restart"})
                         continue
@@ -302,24 +317,32 @@ class Receiver:
                     data = message.get("data") or {}
                     if data.get("kind") == "offer" and isinstance(data.get("sdp"), str):
                         if session is not None:
+                            log.info("a new offer replaces the running session")
                             session.cancel()
                         if pc is not None:
                             await close_quietly(pc)
                         pc, session = await self._answer(sender, data)
                         self._pc = pc
+                        deadline = None
                 elif kind == "peer-joined" and message.get("role") == SENDER:
                     sender = message["peer"]
-                    waiting_since = asyncio.get_running_loop().time()
+                    if session is None:
+                        deadline = loop.time() + TIMING.sender_wait
                 elif kind == "reconnected":
                     sender = self._sender_in(message["welcome"]) or sender
+                    if session is None and sender:
+                        await self.signaling.signal(sender, {"kind": "restart"})
                 elif kind == "room-closed":
                     reason = message.get("reason") or "The sender closed this transfer."
                     if session is None:
                         raise TransferRefused(reason)
                     # A one-time sender closes the room as soon as it has our `complete`,
-                    # which may overtake the end of our own session: let it finish.
+                    # which may overtake the end of our own session; and a room that
+                    # expires mid-transfer ends signaling, not the peer connection. Let
+                    # the session run on, judged by its own keepalive; only a reconnect
+                    # is impossible now.
                     try:
-                        result = await asyncio.wait_for(asyncio.shield(session), 30)
+                        result = await session
                     except Exception:  # noqa: BLE001 - the session failed: the room is gone
                         raise TransferRefused(reason) from None
                     return self._finish(result)
@@ -373,7 +396,7 @@ class Receiver:
         )
 
         async def run_session() -> ReceiveResult:
-            channel = await asyncio.wait_for(asyncio.shield(opened), 30)
+            channel = await asyncio.wait_for(asyncio.shield(opened), TIMING.open_timeout)
             return await ReceiveSession(self, channel, local_sdp, remote_sdp).run()
 
         return pc, asyncio.create_task(run_session())

@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import weakref
 from typing import Any
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection
 
-from ..transfer import BUFFERED_HIGH_WATER, BUFFERED_LOW_WATER
+from ..transfer import BUFFERED_HIGH_WATER, BUFFERED_LOW_WATER, ProtocolError
+from ..transfer.messages import Ping, Pong, encode_message, parse_message
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +73,24 @@ class Channel:
         self._low = asyncio.Event()
         self._low.set()
         self.opened = asyncio.Event()
+        #: monotonic time of the last message from the peer (keepalive: protocol.md §11)
+        self.last_received = time.monotonic()
         channel.bufferedAmountLowThreshold = BUFFERED_LOW_WATER
-        channel.on("message", self.incoming.put_nowait)
+        channel.on("message", self._on_message)
         channel.on("bufferedamountlow", self._low.set)
         channel.on("open", self.opened.set)
         channel.on("close", lambda: self.incoming.put_nowait(CLOSED))
         if channel.readyState == "open":
             self.opened.set()
+
+    def _on_message(self, message: str | bytes) -> None:
+        self.last_received = time.monotonic()
+        if isinstance(message, str) and len(message) <= _PING_MAX and _is_ping(message):
+            # Answered here, not in turn: the session may be busy for minutes (hashing a
+            # resumed prefix, preparing files) and its peer must still see it alive.
+            self.send_text(encode_message(Pong()))
+            return
+        self.incoming.put_nowait(message)
 
     @property
     def is_open(self) -> bool:
@@ -110,6 +123,16 @@ class Channel:
         deadline = loop.time() + timeout
         while self.is_open and self.channel.bufferedAmount > 0 and loop.time() < deadline:
             await asyncio.sleep(0.02)
+
+
+_PING_MAX = 64
+
+
+def _is_ping(text: str) -> bool:
+    try:
+        return isinstance(parse_message(text), Ping)
+    except ProtocolError:
+        return False  # the session's own parser reports it
 
 
 _closing: weakref.WeakKeyDictionary[RTCPeerConnection, asyncio.Future[None]] = (

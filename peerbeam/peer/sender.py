@@ -53,14 +53,15 @@ from ..transfer.messages import (
     new_transfer_id,
 )
 from . import faults
+from .pacer import Pacer
 from .rtc import Channel, close_quietly, ice_configuration, relay_only_sdp
 from .session import ConnectionLost, PeerError, ProtocolSession
 from .signaling import SignalingClient
 from .source import SourceFile
+from .timing import TIMING
 
 log = logging.getLogger(__name__)
 
-OPEN_TIMEOUT = 30.0
 # Failed receiver proofs across all connections of a link before the sender stops
 # taking receivers: bounds online password guessing (protocol.md §6).
 MAX_FAILED_PROOFS = 20
@@ -83,8 +84,10 @@ class Offer:
     """What is being sent: the files, the link key, the optional password."""
 
     def __init__(self, files: list[SourceFile], room: str, link_key: bytes,
-                 password: str | None = None) -> None:
+                 password: str | None = None, max_rate: float | None = None) -> None:
         self.files = files
+        # One limit for the whole offer: it is the sender's uplink that it protects.
+        self.pacer = Pacer(max_rate)
         self.room = room
         self.transfer = new_transfer_id()
         self.manifest = Manifest(self.transfer, tuple(f.entry for f in files))
@@ -122,7 +125,7 @@ class SendSession(ProtocolSession):
 
     async def run(self) -> None:
         try:
-            await asyncio.wait_for(self.channel.opened.wait(), OPEN_TIMEOUT)
+            await asyncio.wait_for(self.channel.opened.wait(), TIMING.open_timeout)
             await self._authenticate()
             accept = await self._offer_files()
             if accept is None:
@@ -276,6 +279,7 @@ class SendSession(ProtocolSession):
                          if chunk + 1 < source.chunks else None)
             wire = faults.corrupt_once(file_index, chunk, data)
             for piece in iter_pieces(file_index, chunk, wire, self.payload_limit):
+                await self.offer.pacer.take(len(piece))
                 await self.channel.send_binary(piece)
                 if self.rewind is not None:
                     break
@@ -306,6 +310,7 @@ class Sender:
         self.finished = asyncio.Event()  # a one-time transfer completed, or the room closed
         self.one_time = False
         self._locked = False
+        self._room_gone = False
 
     async def run(self, one_time: bool = False) -> None:
         """Serve until the room closes or, for a one-time link, one receiver is done."""
@@ -331,11 +336,14 @@ class Sender:
     async def _on_signaling(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "peer-joined" and message.get("role") == RECEIVER:
-            await self._offer_to(message["peer"])
+            # A known receiver whose signaling socket reconnected (a server restart, API
+            # Gateway's 2-hour limit) still has its peer connection: keep it. A receiver
+            # that lost its connection too asks with `restart` (protocol.md §1.0).
+            if not self._connected_to(message["peer"]):
+                await self._offer_to(message["peer"])
         elif kind == "reconnected":
             for peer in message["welcome"].get("peers", []):
-                connection = self.connections.get(peer["peer"])
-                if connection is None or connection.failed:
+                if peer["role"] == RECEIVER and not self._connected_to(peer["peer"]):
                     await self._offer_to(peer["peer"])
         elif kind == "signal":
             data = message.get("data") or {}
@@ -345,11 +353,26 @@ class Sender:
             elif data.get("kind") == "restart":
                 await self._offer_to(message["from"])
         elif kind == "room-closed":
-            self.finished.set()
+            # No new receivers and no reconnects from now on; but a transfer that is
+            # running (a room may expire mid-transfer) goes on until its own end.
+            self._room_gone = True
+            if not self._active():
+                self.finished.set()
         elif kind == "error":
             log.info("signaling: %s", message.get("message"))
 
+    def _connected_to(self, peer: str) -> bool:
+        connection = self.connections.get(peer)
+        return connection is not None and not connection.ended
+
+    def _active(self, ending: _Connection | None = None) -> bool:
+        """Is any receiver's session running (besides `ending`, which is finishing now)?"""
+        return any(c is not ending and c.task is not None and not c.task.done()
+                   for c in self.connections.values())
+
     async def _offer_to(self, peer: str) -> None:
+        if self._room_gone:
+            return
         if self.offer.failed_proofs >= MAX_FAILED_PROOFS:
             log.warning("too many failed proofs; not serving %s", peer)
             return
@@ -371,6 +394,8 @@ class Sender:
     def session_ended(self, connection: _Connection) -> None:
         if connection.report.state == "done" and self.one_time:
             self.finished.set()
+        elif self._room_gone and not self._active(ending=connection):
+            self.finished.set()
 
 
 class _Connection:
@@ -388,6 +413,7 @@ class _Connection:
         self.local_sdp = ""
         self.task: asyncio.Task[None] | None = None
         self.failed = False
+        self.ended = False  # the session ran and is over (any outcome)
 
     async def start(self) -> None:
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -416,6 +442,7 @@ class _Connection:
             self.failed = True
             log.info("session with %s ended: %s", self.peer, error)
         finally:
+            self.ended = True
             await close_quietly(self.pc)
             self.sender.session_ended(self)
 

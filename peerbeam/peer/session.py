@@ -4,11 +4,13 @@ out, and in: answer pings, raise on the peer's errors, on closing and on silence
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from ..transfer import FrameError
 from ..transfer.messages import ErrorMessage, Ping, Pong, encode_message, parse_message
 from .rtc import CLOSED, Channel
+from .timing import TIMING
 
 
 class PeerError(Exception):
@@ -24,8 +26,6 @@ class ProtocolSession:
     peer_role = "peer"
     #: only the sender sends binary frames (protocol.md §8.2)
     binary_allowed = False
-    #: silence after which the peer counts as gone (protocol.md §11); None: wait forever
-    silence_timeout: float | None = None
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
@@ -34,12 +34,21 @@ class ProtocolSession:
         self.channel.send_text(encode_message(message))
 
     async def recv(self) -> Any:
-        """The next control message or binary frame."""
+        """The next control message or binary frame.
+
+        Keepalive (protocol.md §11): after `ping_after` seconds without a message, ping;
+        a peer silent for `dead_after` seconds since its last message is gone. Silence
+        counts from the last message received (pongs included, which the channel answers
+        and notes by itself), never from when this call started.
+        """
         while True:
             try:
-                raw = await asyncio.wait_for(self.channel.recv(), self.silence_timeout)
+                raw = await asyncio.wait_for(self.channel.recv(), TIMING.ping_after)
             except TimeoutError:
-                raise ConnectionLost(f"the {self.peer_role} stopped answering") from None
+                if time.monotonic() - self.channel.last_received >= TIMING.dead_after:
+                    raise ConnectionLost(f"the {self.peer_role} stopped answering") from None
+                self.send(Ping())
+                continue
             if raw is CLOSED:
                 raise ConnectionLost(f"the {self.peer_role}'s connection closed")
             if isinstance(raw, bytes):

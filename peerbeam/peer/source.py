@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..transfer import CHUNK_SIZE, chunk_count, chunk_digest, chunk_length, file_digest
 from ..transfer.messages import FileEntry
+from . import faults
 
 
 @dataclass
@@ -40,6 +42,8 @@ class SourceFile:
         return chunk_count(self.size)
 
     def _read(self, index: int) -> tuple[bytes, bytes]:
+        if delay := faults.slow_read():
+            time.sleep(delay)  # runs in a worker thread, like the read itself
         length = chunk_length(self.size, index)
         with open(self.path, "rb", buffering=0) as handle:
             data = os.pread(handle.fileno(), length, index * CHUNK_SIZE)

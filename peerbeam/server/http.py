@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,22 @@ WEBCLIENT_DIR = Path(__file__).resolve().parent.parent.parent / "webclient"
 # answer with message_too_large; far larger ones are cut off like API Gateway does.
 MAX_FRAME_BYTES = 1024 * 1024
 HANDLER_THREADS = 16
+
+
+@dataclass(frozen=True)
+class SocketLimits:
+    """API Gateway's WebSocket limits, which clients must live with, applied locally too
+    so that every run of the product exercises the reconnects they cause. Tests shorten
+    them (PEERBEAM_WS_MAX_LIFE, PEERBEAM_WS_IDLE_TIMEOUT, seconds)."""
+
+    max_life: float = 2 * 3600.0  # every connection is closed after 2 hours
+    idle_timeout: float = 600.0  # ... and after 10 minutes without a frame from the client
+
+    @classmethod
+    def from_env(cls) -> SocketLimits:
+        base = cls()
+        return cls(float(os.environ.get("PEERBEAM_WS_MAX_LIFE") or base.max_life),
+                   float(os.environ.get("PEERBEAM_WS_IDLE_TIMEOUT") or base.idle_timeout))
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -69,8 +87,10 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
 class LocalGateway:
     """Invokes app.py the way API Gateway and Lambda would, one request at a time per socket."""
 
-    def __init__(self, app_module: Any, webclient_dir: Path, scheme: str) -> None:
+    def __init__(self, app_module: Any, webclient_dir: Path, scheme: str,
+                 limits: SocketLimits | None = None) -> None:
         self.app_module = app_module
+        self.limits = limits or SocketLimits.from_env()
         self.webclient_dir = webclient_dir
         self.scheme = scheme
         self.connections: LocalConnections | None = None
@@ -143,10 +163,21 @@ class LocalGateway:
             )
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, autoping=True)
         self._sockets.add(ws)
+        loop = asyncio.get_running_loop()
+        end_of_life = loop.time() + self.limits.max_life
         try:
             await ws.prepare(request)
             writer = asyncio.create_task(self.connections.pump(queue, ws))
-            async for frame in ws:
+            while True:
+                wait = min(self.limits.idle_timeout, end_of_life - loop.time())
+                try:
+                    frame = await ws.receive(timeout=max(wait, 0.001))
+                except TimeoutError:
+                    # Idle for too long, or at the end of its life: API Gateway closes it.
+                    await ws.close(code=WSCloseCode.GOING_AWAY)
+                    break
+                if frame.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                    break
                 if frame.type == WSMsgType.TEXT:
                     body = frame.data
                 elif frame.type == WSMsgType.BINARY:
