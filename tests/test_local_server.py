@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from tests.signaling_helpers import Peer, create_room, http, refused
 RECEIVER_TOKEN = "receiver-token-0123456789"
 
 
-def room_state(server: LocalServer, room: str) -> dict:
+def room_state(server: LocalServer, room: str) -> dict[str, Any]:
     status, state = http("GET", f"{server.api}/rooms/{room}")
     assert status == 200, state
     return state
