@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from peerbeam import website
 from peerbeam.server.run import lan_address
 from tests.fixtures.servers import REPO, LocalServer, free_port
 from tests.signaling_helpers import Peer, create_room, http, refused
@@ -33,6 +34,8 @@ def test_config_and_static_page(local_server: LocalServer) -> None:
     assert config == {"api_url": local_server.api, "ws_url": local_server.ws}
     with urllib.request.urlopen(f"{local_server.base}/", timeout=5) as response:
         assert response.headers["Content-Type"].startswith("text/html")
+        for name, value in website.security_headers().items():
+            assert response.headers[name] == value, name
         assert "default-src 'self'" in response.headers["Content-Security-Policy"]
         assert b"peerbeam" in response.read()
     assert http("GET", f"{local_server.base}/../pyproject.toml")[0] == 404
