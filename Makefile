@@ -1,6 +1,7 @@
-# peerbeam: `make run` runs the product locally, `make test` runs the tests.
-# Both set up everything they need on a fresh machine (a .venv, and the
-# Debian packages the tests drive: Chromium, coturn, zbar).
+# peerbeam: `make run` runs the product locally, `make test` runs the tests,
+# `make lint` runs the checkers (ruff, mypy, TypeScript's over the web client).
+# Each sets up what it needs on a fresh machine (a .venv, node_modules with the
+# pinned TypeScript, and the Debian packages: Chromium, coturn, zbar, Node.js).
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,9 +9,10 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 STAGE ?= dev
-SYSTEM_PACKAGES := chromium coturn libzbar0
+PYTHON_SOURCES := app.py chalicelib peerbeam tests loadtests benchmarks
+NODE_STAMP := node_modules/.installed
 
-.PHONY: install system-deps run test bench lint clean
+.PHONY: install node-install system-deps run test bench lint clean
 
 install: $(VENV)/.installed
 
@@ -20,12 +22,22 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# The end-to-end tests drive Debian's Chromium and coturn; install them when missing.
+# The JavaScript tools pinned in package-lock.json; reinstalled only when it changes.
+node-install: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json | system-deps
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The end-to-end tests drive Debian's Chromium and coturn, the lint runs Node.js;
+# install them when missing (npm only with Debian's nodejs: other builds bundle it).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v turnserver >/dev/null || missing="$$missing coturn"; \
 	ldconfig -p | grep -q libzbar.so || missing="$$missing libzbar0"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -48,11 +60,14 @@ bench: install system-deps
 	$(BIN)/python -m benchmarks.browser_transfer
 	$(BIN)/python -m benchmarks.report
 
-lint: install
-	$(BIN)/ruff check app.py chalicelib peerbeam tests loadtests
+lint: install node-install
+	$(BIN)/ruff check $(PYTHON_SOURCES)
+	$(BIN)/mypy
+	node_modules/.bin/tsc -p jsconfig.json
+	node_modules/.bin/tsc -p jsconfig.worker.json
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache dist
+	rm -rf $(VENV) node_modules *.egg-info .pytest_cache .mypy_cache dist
 
 # AWS (docs/deploy.md). `package` needs no AWS access; `deploy`/`destroy` use your
 # AWS credentials (AWS_PROFILE / AWS_REGION, or REGION=… PROFILE=… here).

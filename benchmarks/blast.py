@@ -16,7 +16,7 @@ import json
 import sys
 import time
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from peerbeam.peer import api
 from peerbeam.peer.commands import use_uvloop
@@ -67,7 +67,12 @@ async def receive(room: str, ws_url: str, total: int) -> None:
             break
     pc = RTCPeerConnection(ice_configuration([]))
     opened: asyncio.Future[Channel] = asyncio.get_running_loop().create_future()
-    pc.on("datachannel", lambda ch: opened.done() or opened.set_result(Channel(ch)))
+
+    @pc.on("datachannel")
+    def on_datachannel(channel: RTCDataChannel) -> None:
+        if not opened.done():
+            opened.set_result(Channel(channel))
+
     await pc.setRemoteDescription(RTCSessionDescription(message["data"]["sdp"], "offer"))
     await pc.setLocalDescription(await pc.createAnswer())
     await signaling.signal(message["from"], {"kind": "answer", "sdp": pc.localDescription.sdp})

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pytest
@@ -283,8 +283,8 @@ def test_stack_create_then_no_change(aws: None, tmp_path: Path) -> None:
     client, stubber = stubbed_cloudformation()
     outputs = {"SiteURL": "https://d111.cloudfront.net/"}
     create_parameters = [{"ParameterKey": "PointInTimeRecovery", "ParameterValue": "false"}]
-    update_parameters = create_parameters + [
-        {"ParameterKey": "ExtraAllowedOrigins", "UsePreviousValue": True}
+    update_parameters: list[dict[str, Any]] = [
+        *create_parameters, {"ParameterKey": "ExtraAllowedOrigins", "UsePreviousValue": True}
     ]
     update_parameters.sort(key=lambda p: p["ParameterKey"])
     expect_deploy(stubber, True, outputs, create_parameters)
@@ -326,7 +326,7 @@ class AwsSession:
     def __init__(self, cloudformation: Any) -> None:
         self._cloudformation = cloudformation
 
-    def client(self, name: str) -> Any:
+    def client(self, name: Literal["cloudformation", "cloudfront", "s3", "sts"]) -> Any:
         if name == "cloudformation":
             return self._cloudformation
         return boto3.client(name, region_name=REGION)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from peerbeam.deploy.package import package
-from peerbeam.server.http import SECURITY_HEADERS
+from peerbeam import website
+from peerbeam.deploy.package import MERGE_TEMPLATE, package
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS = {
@@ -56,7 +56,7 @@ def as_list(value: Any) -> list[Any]:
 
 
 def test_cfn_lint_is_clean(packaged: tuple[str, Path]) -> None:
-    from cfnlint.api import lint_file
+    from cfnlint.api import lint_file  # type: ignore[import-untyped]  # cfn-lint ships no type hints
 
     matches = lint_file(packaged[1])
     assert not matches, "\n".join(str(match) for match in matches)
@@ -130,25 +130,40 @@ def test_site_bucket_is_private_behind_cloudfront(template: dict[str, Any]) -> N
 
 
 def test_security_headers_match_the_local_server(template: dict[str, Any]) -> None:
+    """The deployed site sends every header of peerbeam.website, as peerbeam serve does."""
     (policy,) = resources_of(template, "AWS::CloudFront::ResponseHeadersPolicy").values()
-    headers = policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    config = policy["Properties"]["ResponseHeadersPolicyConfig"]
+    headers = config["SecurityHeadersConfig"]
     assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
+    assert all(field["Override"] for field in headers.values())
 
     def directives(csp: str) -> dict[str, str]:
         return dict(part.strip().split(" ", 1) for part in csp.split(";"))
 
+    local = website.security_headers()
     deployed = directives(headers["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"])
-    local = directives(SECURITY_HEADERS["Content-Security-Policy"])
+    served = directives(local.pop("Content-Security-Policy"))
     # Identical, except that connect-src names the API Gateway endpoints instead of ws:/wss:.
     assert {k: v for k, v in deployed.items() if k != "connect-src"} == {
-        k: v for k, v in local.items() if k != "connect-src"
+        k: v for k, v in served.items() if k != "connect-src"
     }
     assert deployed["connect-src"].startswith("'self' ")
     assert "wss://${WebsocketAPI}.execute-api" in deployed["connect-src"]
-    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == SECURITY_HEADERS["Referrer-Policy"]
-    custom = policy["Properties"]["ResponseHeadersPolicyConfig"]["CustomHeadersConfig"]["Items"]
-    assert {"Header": "Permissions-Policy", "Value": SECURITY_HEADERS["Permissions-Policy"],
-            "Override": True} in custom
+    assert local.pop("X-Content-Type-Options") == "nosniff" and "ContentTypeOptions" in headers
+    assert headers["FrameOptions"]["FrameOption"] == local.pop("X-Frame-Options")
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == local.pop("Referrer-Policy")
+    custom = config["CustomHeadersConfig"]["Items"]
+    assert custom == [
+        {"Header": name, "Value": value, "Override": True} for name, value in local.items()
+    ]
+
+
+def test_headers_policy_is_rendered_not_written_twice(template: dict[str, Any]) -> None:
+    """The merge template leaves the policy to peerbeam.website, and the site refers to it."""
+    assert "SiteHeadersPolicy" not in json.loads(MERGE_TEMPLATE.read_text())["Resources"]
+    distribution = template["Resources"]["SiteDistribution"]["Properties"]["DistributionConfig"]
+    behaviours = [distribution["DefaultCacheBehavior"], *distribution["CacheBehaviors"]]
+    assert all(b["ResponseHeadersPolicyId"] == {"Ref": "SiteHeadersPolicy"} for b in behaviours)
 
 
 def test_iam_is_least_privilege(template: dict[str, Any], packaged: tuple[str, Path]) -> None:

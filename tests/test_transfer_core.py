@@ -52,6 +52,7 @@ from peerbeam.transfer import (
     sdp_fingerprints,
     verify_mac,
 )
+from peerbeam.transfer.auth import Role
 from peerbeam.transfer.chunks import chunk_digests_of
 from peerbeam.transfer.errors import BAD_FRAME, BAD_LINK, BAD_SDP, INTERNAL
 from peerbeam.transfer.filenames import SAVE_NAME_MAX_BYTES
@@ -120,7 +121,7 @@ class Side:
         self.sender_fps = sdp_fingerprints(sender_sdp)
         self.receiver_fps = sdp_fingerprints(receiver_sdp)
 
-    def mac(self, role: str, s_nonce: bytes, r_nonce: bytes) -> bytes:
+    def mac(self, role: Role, s_nonce: bytes, r_nonce: bytes) -> bytes:
         return compute_mac(
             self.key,
             role,
@@ -128,10 +129,10 @@ class Side:
             self.sender_fps,
             self.receiver_fps,
             s_nonce,
-            r_nonce,  # type: ignore[arg-type]
+            r_nonce,
         )
 
-    def verify(self, mac: bytes, role: str, s_nonce: bytes, r_nonce: bytes) -> bool:
+    def verify(self, mac: bytes, role: Role, s_nonce: bytes, r_nonce: bytes) -> bool:
         return verify_mac(
             self.key,
             mac,
@@ -140,7 +141,7 @@ class Side:
             self.sender_fps,
             self.receiver_fps,
             s_nonce,
-            r_nonce,  # type: ignore[arg-type]
+            r_nonce,
         )
 
 
@@ -302,7 +303,8 @@ def _send_file(file: int, data: bytes, start: int = 0) -> list[object]:
     return stream
 
 
-def _receive(assembler: ChunkAssembler, stream: list[object], disk: dict[int, bytearray]) -> list:
+def _receive(assembler: ChunkAssembler, stream: list[object], disk: dict[int, bytearray]
+             ) -> list[tuple[str, int, int]]:
     """Feed a stream; write verified chunks to `disk`; return the acks/nacks sent."""
     answers: list[tuple[str, int, int]] = []
     for item in stream:
@@ -414,7 +416,7 @@ def test_complete_file_on_resume_only_needs_file_done() -> None:
         lambda p: encode_piece(p.file, p.chunk, p.offset + 1, p.payload),  # gap
     ],
 )
-def test_out_of_order_pieces_are_refused(mutate) -> None:  # type: ignore[no-untyped-def]
+def test_out_of_order_pieces_are_refused(mutate) -> None:
     data = FILES[0]
     assembler = ChunkAssembler([len(data), 10], [0, 0])
     first = _send_file(0, data)[0]
@@ -592,7 +594,7 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("name", HOSTILE, ids=lambda n: repr(n)[:30])
-def test_sanitized_names_never_escape_the_target_directory(name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sanitized_names_never_escape_the_target_directory(name: str, tmp_path) -> None:
     safe = sanitize_filename(name)
     assert safe and safe not in (".", "..")
     assert "/" not in safe and "\\" not in safe and "\x00" not in safe

@@ -90,7 +90,9 @@ def stack_parameters(stage: str, allowed_origins: list[str] | None) -> dict[str,
 def publish_site(
     session: Any, outputs: dict[str, str], webclient_dir: Path | None = None
 ) -> PublishResult:
-    from .site import WEBCLIENT_DIR, client_config, collect, publish
+    from peerbeam.website import WEBCLIENT_DIR
+
+    from .site import client_config, collect, publish
 
     files = collect(webclient_dir or WEBCLIENT_DIR, client_config(outputs))
     return publish(

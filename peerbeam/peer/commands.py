@@ -38,7 +38,8 @@ def say(text: str) -> None:
 
 
 def use_uvloop() -> None:
-    """uvloop roughly doubles aiortc's throughput (DESIGN.md §5)."""
+    """uvloop roughly doubles aiortc's throughput (~36 MB/s against 8–21 MB/s on the default
+    loop over loopback: docs/measurements.md)."""
     try:
         import uvloop
     except ImportError:

@@ -313,7 +313,7 @@ class Receiver:
                     continue
                 message = getter.result()
                 kind = message.get("type")
-                if kind == "signal" and message.get("from") == sender:
+                if kind == "signal" and sender is not None and message.get("from") == sender:
                     data = message.get("data") or {}
                     if data.get("kind") == "offer" and isinstance(data.get("sdp"), str):
                         if session is not None:

@@ -2,7 +2,7 @@
 
 | path           | what                                                          |
 |----------------|---------------------------------------------------------------|
-| ``/``          | the static web client (``webclient/``)                        |
+| ``/``          | the static web client (``peerbeam.website``)                  |
 | ``/config.json``| where the web client finds the API and the WebSocket         |
 | ``/api/...``   | REST: API Gateway-shaped events into the app.py handlers      |
 | ``/ws``        | WebSocket: $connect / $default / $disconnect into app.py      |
@@ -23,12 +23,12 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.abc import AbstractAccessLogger
 from chalice.local import LambdaContext
 
+from ..website import INDEX, WEBCLIENT_DIR, content_type, security_headers
 from .connections import LocalConnections, LocalManagementSession
 from .events import LOCAL_STAGE, RestEvents, new_connection_id, websocket_event
 
 log = logging.getLogger("peerbeam.server")
 
-WEBCLIENT_DIR = Path(__file__).resolve().parent.parent.parent / "webclient"
 # Frames above the relay's own 64 KiB limit must reach the handler so it can
 # answer with message_too_large; far larger ones are cut off like API Gateway does.
 MAX_FRAME_BYTES = 1024 * 1024
@@ -50,28 +50,8 @@ class SocketLimits:
         return cls(float(os.environ.get("PEERBEAM_WS_MAX_LIFE") or base.max_life),
                    float(os.environ.get("PEERBEAM_WS_IDLE_TIMEOUT") or base.idle_timeout))
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-        "connect-src 'self' ws: wss:; worker-src 'self'; object-src 'none'; base-uri 'none'; "
-        "form-action 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-}
 
-CONTENT_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".mjs": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".json": "application/json",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".ico": "image/x-icon",
-    ".webmanifest": "application/manifest+json",
-}
+SECURITY_HEADERS = security_headers()
 
 
 class PathOnlyAccessLogger(AbstractAccessLogger):
@@ -206,13 +186,14 @@ class LocalGateway:
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     async def static(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info.get("path") or "index.html"
+        name = request.match_info.get("path") or INDEX
         root = self.webclient_dir.resolve()
         target = (root / name).resolve()
         if root not in target.parents or not target.is_file():
             raise web.HTTPNotFound(text="Not found")
-        content_type = CONTENT_TYPES.get(target.suffix, "application/octet-stream")
-        headers = {"Content-Type": content_type, "Cache-Control": "no-cache", **SECURITY_HEADERS}
+        headers = {
+            "Content-Type": content_type(target.name), "Cache-Control": "no-cache", **SECURITY_HEADERS
+        }
         return web.FileResponse(target, headers=headers)
 
 

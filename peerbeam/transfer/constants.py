@@ -14,8 +14,8 @@ MIB = 1024 * KIB
 CHUNK_SIZE = 1 * MIB
 
 # Largest payload of one binary message. 256 KiB messages were the fastest measured
-# (docs: DESIGN.md section 5); the header comes on top, and senders also stay under the
-# peer's SCTP max-message-size (see frames.piece_payload_limit).
+# between browsers (docs/measurements.md); the header comes on top, and senders also stay
+# under the peer's SCTP max-message-size (see frames.piece_payload_limit).
 MAX_PIECE_PAYLOAD = 256 * KIB
 
 # Text (JSON) messages are at most 64 KiB of UTF-8: aiortc, and RFC 8841 peers that

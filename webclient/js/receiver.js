@@ -81,7 +81,7 @@ export class Receiver extends EventTarget {
     /** @type {RTCIceServer[]} */
     this.iceServers = [];
     this.senderPeer = "";
-    /** @type {Map<string, Promise<Uint8Array>>} */
+    /** @type {Map<string, Promise<Uint8Array<ArrayBuffer>>>} */
     this.keys = new Map();
     /** Why the room ended while a transfer still ran on (it stops when that connection ends). @type {{problem: string, message: string} | null} */
     this.ended = null;
@@ -586,7 +586,7 @@ class ReceiverConnection {
     } else if (this.phase === "authing" && m.t === "auth-ok") {
       const hello = /** @type {import("./protocol/messages.js").Hello} */ (this.hello);
       const [senderFps, receiverFps] = this.fingerprints;
-      const ok = await verifyMac(/** @type {Uint8Array} */ (this.authKey), m.mac, "sender", r.link.room, senderFps, receiverFps, hello.nonce, this.nonce);
+      const ok = await verifyMac(/** @type {Uint8Array<ArrayBuffer>} */ (this.authKey), m.mac, "sender", r.link.room, senderFps, receiverFps, hello.nonce, this.nonce);
       if (!ok) {
         const error = new ProtocolError(AUTH_FAILED, "the sender's proof failed: possible tampering");
         this.channel?.fail(error);

@@ -29,7 +29,7 @@ const MAX_FAILURES_PER_LINK = 20;
 export class Offer extends EventTarget {
   /**
    * @param {{files: File[], password: string | null, room: string, ownerToken: string,
-   *          wsUrl: string, linkKey: Uint8Array, oneTime: boolean, iterations?: number}} options
+   *          wsUrl: string, linkKey: Uint8Array<ArrayBuffer>, oneTime: boolean, iterations?: number}} options
    */
   constructor({ files, password, room, ownerToken, wsUrl, linkKey, oneTime, iterations = DEFAULT_ITERATIONS }) {
     super();
@@ -48,7 +48,7 @@ export class Offer extends EventTarget {
     };
     /** Chunk digests per file, filled as chunks are read: shared by all receivers. @type {Uint8Array[][]} */
     this.digests = files.map(() => []);
-    /** @type {Promise<Uint8Array>} */
+    /** @type {Promise<Uint8Array<ArrayBuffer>>} */
     this.authKey = deriveAuthKey(linkKey, room, password, iterations);
     /** @type {Map<string, SenderSession>} */
     this.sessions = new Map();
@@ -359,7 +359,7 @@ export class SenderSession {
     const startChunk = (/** @type {number} */ f) => (f < files.length ? chunkCount(this.starts[f]) : 0);
     let file = 0;
     let chunk = startChunk(0);
-    /** @type {Promise<Uint8Array> | null} */
+    /** @type {Promise<Uint8Array<ArrayBuffer>> | null} */
     let ahead = null;
     let aheadAt = "";
     // One frame buffer for every piece: send() copies what it is given.

@@ -10,7 +10,7 @@ export const LINK_KEY_SIZE = 16;
 export const LINK_KEY_CHARS = 22;
 const ROOM = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** @typedef {{baseUrl: string, room: string, key: Uint8Array}} Link */
+/** @typedef {{baseUrl: string, room: string, key: Uint8Array<ArrayBuffer>}} Link */
 
 /** @param {string} message */
 const linkError = (message) => new ProtocolError(BAD_LINK, message);
