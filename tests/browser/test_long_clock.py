@@ -53,7 +53,11 @@ def long_clock_page(pages: Pages, browser: Browser) -> tuple[Page, list[str], li
 
     def watch(socket: WebSocket) -> None:
         sockets.append(socket)
-        socket.on("framesent", lambda frame: pings.append(frame) if '"ping"' in str(frame) else None)
+        def sent(frame: bytes | str) -> None:
+            if '"ping"' in str(frame):
+                pings.append(str(frame))
+
+        socket.on("framesent", sent)
 
     page.on("websocket", watch)
     return page, pings, sockets
