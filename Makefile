@@ -12,7 +12,7 @@ STAGE ?= dev
 PYTHON_SOURCES := app.py chalicelib peerbeam tests loadtests benchmarks
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install node-install system-deps run test bench lint clean
+.PHONY: install node-install system-deps run test bench bench-soak lint clean
 
 install: $(VENV)/.installed
 
@@ -58,6 +58,14 @@ bench: install system-deps
 	$(BIN)/python -m benchmarks.handler_cost
 	$(BIN)/python -m benchmarks.swarm
 	$(BIN)/python -m benchmarks.browser_transfer
+	$(BIN)/python -m benchmarks.report
+
+# Transfers that last 15 minutes with the real timers, on loopback and across an emulated
+# rate-limited link (root; netem-lite builds with gcc and needs iptables). Not part of `bench`.
+bench-soak: install system-deps
+	@command -v iptables-legacy >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends iptables gcc libc6-dev; }
+	$(BIN)/python -m benchmarks.soak
 	$(BIN)/python -m benchmarks.report
 
 lint: install node-install

@@ -324,6 +324,36 @@ well under the bar.\
 """
 
 
+def soak_section(result: dict[str, Any]) -> str:
+    rows = []
+    for run in result["runs"]:
+        if "skipped" in run:
+            rows.append(f"| {run['where']} | skipped: {run['skipped']} | | | | |")
+            continue
+        peak = run["receiver_rss_mib"][1] if run["receiver_rss_mib"] else "?"
+        rows.append(
+            f"| {run['where']} | {run['seconds'] / 60:.1f} min, {run['bytes'] / 2**30:.2f} GiB, "
+            f"{run['mb_per_s']} MB/s | {'**yes**' if run['verified'] else '**NO** (exit ' + str(run['exit']) + ')'} "
+            f"| {run['receiver_heartbeats']} / {run['sender_heartbeats']} | {run['connection_losses']} "
+            f"| {peak} |"
+        )
+    ok = all(r.get("verified") and r["seconds"] >= 15 * 60 for r in result["runs"] if "skipped" not in r)
+    return f"""## Soak: CLI transfers that last 15 minutes
+
+`python -m benchmarks.soak` (`make bench-soak`, not part of `make bench`) — {result['when']}.
+`peerbeam send → receive` with the real timers (signaling heartbeat every 4 minutes,
+keepalive after 15 s of silence), each run paced to last {result['minutes']} minutes:
+on loopback with `--max-rate`, and across an emulated link whose own bottleneck sets the rate
+(netem-lite, sender and receiver in separate network namespaces). Both side by side.
+
+| run | duration, size, speed | verified | heartbeats (receiver / sender) | connections lost | receiver peak RSS MiB |
+|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Every run finished verified after 15 minutes or more: {verdict(ok)}.
+"""
+
+
 def main() -> None:
     sections = []
     cli = load("cli_transfer")
@@ -338,6 +368,9 @@ def main() -> None:
     swarm = load("swarm")
     if swarm:
         sections.append(swarm_section(swarm))
+    soak = load("soak")
+    if soak:
+        sections.append(soak_section(soak))
     DOC.write_text(f"""# Benchmarks
 
 Written by `make bench` ({time.strftime('%Y-%m-%d', time.gmtime())}) on {machine()}.
