@@ -331,9 +331,10 @@ def soak_section(result: dict[str, Any]) -> str:
             rows.append(f"| {run['where']} | skipped: {run['skipped']} | | | | |")
             continue
         peak = run["receiver_rss_mib"][1] if run["receiver_rss_mib"] else "?"
+        verified = "**yes**" if run["verified"] else f"**NO** (exit {run['exit']})"
         rows.append(
             f"| {run['where']} | {run['seconds'] / 60:.1f} min, {run['bytes'] / 2**30:.2f} GiB, "
-            f"{run['mb_per_s']} MB/s | {'**yes**' if run['verified'] else '**NO** (exit ' + str(run['exit']) + ')'} "
+            f"{run['mb_per_s']} MB/s | {verified} "
             f"| {run['receiver_heartbeats']} / {run['sender_heartbeats']} | {run['connection_losses']} "
             f"| {peak} |"
         )
@@ -346,7 +347,8 @@ keepalive after 15 s of silence), each run paced to last {result['minutes']} min
 on loopback with `--max-rate`, and across an emulated link whose own bottleneck sets the rate
 (netem-lite, sender and receiver in separate network namespaces). Both side by side.
 
-| run | duration, size, speed | verified | heartbeats (receiver / sender) | connections lost | receiver peak RSS MiB |
+| run | duration, size, speed | verified | heartbeats (receiver / sender) | connections lost \
+| receiver peak RSS MiB |
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
 

@@ -127,8 +127,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="peerbeam-soak-") as tmp:
         work = Path(tmp)
         results: dict[str, dict[str, Any]] = {}
+        kinds = (("loopback", loopback_run), ("link", link_run))
         runs = [threading.Thread(target=lambda name=name, run=run: results.__setitem__(
-            name, run(seconds, rate, work))) for name, run in (("loopback", loopback_run), ("link", link_run))]
+            name, run(seconds, rate, work))) for name, run in kinds]
         for thread in runs:
             thread.start()
         for thread in runs:

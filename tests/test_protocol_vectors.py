@@ -68,7 +68,8 @@ def test_link_parse(case: dict[str, Any]) -> None:
     assert link.base_url == case["base_url"]
     assert link.room == case["room"]
     assert link.key.hex() == case["key_hex"]
-    assert parse_link(make_link(link.base_url, link.room, link.key)) == link
+    assert link.password == case["password"]
+    assert parse_link(make_link(link.base_url, link.room, link.key, link.password)) == link
 
 
 @pytest.mark.parametrize("case", VECTORS["links"]["invalid"], ids=lambda c: c["why"])
@@ -81,7 +82,8 @@ def test_link_rejected(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", VECTORS["links"]["make"], ids=lambda c: c["link"])
 def test_make_link(case: dict[str, Any]) -> None:
-    assert make_link(case["base_url"], case["room"], bytes.fromhex(case["key_hex"])) == case["link"]
+    made = make_link(case["base_url"], case["room"], bytes.fromhex(case["key_hex"]), case["password"])
+    assert made == case["link"]
 
 
 # --- key derivation ---------------------------------------------------------------------

@@ -78,7 +78,7 @@ def test_link_round_trip_with_random_keys() -> None:
     for _ in range(50):
         key = new_link_key()
         link = make_link("https://peerbeam.example", ROOM, key)
-        assert parse_link(link) == ("https://peerbeam.example/", ROOM, key)
+        assert parse_link(link) == ("https://peerbeam.example/", ROOM, key, False)
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,7 @@ async def send(paths: list[Path], server: str | None, password: str | None, one_
         say(f"peerbeam: cannot reach {site}: {error}")
         return EXIT_FAILED
     key = new_link_key()
-    link = make_link(config.site_url, room["room"], key)
+    link = make_link(config.site_url, room["room"], key, password is not None)
     print(link, flush=True)
     show_qr(link)
     offer = Offer(files, room["room"], key, password, max_rate)

@@ -40,7 +40,7 @@ PBKDF2_NAME = "pbkdf2-sha256"
 # so it can be raised later without a protocol change; receivers bound it so that a hostile
 # sender can neither downgrade the stretching nor freeze the receiver's tab.
 DEFAULT_ITERATIONS = 600_000
-MIN_ITERATIONS = 100_000
+MIN_ITERATIONS = 600_000
 MAX_ITERATIONS = 10_000_000
 MAX_AUTH_ATTEMPTS = 5  # password tries per connection before the sender hangs up
 

@@ -29,7 +29,7 @@ export const MAX_SAFE_INTEGER = Number.MAX_SAFE_INTEGER;
 export const MAX_CHUNK_NACKS = 3;
 
 export const DEFAULT_ITERATIONS = 600_000;
-export const MIN_ITERATIONS = 100_000;
+export const MIN_ITERATIONS = 600_000;
 export const MAX_ITERATIONS = 10_000_000;
 export const MAX_AUTH_ATTEMPTS = 5;
 export const PBKDF2_NAME = "pbkdf2-sha256";
