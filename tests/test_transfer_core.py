@@ -22,6 +22,7 @@ from peerbeam.transfer import (
     FileDone,
     FileEntry,
     FrameError,
+    Handshake,
     Hello,
     IntegrityError,
     LinkError,
@@ -34,7 +35,6 @@ from peerbeam.transfer import (
     chunk_count,
     chunk_digest,
     chunk_length,
-    compute_mac,
     decode_piece,
     derive_auth_key,
     encode_message,
@@ -50,7 +50,6 @@ from peerbeam.transfer import (
     piece_payload_limit,
     sanitize_filename,
     sdp_fingerprints,
-    verify_mac,
 )
 from peerbeam.transfer.auth import Role
 from peerbeam.transfer.chunks import chunk_digests_of
@@ -121,28 +120,14 @@ class Side:
         self.sender_fps = sdp_fingerprints(sender_sdp)
         self.receiver_fps = sdp_fingerprints(receiver_sdp)
 
+    def handshake(self, s_nonce: bytes, r_nonce: bytes) -> Handshake:
+        return Handshake(ROOM, self.sender_fps, self.receiver_fps, s_nonce, r_nonce)
+
     def mac(self, role: Role, s_nonce: bytes, r_nonce: bytes) -> bytes:
-        return compute_mac(
-            self.key,
-            role,
-            ROOM,
-            self.sender_fps,
-            self.receiver_fps,
-            s_nonce,
-            r_nonce,
-        )
+        return self.handshake(s_nonce, r_nonce).mac(self.key, role)
 
     def verify(self, mac: bytes, role: Role, s_nonce: bytes, r_nonce: bytes) -> bool:
-        return verify_mac(
-            self.key,
-            mac,
-            role,
-            ROOM,
-            self.sender_fps,
-            self.receiver_fps,
-            s_nonce,
-            r_nonce,
-        )
+        return self.handshake(s_nonce, r_nonce).verify(self.key, role, mac)
 
 
 LINK_KEY = bytes(range(16))

@@ -27,6 +27,7 @@ from .sender import Offer, ReceiverReport, Sender
 from .signaling import SignalingClient, SignalingRefused
 from .source import SourceFile
 from .timing import TIMING_ERROR
+from .wording import terminal_safe
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 EXIT_FAILED = 1
@@ -114,28 +115,40 @@ async def send(paths: list[Path], server: str | None, password: str | None, one_
         elif report.state == "failed":
             say(f"Receiver {report.peer[:6]}: {report.error}")
 
+    async def close_room() -> None:
+        try:
+            await asyncio.wait_for(api.close_room(config.api_url, room["room"], room["owner_token"]), 5)
+        except (api.ApiError, aiohttp.ClientError, OSError, TimeoutError):
+            pass  # the room expires by itself
+
     signaling = SignalingClient(room["ws_url"], room["room"], "sender", room["owner_token"])
-    await signaling.connect()
-    sender = Sender(offer, signaling, listener, relay_only=relay_only)
+    try:
+        await signaling.connect()
+    except (SignalingRefused, aiohttp.ClientError, OSError, TimeoutError) as error:
+        say(f"peerbeam: cannot join the room on the signaling server: {error}")
+        await close_room()
+        return EXIT_FAILED
+    sender = Sender(offer, signaling, listener, relay_only=relay_only, one_time=one_time)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    serving = asyncio.create_task(sender.run(one_time))
+    serving = asyncio.create_task(sender.run())
     stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    done, _ = await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
-    serving.cancel()
-    try:
-        await api.close_room(config.api_url, room["room"], room["owner_token"])
-    except (api.ApiError, aiohttp.ClientError, OSError):
-        pass  # the room expires by itself
-    await signaling.close()
-    if stop.is_set() or sender.finished.is_set():
+    failure = serving.exception() if serving in done and not serving.cancelled() else None
+    if serving not in done:
+        sender.stop()  # tell every receiver, then close
+        await asyncio.wait({serving}, timeout=0.5)
+        serving.cancel()
+        await asyncio.wait({serving}, timeout=1)
+    await close_room()
+    await asyncio.wait_for(signaling.close(), 2)
+    if failure is None and (stop.is_set() or sender.finished.is_set()):
         return 0
     # The serving loop ended by itself: that is a bug, say so instead of exiting quietly.
-    problem = "stopped" if serving.cancelled() else repr(serving.exception())
-    say(f"peerbeam: sending stopped unexpectedly ({problem})")
+    say(f"peerbeam: sending stopped unexpectedly ({failure!r})")
     return EXIT_FAILED
 
 
@@ -204,7 +217,7 @@ async def receive(link: str, directory: Path, password: str | None,
         total = sum(f.size for f in manifest.files)
         say(f"Receiving {len(manifest.files)} file(s), {human_bytes(total)}:")
         for entry in manifest.files:
-            say(f"  {entry.name}  {human_bytes(entry.size)}")
+            say(f"  {terminal_safe(entry.name)}  {human_bytes(entry.size)}")
 
     def on_progress(done: int, total: int) -> None:
         nonlocal bar
@@ -215,7 +228,8 @@ async def receive(link: str, directory: Path, password: str | None,
 
     receiver = Receiver(signaling, parsed.room, parsed.key, directory, password,
                         on_manifest=on_manifest, on_progress=on_progress, relay_only=relay_only,
-                        max_rate=max_rate, rejoined=signaling.peer_id == peer)
+                        max_rate=max_rate, rejoined=signaling.peer_id == peer,
+                        expect_password=parsed.password)
     try:
         result = await receiver.run()
     except TransferRefused as refusal:
@@ -237,5 +251,5 @@ async def receive(link: str, directory: Path, password: str | None,
         say(f"first byte {result.accept_to_first_byte:.3f} s after accepting")
     for path, digest in zip(result.files, result.digests, strict=True):
         print(path, flush=True)
-        say(f"verified {path.name}  sha256-of-chunks {digest}")
+        say(f"verified {terminal_safe(path.name)}  sha256-of-chunks {digest}")
     return 0

@@ -6,15 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection
 
-from ..transfer import BUFFERED_HIGH_WATER, BUFFERED_LOW_WATER, ProtocolError
-from ..transfer.messages import Ping, Pong, encode_message, parse_message
+from ..transfer import BUFFERED_HIGH_WATER, BUFFERED_LOW_WATER
 
 log = logging.getLogger(__name__)
 
@@ -65,32 +64,24 @@ def relay_only_sdp(sdp: str) -> str:
 
 
 class Channel:
-    """An RTCDataChannel as awaitables: recv() messages, send with backpressure."""
+    """An RTCDataChannel with send backpressure. Incoming messages go to `on_message`
+    and the end to `on_close` when given (the session drivers), else to recv()."""
 
-    def __init__(self, channel: RTCDataChannel) -> None:
+    def __init__(self, channel: RTCDataChannel,
+                 on_message: Callable[[str | bytes], None] | None = None,
+                 on_close: Callable[[], None] | None = None) -> None:
         self.channel = channel
         self.incoming: asyncio.Queue[Any] = asyncio.Queue()
         self._low = asyncio.Event()
         self._low.set()
         self.opened = asyncio.Event()
-        #: monotonic time of the last message from the peer (keepalive: protocol.md §11)
-        self.last_received = time.monotonic()
         channel.bufferedAmountLowThreshold = BUFFERED_LOW_WATER
-        channel.on("message", self._on_message)
+        channel.on("message", on_message or self.incoming.put_nowait)
         channel.on("bufferedamountlow", self._low.set)
         channel.on("open", self.opened.set)
-        channel.on("close", lambda: self.incoming.put_nowait(CLOSED))
+        channel.on("close", on_close or (lambda: self.incoming.put_nowait(CLOSED)))
         if channel.readyState == "open":
             self.opened.set()
-
-    def _on_message(self, message: str | bytes) -> None:
-        self.last_received = time.monotonic()
-        if isinstance(message, str) and len(message) <= _PING_MAX and _is_ping(message):
-            # Answered here, not in turn: the session may be busy for minutes (hashing a
-            # resumed prefix, preparing files) and its peer must still see it alive.
-            self.send_text(encode_message(Pong()))
-            return
-        self.incoming.put_nowait(message)
 
     @property
     def is_open(self) -> bool:
@@ -123,16 +114,6 @@ class Channel:
         deadline = loop.time() + timeout
         while self.is_open and self.channel.bufferedAmount > 0 and loop.time() < deadline:
             await asyncio.sleep(0.02)
-
-
-_PING_MAX = 64
-
-
-def _is_ping(text: str) -> bool:
-    try:
-        return isinstance(parse_message(text), Ping)
-    except ProtocolError:
-        return False  # the session's own parser reports it
 
 
 _closing: weakref.WeakKeyDictionary[RTCPeerConnection, asyncio.Future[None]] = (

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 
+from ..transfer.machine import SessionTiming
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -59,3 +61,9 @@ def _from_environment() -> tuple[Timing, str | None]:
 
 #: the timers in force; TIMING_ERROR says why PEERBEAM_TIMING was refused (the CLI exits 2)
 TIMING, TIMING_ERROR = _from_environment()
+
+
+def session_timing() -> SessionTiming:
+    """The session machines' deadlines, from the timers in force."""
+    return SessionTiming(ping_after=TIMING.ping_after, dead_after=TIMING.dead_after,
+                         open_timeout=TIMING.open_timeout, sender_wait=TIMING.sender_wait)

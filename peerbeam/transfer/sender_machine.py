@@ -7,7 +7,8 @@ Events (driver → machine), besides ``tick``:
   ``restart {peer}`` (a receiver asks for a new connection),
   ``room_gone {reason}``, ``stop`` (the user stops sharing);
 - one connection: ``channel_open {conn, nonce}`` (the driver's fresh hello nonce),
-  ``message {conn, text}``, ``connection_lost {conn, reason}``;
+  ``message {conn, text}``, ``piece {conn}`` (a binary frame: never from a receiver),
+  ``connection_lost {conn, reason}``;
 - results of actions: ``proof_checked {conn, ok, mac}``, ``chunk_read {conn?, file, chunk,
   size, digest}``, ``read_failed {file, chunk, message}``, ``pieces_sent {conn, file, chunk}``.
 
@@ -136,6 +137,7 @@ class SenderMachine(Machine):
             "chunk_read": self._on_chunk_read,
             "read_failed": self._on_read_failed,
             "pieces_sent": self._on_pieces_sent,
+            "piece": self._on_piece,
         }
 
     # -- receivers and their connections ----------------------------------------------
@@ -283,6 +285,14 @@ class SenderMachine(Machine):
             return
         connection.keepalive.received(self.now)
         self._guarded(connection, self._message, event["text"])
+
+    def _on_piece(self, event: Event) -> None:
+        connection = self._connection(event)
+        if connection is not None:
+            self._guarded(connection, self._binary)
+
+    def _binary(self, connection: _Connection) -> None:
+        raise FrameError("a receiver never sends binary frames")
 
     def _message(self, connection: _Connection, text: str) -> None:
         message = parse_message(text)
