@@ -47,7 +47,7 @@ from ..transfer.messages import (
     Start,
 )
 from . import faults
-from .rtc import Channel, close_quietly, ice_configuration, relay_only_sdp
+from .rtc import Channel, close_quietly, peer_connection, relay_only_sdp
 from .session import ConnectionLost, PeerError, ProtocolSession
 from .signaling import SignalingClient
 from .storage import PartialFile, ReceiveDirectory, StorageError
@@ -352,9 +352,7 @@ class Receiver:
 
     async def _answer(self, sender: str, data: dict[str, Any]
                       ) -> tuple[RTCPeerConnection, asyncio.Task[ReceiveResult]]:
-        pc = RTCPeerConnection(
-            ice_configuration(self.signaling.welcome.get("ice_servers", []), self.relay_only)
-        )
+        pc = await peer_connection(self.signaling.welcome.get("ice_servers", []), self.relay_only)
         opened: asyncio.Future[Channel] = asyncio.get_running_loop().create_future()
 
         @pc.on("datachannel")

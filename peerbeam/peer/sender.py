@@ -53,7 +53,7 @@ from ..transfer.messages import (
     new_transfer_id,
 )
 from . import faults
-from .rtc import Channel, close_quietly, ice_configuration, relay_only_sdp
+from .rtc import Channel, close_quietly, peer_connection, relay_only_sdp
 from .session import ConnectionLost, PeerError, ProtocolSession
 from .signaling import SignalingClient
 from .source import SourceFile
@@ -357,7 +357,8 @@ class Sender:
         if old is not None:
             await old.close()
         report = self.reports.setdefault(peer, ReceiverReport(peer))
-        connection = _Connection(self, peer, report)
+        pc = await peer_connection(self.signaling.welcome.get("ice_servers", []), self.relay_only)
+        connection = _Connection(self, peer, report, pc)
         self.connections[peer] = connection
         await connection.start()
 
@@ -376,14 +377,13 @@ class Sender:
 class _Connection:
     """One RTCPeerConnection to one receiver, from offer to the end of its session."""
 
-    def __init__(self, sender: Sender, peer: str, report: ReceiverReport) -> None:
+    def __init__(self, sender: Sender, peer: str, report: ReceiverReport,
+                 pc: RTCPeerConnection) -> None:
         self.sender = sender
         self.peer = peer
         self.report = report
         self.session_id = secrets.token_urlsafe(12)
-        self.pc = RTCPeerConnection(
-            ice_configuration(sender.signaling.welcome.get("ice_servers", []), sender.relay_only)
-        )
+        self.pc = pc
         self.channel = Channel(self.pc.createDataChannel(CHANNEL_LABEL, ordered=True))
         self.local_sdp = ""
         self.task: asyncio.Task[None] | None = None
