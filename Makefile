@@ -20,11 +20,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# The end-to-end tests drive Debian's Chromium and coturn; install them when missing.
+# The end-to-end tests drive Debian's Chromium and coturn, and build NAT routers from
+# network namespaces (iproute2, iptables); install them when missing.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v turnserver >/dev/null || missing="$$missing coturn"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	[ -x /usr/sbin/iptables-restore ] || missing="$$missing iptables"; \
 	ldconfig -p | grep -q libzbar.so || missing="$$missing libzbar0"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \

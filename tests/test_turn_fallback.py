@@ -189,4 +189,8 @@ def test_cli_peers_behind_udp_firewall_relay_over_tcp(
         sender.stop()
         server.stop()
     # The file left the sender over TCP and reached the receiver over TCP.
-    wait_for_relayed(coturn.log, source.stat().st_size, until=lambda a, b: a.tcp and b.tcp)
+    size = source.stat().st_size
+    wait_for_relayed(coturn.log, size, until=lambda carried: (
+        any(s.tcp and s.usage("rb") >= size for s in carried)
+        and any(s.tcp and s.usage("sb") >= size for s in carried)
+    ))
