@@ -66,8 +66,9 @@ package: install
 	$(BIN)/python -m peerbeam.deploy package $(DEPLOY_FLAGS)
 	$(BIN)/cfn-lint dist/$(STAGE)/sam.json
 
+# TURN=1 adds a coturn relay to the stage, TURN=0 removes it; unset keeps what the stage has.
 deploy: install
-	$(BIN)/python -m peerbeam.deploy deploy $(DEPLOY_FLAGS)
+	$(BIN)/python -m peerbeam.deploy deploy $(DEPLOY_FLAGS) $(if $(filter 1,$(TURN)),--turn-relay)$(if $(filter 0,$(TURN)),--no-turn-relay)
 
 destroy: install
 	$(BIN)/python -m peerbeam.deploy destroy $(DEPLOY_FLAGS)

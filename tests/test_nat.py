@@ -1,6 +1,10 @@
 """Real NAT routers (network namespaces, tests/fixtures/nat.py): plain `peerbeam send` and
 `peerbeam receive`, nothing forced, find the path that exists.
 
+The relay is the one `make deploy TURN=1` runs: Debian's coturn with the configuration the
+instance's cloud-init writes (tests/fixtures/relay.py renders it and runs its script), so
+its quotas and denied peer ranges are in force here too.
+
 Needs root for the namespaces; CI runs as root.
 """
 
@@ -11,10 +15,13 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import pytest
 
+from peerbeam.deploy.turn import ensure_secret, secret_parameter
 from tests.fixtures.cli import SendProcess, random_file, receive
 from tests.fixtures.nat import (
     ENDPOINT_INDEPENDENT,
@@ -26,7 +33,8 @@ from tests.fixtures.nat import (
     internet,
     missing_tools,
 )
-from tests.fixtures.turn import TURN_SECRET, wait_for_relayed, wait_until_all_closed
+from tests.fixtures.relay import install, moto_ssm, render_cloud_init, write_coturn_config
+from tests.fixtures.turn import wait_for_relayed, wait_until_all_closed
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="NAT tests build network namespaces, which needs root (CI runs as root)"
@@ -38,6 +46,27 @@ PEER_ENV = {"PEERBEAM_ICE_LOOPBACK": "0", "PEERBEAM_TURN_PROBE_TIMEOUT": "1.5"}
 TURN_URLS = f"turn:{PUBLIC_IP}:{TURN_PORT}?transport=udp,turn:{PUBLIC_IP}:{TURN_PORT}?transport=tcp"
 
 
+@dataclass(frozen=True)
+class DeployedRelay:
+    config: Path  # what peerbeam-turn-config wrote for coturn
+    secret: str  # what `peerbeam deploy` put into SSM
+
+
+@pytest.fixture(scope="module")
+def deployed_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployedRelay]:
+    """The relay instance's configuration, made as on first boot (SSM: a moto server)."""
+    root = tmp_path_factory.mktemp("relay-instance")
+    with moto_ssm() as endpoint:
+        ssm = boto3.client("ssm", region_name="us-east-1", endpoint_url=endpoint)
+        name = secret_parameter("prod")
+        assert ensure_secret(ssm, name)  # what `peerbeam deploy` does
+        secret = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+        files = install(render_cloud_init("prod", PUBLIC_IP), root)
+        result = write_coturn_config(files, root / "turnserver.conf", endpoint)
+        assert result.returncode == 0, result.stderr
+    yield DeployedRelay(root / "turnserver.conf", secret)
+
+
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[Internet]:
     problems = missing_tools()
@@ -46,30 +75,24 @@ def world(tmp_path: Path) -> Iterator[Internet]:
         yield net
 
 
-def coturn_config(path: Path) -> Path:
-    path.write_text("\n".join([
-        f"listening-port={TURN_PORT}", "realm=peerbeam.test", "use-auth-secret",
-        f"static-auth-secret={TURN_SECRET}", "fingerprint", "no-cli", "no-tls", "no-dtls",
-        "no-tcp-relay", "min-port=49152", "max-port=49200", "verbose",
-    ]) + "\n")
-    return path
-
-
-def serve(world: Internet, relay: bool = True) -> str:
+def serve(world: Internet, relay: DeployedRelay, offer_turn: bool = True) -> str:
+    """The deployed coturn and `peerbeam serve` with the environment the deploy gives the
+    functions: the relay's STUN, and its TURN URLs (UDP, then TCP) unless ``offer_turn`` is
+    False."""
     env = {"PEERBEAM_STUN_URLS": f"stun:{PUBLIC_IP}:{TURN_PORT}"}
-    if relay:
-        env |= {"PEERBEAM_TURN_URLS": TURN_URLS, "PEERBEAM_TURN_SECRET": TURN_SECRET}
-    world.start_coturn(coturn_config(world.workdir / "turnserver.conf"))
+    if offer_turn:
+        env |= {"PEERBEAM_TURN_URLS": TURN_URLS, "PEERBEAM_TURN_SECRET": relay.secret}
+    world.start_coturn(relay.config)
     return world.start_signaling(env)
 
 
 def transfer(world: Internet, server: str, sender_site: Site, receiver_site: Site,
-             tmp_path: Path) -> Path:
+             tmp_path: Path, *args: str) -> Path:
     """`send` in one site, `receive` in the other; the received file, verified."""
     source = random_file(tmp_path / "across.bin", SIZE, seed=5)
-    sender = SendProcess(server, [source], env=PEER_ENV, prefix=sender_site.host.prefix)
+    sender = SendProcess(server, [source], *args, env=PEER_ENV, prefix=sender_site.host.prefix)
     try:
-        result = receive(sender.link, tmp_path / "out", timeout=90, env=PEER_ENV,
+        result = receive(sender.link, tmp_path / "out", *args, timeout=90, env=PEER_ENV,
                          prefix=receiver_site.host.prefix)
         assert result.returncode == 0, (
             f"receiver:\n{result.stderr}\nsender:\n{sender.log()}\ncoturn:\n"
@@ -83,28 +106,33 @@ def transfer(world: Internet, server: str, sender_site: Site, receiver_site: Sit
     return received
 
 
-def test_symmetric_nats_relay_through_turn(world: Internet, tmp_path: Path) -> None:
+def test_symmetric_nats_relay_through_turn(world: Internet, deployed_relay: DeployedRelay,
+                                           tmp_path: Path) -> None:
     a, b = world.add_site(SYMMETRIC), world.add_site(SYMMETRIC)
-    server = serve(world)
+    server = serve(world, deployed_relay)
     transfer(world, server, a, b, tmp_path)
     carried = wait_for_relayed(lambda: world.log("coturn"), SIZE)
     assert not any(s.tcp for s in carried)  # UDP works here: TURN/UDP was chosen
+    # The peers' private addresses (host candidates) are refused as relay destinations.
+    assert "error 403: Forbidden IP" in world.log("coturn")
 
 
-def test_udp_blocked_relays_over_turn_tcp(world: Internet, tmp_path: Path) -> None:
+def test_udp_blocked_relays_over_turn_tcp(world: Internet, deployed_relay: DeployedRelay,
+                                          tmp_path: Path) -> None:
     """One side's firewall drops all UDP; TCP to the TURN server still goes out."""
     a = world.add_site(SYMMETRIC, block_udp=True)
     b = world.add_site(SYMMETRIC)
-    server = serve(world)
+    server = serve(world, deployed_relay)
     transfer(world, server, a, b, tmp_path)
     # The sender's firewall lets no UDP out: the file left it through TURN over TCP.
     wait_for_relayed(lambda: world.log("coturn"), SIZE, until=lambda carried: any(
         s.tcp and s.usage("rb") >= SIZE for s in carried))
 
 
-def test_endpoint_independent_nats_connect_directly(world: Internet, tmp_path: Path) -> None:
+def test_endpoint_independent_nats_connect_directly(
+        world: Internet, deployed_relay: DeployedRelay, tmp_path: Path) -> None:
     a, b = world.add_site(ENDPOINT_INDEPENDENT), world.add_site(ENDPOINT_INDEPENDENT)
-    server = serve(world)
+    server = serve(world, deployed_relay)
     transfer(world, server, a, b, tmp_path)
     allocations = wait_until_all_closed(lambda: world.log("coturn"))
     assert len(allocations) >= 2  # the relay was there for both peers ...
@@ -112,16 +140,28 @@ def test_endpoint_independent_nats_connect_directly(world: Internet, tmp_path: P
     assert relayed < SIZE // 4, f"{relayed} bytes went through the relay"  # ... and unused
 
 
-def no_relay_both_sides_give_up(world: Internet, tmp_path: Path, within: float = 60) -> None:
+def test_relay_only_transfer_through_the_deployed_relay(
+        world: Internet, deployed_relay: DeployedRelay, tmp_path: Path) -> None:
+    a, b = world.add_site(ENDPOINT_INDEPENDENT), world.add_site(ENDPOINT_INDEPENDENT)
+    server = serve(world, deployed_relay)
+    transfer(world, server, a, b, tmp_path, "--relay-only")
+    carried = wait_for_relayed(lambda: world.log("coturn"), SIZE, until=lambda carried: (
+        any(s.usage("rb") >= SIZE for s in carried) and any(s.usage("sb") >= SIZE for s in carried)
+    ))
+    assert len(carried) >= 2  # out of the sender into the relay, out of the relay to the receiver
+
+
+def no_relay_both_sides_give_up(world: Internet, relay: DeployedRelay, tmp_path: Path,
+                                within: float = 60) -> None:
     """Symmetric NATs and a server without TURN: there is no path, and both sides say so.
 
     Not collected yet: the give-up policy (issue 10, item 2) is still to come. When it
-    lands, this becomes ``test_symmetric_nats_without_relay_give_up`` (a ``world`` fixture
-    argument and a call); adjust the message pattern to the wording docs/cli.md settles on.
+    lands, this becomes ``test_symmetric_nats_without_relay_give_up`` (the ``world`` and
+    ``deployed_relay`` fixtures as arguments); adjust the message pattern and the exit code
+    to what docs/cli.md settles on.
     """
     a, b = world.add_site(SYMMETRIC), world.add_site(SYMMETRIC)
-    world.start_coturn(coturn_config(world.workdir / "turnserver.conf"))  # STUN only
-    server = world.start_signaling({"PEERBEAM_STUN_URLS": f"stun:{PUBLIC_IP}:{TURN_PORT}"})
+    server = serve(world, relay, offer_turn=False)  # STUN only
     source = random_file(tmp_path / "nowhere.bin", SIZE, seed=6)
     sender = SendProcess(server, [source], env=PEER_ENV, prefix=a.host.prefix)
     started = time.monotonic()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import turn
 from .package import STAGES, package
 
 if TYPE_CHECKING:
@@ -44,6 +45,11 @@ def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ORIGIN",
         help="another browser origin allowed to use the API, e.g. a custom domain "
         "(repeatable; the CloudFront site is always allowed; default: keep the previous)",
+    )
+    parser.add_argument(
+        "--turn-relay", action=argparse.BooleanOptionalAction, default=None,
+        help="run a coturn TURN relay in the stack, for networks where direct connections "
+        "fail (docs/deploy.md; default: keep what the stage has, off on a new stage)",
     )
     parser.add_argument(
         "--artifact-bucket", default=None,
@@ -79,11 +85,13 @@ def deployer_for(
     )
 
 
-def stack_parameters(stage: str, allowed_origins: list[str] | None) -> dict[str, str | None]:
+def stack_parameters(stage: str, allowed_origins: list[str] | None,
+                     turn_relay: bool | None = None) -> dict[str, str | None]:
     parameters: dict[str, str | None] = dict(STAGE_PARAMETERS[stage])
     parameters["ExtraAllowedOrigins"] = (
         None if allowed_origins is None else ",".join(allowed_origins)
     )
+    parameters["TurnRelay"] = None if turn_relay is None else str(turn_relay).lower()
     return parameters
 
 
@@ -108,6 +116,7 @@ def deploy(
     region: str | None = None,
     profile: str | None = None,
     allowed_origins: list[str] | None = None,
+    turn_relay: bool | None = None,
     artifact_bucket: str | None = None,
     log: Log = _log,
     session: Any = None,
@@ -116,8 +125,13 @@ def deploy(
     session = session or session_for(region, profile)
     log(f"packaging stage {stage}")
     template = package(stage, region=session.region_name)
+    if turn_relay is not False:
+        # The relay (now, or kept from an earlier deploy) reads it at boot: it must exist first.
+        name = turn.secret_parameter(stage)
+        if turn.ensure_secret(session.client("ssm"), name):
+            log(f"created the TURN secret {name} (SecureString)")
     deployer = deployer_for(session, stage, artifact_bucket, log)
-    result = deployer.deploy(template, stack_parameters(stage, allowed_origins))
+    result = deployer.deploy(template, stack_parameters(stage, allowed_origins, turn_relay))
     site = publish_site(session, result.outputs)
     log(
         f"web client: {len(site.uploaded)} uploaded, {len(site.deleted)} deleted, "
@@ -169,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
             region=args.region,
             profile=args.profile,
             allowed_origins=args.allowed_origins,
+            turn_relay=args.turn_relay,
             artifact_bucket=args.artifact_bucket,
         )
         return 0

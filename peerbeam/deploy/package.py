@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+from . import turn
+
 REPO = Path(__file__).resolve().parents[2]
-MERGE_TEMPLATE = REPO / ".chalice" / "merge-template.json"
 TEMPLATE_NAME = "sam.json"
 CODE_NAME = "deployment.zip"
 STAGES = ("dev", "prod")
@@ -46,13 +49,17 @@ def package(stage: str, out_dir: Path | None = None, region: str | None = None) 
     env["AWS_DEFAULT_REGION"] = region or env.get("AWS_REGION") or env.get(
         "AWS_DEFAULT_REGION", "us-east-1"
     )
-    command = chalice_command() + [
-        "--project-dir", str(REPO),
-        "package", "--stage", stage,
-        "--merge-template", str(MERGE_TEMPLATE),
-        str(out_dir),
-    ]
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        # .chalice/merge-template.json with the optional TURN relay (peerbeam/deploy/turn.py).
+        merge_template = Path(scratch) / "merge-template.json"
+        merge_template.write_text(json.dumps(turn.merge_template(stage)))
+        command = chalice_command() + [
+            "--project-dir", str(REPO),
+            "package", "--stage", stage,
+            "--merge-template", str(merge_template),
+            str(out_dir),
+        ]
+        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     template = out_dir / TEMPLATE_NAME
     if result.returncode != 0 or not template.exists():
         raise PackageError(f"chalice package failed:\n{result.stdout}{result.stderr}")

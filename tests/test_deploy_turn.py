@@ -1,0 +1,105 @@
+"""The relay instance's first boot, up to coturn: cloud-init rendered as CloudFormation
+renders it, and the script it installs run against SSM (a moto server on 127.0.0.1).
+
+coturn itself is started with the configuration written here in tests/test_nat.py, where
+it relays a transfer between two network namespaces.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from peerbeam.deploy.turn import ensure_secret
+from tests.fixtures.relay import (
+    CONFIG_TEMPLATE,
+    SETTINGS,
+    UNIT_DROP_IN,
+    install,
+    moto_ssm,
+    render_cloud_init,
+    write_coturn_config,
+)
+
+PUBLIC_IP = "198.18.0.1"
+PARAMETER = "/peerbeam/prod/turn-secret"
+
+
+@pytest.fixture
+def ssm_endpoint() -> Iterator[str]:
+    with moto_ssm() as endpoint:
+        yield endpoint
+
+
+def ssm_client(endpoint: str) -> object:
+    return boto3.client("ssm", region_name="us-east-1", endpoint_url=endpoint,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def test_cloud_init_is_complete_and_fits_in_user_data() -> None:
+    cloud_init = render_cloud_init("prod", PUBLIC_IP)
+    assert {"coturn", "python3-boto3"} <= set(cloud_init["packages"])
+    files = {entry["path"]: entry["content"] for entry in cloud_init["write_files"]}
+    settings = dict(line.split("=", 1) for line in files[SETTINGS].splitlines())
+    assert settings == {
+        "REGION": "us-east-1", "SECRET_PARAMETER": PARAMETER, "PUBLIC_IP": PUBLIC_IP,
+        "SESSION_MBPS": "50", "TOTAL_MBPS": "200", "TOTAL_ALLOCATIONS": "200",
+    }
+    unit = files[UNIT_DROP_IN]
+    assert "ExecStartPre=+/usr/local/sbin/peerbeam-turn-config" in unit
+    assert "ExecStart=/usr/bin/turnserver -c /etc/turnserver.conf" in unit
+    # The secret is fetched at start, never written into user data.
+    assert "static-auth-secret=@SECRET@" in files[CONFIG_TEMPLATE]
+    from peerbeam.deploy.turn import relay_fragment
+
+    user_data = relay_fragment("prod")["Resources"]["TurnLaunchTemplate"]["Properties"][
+        "LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"]
+    assert len(user_data.encode()) < 16 * 1024  # EC2's limit for user data
+
+
+def test_boot_script_writes_coturn_config_with_the_deployed_secret(
+        ssm_endpoint: str, tmp_path: Path) -> None:
+    assert ensure_secret(ssm_client(ssm_endpoint), PARAMETER)  # what `peerbeam deploy` does
+    secret = ssm_client(ssm_endpoint).get_parameter(  # type: ignore[attr-defined]
+        Name=PARAMETER, WithDecryption=True)["Parameter"]["Value"]
+    files = install(render_cloud_init("prod", PUBLIC_IP), tmp_path / "instance")
+    output = tmp_path / "instance" / "etc" / "turnserver.conf"
+    result = write_coturn_config(files, output, ssm_endpoint)
+    assert result.returncode == 0, result.stderr
+    config = output.read_text()
+    options = [line for line in config.splitlines() if line and not line.startswith("#")]
+    assert f"static-auth-secret={secret}" in options
+    assert f"external-ip={PUBLIC_IP}" in options
+    assert {"use-auth-secret", "no-tcp-relay", "no-multicast-peers", "listening-port=3478",
+            "user-quota=12", "total-quota=200", "max-bps=6250000", "bps-capacity=25000000",
+            } <= set(options)
+    denied = {line.split("=", 1)[1] for line in options if line.startswith("denied-peer-ip=")}
+    assert {"10.0.0.0-10.255.255.255", "172.16.0.0-172.31.255.255",
+            "192.168.0.0-192.168.255.255", "127.0.0.0-127.255.255.255",
+            "169.254.0.0-169.254.255.255", "100.64.0.0-100.127.255.255", "::1"} <= denied
+    assert not re.search(r"@[A-Z_]+@", config)
+    assert stat.S_IMODE(output.stat().st_mode) == 0o640  # the secret is not world-readable
+
+
+def test_boot_script_without_a_secret_writes_nothing(ssm_endpoint: str, tmp_path: Path) -> None:
+    files = install(render_cloud_init("prod", PUBLIC_IP), tmp_path / "instance")
+    output = tmp_path / "instance" / "etc" / "turnserver.conf"
+    result = write_coturn_config(files, output, ssm_endpoint)
+    assert result.returncode != 0 and "ParameterNotFound" in result.stderr
+    assert not output.exists()  # coturn does not start with a config lacking its secret
+
+
+def test_boot_script_refuses_a_secret_that_would_break_the_config(
+        ssm_endpoint: str, tmp_path: Path) -> None:
+    ssm_client(ssm_endpoint).put_parameter(  # type: ignore[attr-defined]
+        Name=PARAMETER, Value="abc\nallow-loopback-peers", Type="SecureString")
+    files = install(render_cloud_init("prod", PUBLIC_IP), tmp_path / "instance")
+    output = tmp_path / "instance" / "etc" / "turnserver.conf"
+    result = write_coturn_config(files, output, ssm_endpoint)
+    assert result.returncode != 0 and "white space" in result.stderr
+    assert not output.exists()
