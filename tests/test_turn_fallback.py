@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from aiortc.rtcicetransport import connection_kwargs
 
+from chalicelib.ice import ice_servers as server_ice_servers
 from chalicelib.ice import turn_credentials
+from chalicelib.settings import Settings
 from peerbeam.peer.relays import RelayPicker, TurnServer, allocate, split_ice_servers
 from peerbeam.peer.rtc import close_quietly, ice_configuration, peer_connection
 from tests.fixtures.cli import SendProcess, random_file, receive
@@ -65,6 +67,16 @@ def test_urls_are_read_in_order_and_unusable_ones_skipped() -> None:
         ("udp", False, 3478), ("tcp", False, 3478), ("tcp", True, 5349)
     ]
     assert {(r.username, r.credential) for r in relays} == {("u", "c")}
+
+
+def test_welcome_keeps_the_configured_order() -> None:
+    urls = ("turn:t.example:3478?transport=udp", "turn:t.example:3478?transport=tcp",
+            "turns:t.example:5349?transport=tcp")
+    settings = Settings(stun_urls=("stun:t.example:3478",), turn_urls=urls, turn_secret="s")
+    stun, turn = server_ice_servers(settings, "peer-1", 1_000)
+    assert stun == {"urls": ["stun:t.example:3478"]} and turn["urls"] == list(urls)
+    _, relays = split_ice_servers([stun, turn])
+    assert [relay.url for relay in relays] == list(urls)
 
 
 def test_aiortc_gets_exactly_the_chosen_url() -> None:
