@@ -351,6 +351,7 @@ def test_deploy_twice_publishes_once(aws: None, capsys: pytest.CaptureFixture[st
     expect_no_change(stubber, outputs, [
         {"ParameterKey": "ExtraAllowedOrigins", "UsePreviousValue": True},
         {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "true"},
+        {"ParameterKey": "PriceClass", "UsePreviousValue": True},  # whatever the stack has
         {"ParameterKey": "TurnRelay", "UsePreviousValue": True},
     ], stack="peerbeam-prod")
     session = AwsSession(client)
@@ -427,6 +428,7 @@ def test_turn_relay_deploy_makes_the_secret_once(aws: None) -> None:
     expect_no_change(stubber, outputs, [
         {"ParameterKey": "ExtraAllowedOrigins", "UsePreviousValue": True},
         {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "false"},
+        {"ParameterKey": "PriceClass", "UsePreviousValue": True},
         {"ParameterKey": "TurnRelay", "UsePreviousValue": True},
     ])
     ssm = boto3.client("ssm", region_name=REGION)
@@ -490,3 +492,31 @@ def test_ensure_secret_never_overwrites(aws: None) -> None:
     assert ensure_secret(ssm, "/peerbeam/prod/turn-secret") is False
     value = ssm.get_parameter(Name="/peerbeam/prod/turn-secret", WithDecryption=True)
     assert value["Parameter"]["Value"] == "operator-chosen"
+
+
+def test_parameters_set_elsewhere_are_kept(aws: None, tmp_path: Path) -> None:
+    """A relay resized in the console (or with --parameter) stays resized on later deploys."""
+    path = write_template(tmp_path / "dist", {"Parameters": {
+        "PointInTimeRecovery": {"Type": "String"}, "TurnInstanceType": {"Type": "String"},
+        "TurnTotalMbps": {"Type": "Number"},
+    }, "Resources": {}})
+    client, stubber = stubbed_cloudformation()
+    outputs = {"SiteURL": "https://d111.cloudfront.net/"}
+    stubber.add_response("describe_stacks", stack_description("UPDATE_COMPLETE", outputs, parameters=(
+        "PointInTimeRecovery", "TurnInstanceType", "TurnTotalMbps", "RemovedSinceThen")))
+    expect_change_set(stubber, "UPDATE", [
+        {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "false"},
+        {"ParameterKey": "TurnInstanceType", "UsePreviousValue": True},
+        {"ParameterKey": "TurnTotalMbps", "ParameterValue": "900"},
+    ])  # nothing for a parameter the new template no longer declares
+    stubber.add_response("describe_change_set", {
+        "Status": "FAILED", "StatusReason": "The submitted information didn't contain changes.",
+    })
+    stubber.add_response("delete_change_set", {}, {"ChangeSetName": ANY, "StackName": "peerbeam-dev"})
+    stubber.add_response("describe_stacks", stack_description("UPDATE_COMPLETE", outputs))
+    args = peerbeam_parser().parse_args(["deploy", "--parameter", "TurnTotalMbps=900"])
+    with stubber:
+        deployer(client).deploy(path, {"PointInTimeRecovery": "false", **dict(args.parameters)})
+        stubber.assert_no_pending_responses()
+    with pytest.raises(SystemExit):
+        peerbeam_parser().parse_args(["deploy", "--parameter", "no-equals-sign"])

@@ -42,11 +42,20 @@ def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any
     return {name: res for name, res in template["Resources"].items() if res["Type"] == kind}
 
 
+def when_on(statement: dict[str, Any]) -> dict[str, Any]:
+    """A statement, or what a conditional one ({"Fn::If": [cond, it, NoValue]}) grants."""
+    if "Fn::If" in statement:
+        _, granted, otherwise = statement["Fn::If"]
+        assert otherwise == {"Ref": "AWS::NoValue"}
+        return dict(granted)
+    return statement
+
+
 def statements(template: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every IAM statement: role policies and the bucket policy."""
     for role in resources_of(template, "AWS::IAM::Role").values():
         for policy in role["Properties"].get("Policies", []):
-            yield from policy["PolicyDocument"]["Statement"]
+            yield from map(when_on, policy["PolicyDocument"]["Statement"])
     for policy in resources_of(template, "AWS::S3::BucketPolicy").values():
         yield from policy["Properties"]["PolicyDocument"]["Statement"]
 
@@ -214,8 +223,9 @@ TURN_RESOURCES = {
     "TurnInstanceProfile": "AWS::IAM::InstanceProfile", "TurnLogGroup": "AWS::Logs::LogGroup",
     "TurnAllocationsMetric": "AWS::Logs::MetricFilter", "TurnIp": "AWS::EC2::EIP",
     "TurnLaunchTemplate": "AWS::EC2::LaunchTemplate", "TurnInstance": "AWS::EC2::Instance",
-    "TurnIpAssociation": "AWS::EC2::EIPAssociation",
+    "TurnIpAssociation": "AWS::EC2::EIPAssociation", "TurnTlsIngress": "AWS::EC2::SecurityGroupIngress",
 }
+TURN_CONDITIONS = {name: "WithTurnRelay" for name in TURN_RESOURCES} | {"TurnTlsIngress": "WithTurnTls"}
 
 
 def test_turn_relay_is_off_unless_asked_for(template: dict[str, Any]) -> None:
@@ -226,8 +236,14 @@ def test_turn_relay_is_off_unless_asked_for(template: dict[str, Any]) -> None:
     }
     relay = {name: res for name, res in template["Resources"].items() if name.startswith("Turn")}
     assert {name: res["Type"] for name, res in relay.items()} == TURN_RESOURCES
-    assert all(res["Condition"] == "WithTurnRelay" for res in relay.values())
+    assert {name: res["Condition"] for name, res in relay.items()} == TURN_CONDITIONS
     assert template["Outputs"]["TurnAddress"]["Condition"] == "WithTurnRelay"
+    # TLS needs the relay, a domain name and a certificate.
+    assert template["Conditions"]["WithTurnTls"] == {"Fn::And": [
+        {"Condition": "WithTurnRelay"},
+        {"Fn::Not": [{"Fn::Equals": [{"Ref": "TurnTlsDomain"}, ""]}]},
+        {"Fn::Not": [{"Fn::Equals": [{"Ref": "TurnTlsCertificate"}, ""]}]},
+    ]}
 
 
 def test_turn_relay_exposes_turn_and_relay_ports_only(template: dict[str, Any]) -> None:
@@ -237,6 +253,9 @@ def test_turn_relay_exposes_turn_and_relay_ports_only(template: dict[str, Any]) 
     assert ingress == {("udp", 3478, 3478), ("tcp", 3478, 3478), ("udp", 49152, 65535)}
     egress = {(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in group["SecurityGroupEgress"]}
     assert egress == {("udp", 0, 65535), ("tcp", 443, 443), ("tcp", 80, 80)}
+    tls = template["Resources"]["TurnTlsIngress"]["Properties"]
+    assert (tls["GroupId"], tls["IpProtocol"], tls["FromPort"], tls["ToPort"]) == (
+        {"Ref": "TurnSecurityGroup"}, "tcp", 443, 443)
     launch = template["Resources"]["TurnLaunchTemplate"]["Properties"]["LaunchTemplateData"]
     assert launch["MetadataOptions"]["HttpTokens"] == "required"  # IMDSv2 only
     assert "KeyName" not in launch  # no SSH key, no port 22
@@ -263,8 +282,13 @@ def test_turn_relay_role_reads_its_secret_and_writes_its_log(
     assert principal == {"Service": "ec2.amazonaws.com"}
     assert "ManagedPolicyArns" not in role
     (policy,) = role["Policies"]
-    by_sid = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
-    assert set(by_sid) == {"ReadTurnSecret", "WriteRelayLogs"}
+    by_sid = {s["Sid"]: s for s in map(when_on, policy["PolicyDocument"]["Statement"])}
+    assert set(by_sid) == {"ReadTurnSecret", "ReadTurnCertificate", "WriteRelayLogs"}
+    conditional = [s for s in policy["PolicyDocument"]["Statement"] if "Fn::If" in s]
+    assert [s["Fn::If"][0] for s in conditional] == ["WithTurnTls"]  # only with TLS on
+    assert by_sid["ReadTurnCertificate"]["Action"] == ["ssm:GetParameter"]
+    assert by_sid["ReadTurnCertificate"]["Resource"]["Fn::Sub"].endswith(
+        ":parameter${TurnTlsCertificate}")
     assert by_sid["ReadTurnSecret"]["Action"] == ["ssm:GetParameter"]
     assert by_sid["ReadTurnSecret"]["Resource"]["Fn::Sub"].endswith(
         f":parameter/peerbeam/{stage}/turn-secret"
@@ -282,8 +306,12 @@ def test_functions_hand_out_the_relay_first_udp_then_tcp(template: dict[str, Any
         env = template["Resources"][name]["Properties"]["Environment"]["Variables"]
         condition, relay, without = env["PEERBEAM_TURN_URLS"]["Fn::If"]
         assert condition == "WithTurnRelay" and without == ""
-        assert relay == {"Fn::Sub": "turn:${TurnIp}:3478?transport=udp,"
-                                    "turn:${TurnIp}:3478?transport=tcp"}
+        udp_tcp = "turn:${TurnIp}:3478?transport=udp,turn:${TurnIp}:3478?transport=tcp"
+        assert relay == {"Fn::If": [
+            "WithTurnTls",
+            {"Fn::Sub": f"{udp_tcp},turns:${{TurnTlsDomain}}:443?transport=tcp"},
+            {"Fn::Sub": udp_tcp},
+        ]}
         condition, relay, without = env["PEERBEAM_STUN_URLS"]["Fn::If"]
         assert relay == {"Fn::Sub": f"stun:${{TurnIp}}:3478,{public_stun}"}
         assert without == public_stun

@@ -23,6 +23,7 @@ from tests.fixtures.relay import (
     install,
     moto_ssm,
     render_cloud_init,
+    tls_certificate,
     write_coturn_config,
 )
 
@@ -49,6 +50,7 @@ def test_cloud_init_is_complete_and_fits_in_user_data() -> None:
     assert settings == {
         "REGION": "us-east-1", "SECRET_PARAMETER": PARAMETER, "PUBLIC_IP": PUBLIC_IP,
         "SESSION_MBPS": "50", "TOTAL_MBPS": "200", "TOTAL_ALLOCATIONS": "200",
+        "TLS_CERTIFICATE": "",  # no certificate configured: no TLS
     }
     unit = files[UNIT_DROP_IN]
     assert "ExecStartPre=+/usr/local/sbin/peerbeam-turn-config" in unit
@@ -57,7 +59,7 @@ def test_cloud_init_is_complete_and_fits_in_user_data() -> None:
     assert "static-auth-secret=@SECRET@" in files[CONFIG_TEMPLATE]
     from peerbeam.deploy.turn import relay_fragment
 
-    user_data = relay_fragment("prod")["Resources"]["TurnLaunchTemplate"]["Properties"][
+    user_data, _ = relay_fragment("prod")["Resources"]["TurnLaunchTemplate"]["Properties"][
         "LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"]
     assert len(user_data.encode()) < 16 * 1024  # EC2's limit for user data
 
@@ -102,4 +104,51 @@ def test_boot_script_refuses_a_secret_that_would_break_the_config(
     output = tmp_path / "instance" / "etc" / "turnserver.conf"
     result = write_coturn_config(files, output, ssm_endpoint)
     assert result.returncode != 0 and "white space" in result.stderr
+    assert not output.exists()
+
+
+def test_with_a_certificate_coturn_also_speaks_tls_on_443(
+        ssm_endpoint: str, tmp_path: Path) -> None:
+    ssm = ssm_client(ssm_endpoint)
+    ensure_secret(ssm, PARAMETER)
+    chain_and_key, _ = tls_certificate(PUBLIC_IP)
+    ssm.put_parameter(  # type: ignore[attr-defined]
+        Name="/peerbeam/prod/turn-tls", Value=chain_and_key, Type="SecureString",
+        Tier="Advanced")
+    cloud_init = render_cloud_init("prod", PUBLIC_IP, tls_certificate="/peerbeam/prod/turn-tls")
+    files = install(cloud_init, tmp_path / "instance")
+    output = tmp_path / "instance" / "etc" / "turnserver.conf"
+    result = write_coturn_config(files, output, ssm_endpoint)
+    assert result.returncode == 0, result.stderr
+    options = output.read_text().splitlines()
+    pem = output.with_name("turn-tls.pem")
+    assert {"tls-listening-port=443", f"cert={pem}", f"pkey={pem}"} <= set(options)
+    assert "no-tls" not in options and "no-dtls" in options
+    assert pem.read_text() == chain_and_key
+    assert stat.S_IMODE(pem.stat().st_mode) == 0o640
+    unit = {e["path"]: e["content"] for e in cloud_init["write_files"]}[UNIT_DROP_IN]
+    assert "AmbientCapabilities=CAP_NET_BIND_SERVICE" in unit  # coturn's user may bind 443
+
+
+def test_without_a_certificate_no_tls(ssm_endpoint: str, tmp_path: Path) -> None:
+    ensure_secret(ssm_client(ssm_endpoint), PARAMETER)
+    files = install(render_cloud_init("prod", PUBLIC_IP), tmp_path / "instance")
+    output = tmp_path / "instance" / "etc" / "turnserver.conf"
+    assert write_coturn_config(files, output, ssm_endpoint).returncode == 0
+    options = output.read_text().splitlines()
+    assert "no-tls" in options and not [o for o in options if o.startswith("tls-")]
+    assert not output.with_name("turn-tls.pem").exists()
+
+
+def test_a_certificate_parameter_without_a_certificate_is_refused(
+        ssm_endpoint: str, tmp_path: Path) -> None:
+    ssm = ssm_client(ssm_endpoint)
+    ensure_secret(ssm, PARAMETER)
+    ssm.put_parameter(Name="/peerbeam/prod/turn-tls", Value="not a pem",  # type: ignore[attr-defined]
+                      Type="SecureString")
+    cloud_init = render_cloud_init("prod", PUBLIC_IP, tls_certificate="/peerbeam/prod/turn-tls")
+    files = install(cloud_init, tmp_path / "instance")
+    output = tmp_path / "instance" / "etc" / "turnserver.conf"
+    result = write_coturn_config(files, output, ssm_endpoint)
+    assert result.returncode != 0 and "no PEM certificate and key" in result.stderr
     assert not output.exists()

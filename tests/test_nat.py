@@ -25,15 +25,23 @@ from peerbeam.deploy.turn import ensure_secret, secret_parameter
 from tests.fixtures.cli import SendProcess, random_file, receive
 from tests.fixtures.nat import (
     ENDPOINT_INDEPENDENT,
+    NO_UDP,
     PUBLIC_IP,
     SYMMETRIC,
     TURN_PORT,
+    WEB_ONLY,
     Internet,
     Site,
     internet,
     missing_tools,
 )
-from tests.fixtures.relay import install, moto_ssm, render_cloud_init, write_coturn_config
+from tests.fixtures.relay import (
+    install,
+    moto_ssm,
+    render_cloud_init,
+    tls_certificate,
+    write_coturn_config,
+)
 from tests.fixtures.turn import wait_for_relayed, wait_until_all_closed
 
 pytestmark = pytest.mark.skipif(
@@ -41,30 +49,44 @@ pytestmark = pytest.mark.skipif(
 )
 
 SIZE = 2 * 1024 * 1024 + 17
-# The peers inside the namespaces gather their real (namespace) addresses, not loopback.
-PEER_ENV = {"PEERBEAM_ICE_LOOPBACK": "0", "PEERBEAM_TURN_PROBE_TIMEOUT": "1.5"}
-TURN_URLS = f"turn:{PUBLIC_IP}:{TURN_PORT}?transport=udp,turn:{PUBLIC_IP}:{TURN_PORT}?transport=tcp"
+# What the deploy hands out with a TLS certificate configured (the certificate names the
+# relay's address here, a domain name in production).
+TURN_URLS = (f"turn:{PUBLIC_IP}:{TURN_PORT}?transport=udp,turn:{PUBLIC_IP}:{TURN_PORT}"
+             f"?transport=tcp,turns:{PUBLIC_IP}:443?transport=tcp")
+TLS_PARAMETER = "/peerbeam/prod/turn-tls"
 
 
 @dataclass(frozen=True)
 class DeployedRelay:
     config: Path  # what peerbeam-turn-config wrote for coturn
     secret: str  # what `peerbeam deploy` put into SSM
+    certificate_authority: Path  # the peers trust the relay's TLS certificate through it
+
+    @property
+    def peer_env(self) -> dict[str, str]:
+        # The peers inside the namespaces gather their real (namespace) addresses.
+        return {"PEERBEAM_ICE_LOOPBACK": "0", "PEERBEAM_TURN_PROBE_TIMEOUT": "1.5",
+                "SSL_CERT_FILE": str(self.certificate_authority)}
 
 
 @pytest.fixture(scope="module")
 def deployed_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployedRelay]:
-    """The relay instance's configuration, made as on first boot (SSM: a moto server)."""
+    """The relay instance's configuration, made as on first boot (SSM: a moto server),
+    with a TLS certificate configured."""
     root = tmp_path_factory.mktemp("relay-instance")
+    chain_and_key, authority = tls_certificate(PUBLIC_IP)
+    (root / "ca.pem").write_text(authority)
     with moto_ssm() as endpoint:
         ssm = boto3.client("ssm", region_name="us-east-1", endpoint_url=endpoint)
         name = secret_parameter("prod")
         assert ensure_secret(ssm, name)  # what `peerbeam deploy` does
         secret = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
-        files = install(render_cloud_init("prod", PUBLIC_IP), root)
+        ssm.put_parameter(Name=TLS_PARAMETER, Value=chain_and_key, Type="SecureString",
+                          Tier="Advanced")  # what the operator does for TLS
+        files = install(render_cloud_init("prod", PUBLIC_IP, TLS_PARAMETER), root)
         result = write_coturn_config(files, root / "turnserver.conf", endpoint)
         assert result.returncode == 0, result.stderr
-    yield DeployedRelay(root / "turnserver.conf", secret)
+    yield DeployedRelay(root / "turnserver.conf", secret, root / "ca.pem")
 
 
 @pytest.fixture
@@ -82,17 +104,18 @@ def serve(world: Internet, relay: DeployedRelay, offer_turn: bool = True) -> str
     env = {"PEERBEAM_STUN_URLS": f"stun:{PUBLIC_IP}:{TURN_PORT}"}
     if offer_turn:
         env |= {"PEERBEAM_TURN_URLS": TURN_URLS, "PEERBEAM_TURN_SECRET": relay.secret}
-    world.start_coturn(relay.config)
+    world.start_coturn(relay.config, tls=True)
     return world.start_signaling(env)
 
 
-def transfer(world: Internet, server: str, sender_site: Site, receiver_site: Site,
+def transfer(world: Internet, relay: DeployedRelay, sender_site: Site, receiver_site: Site,
              tmp_path: Path, *args: str) -> Path:
     """`send` in one site, `receive` in the other; the received file, verified."""
     source = random_file(tmp_path / "across.bin", SIZE, seed=5)
-    sender = SendProcess(server, [source], *args, env=PEER_ENV, prefix=sender_site.host.prefix)
+    sender = SendProcess(serve(world, relay), [source], *args, env=relay.peer_env,
+                         prefix=sender_site.host.prefix)
     try:
-        result = receive(sender.link, tmp_path / "out", *args, timeout=90, env=PEER_ENV,
+        result = receive(sender.link, tmp_path / "out", *args, timeout=90, env=relay.peer_env,
                          prefix=receiver_site.host.prefix)
         assert result.returncode == 0, (
             f"receiver:\n{result.stderr}\nsender:\n{sender.log()}\ncoturn:\n"
@@ -109,10 +132,10 @@ def transfer(world: Internet, server: str, sender_site: Site, receiver_site: Sit
 def test_symmetric_nats_relay_through_turn(world: Internet, deployed_relay: DeployedRelay,
                                            tmp_path: Path) -> None:
     a, b = world.add_site(SYMMETRIC), world.add_site(SYMMETRIC)
-    server = serve(world, deployed_relay)
-    transfer(world, server, a, b, tmp_path)
-    carried = wait_for_relayed(lambda: world.log("coturn"), SIZE)
-    assert not any(s.tcp for s in carried)  # UDP works here: TURN/UDP was chosen
+    transfer(world, deployed_relay, a, b, tmp_path)
+    carried = wait_for_relayed(lambda: world.log("coturn"), SIZE,
+                               until=lambda carried: all(s.closed for s in carried))
+    assert {s.transport for s in carried} == {"udp"}  # UDP works: TURN/UDP was chosen
     # The peers' private addresses (host candidates) are refused as relay destinations.
     assert "error 403: Forbidden IP" in world.log("coturn")
 
@@ -120,20 +143,29 @@ def test_symmetric_nats_relay_through_turn(world: Internet, deployed_relay: Depl
 def test_udp_blocked_relays_over_turn_tcp(world: Internet, deployed_relay: DeployedRelay,
                                           tmp_path: Path) -> None:
     """One side's firewall drops all UDP; TCP to the TURN server still goes out."""
-    a = world.add_site(SYMMETRIC, block_udp=True)
+    a = world.add_site(SYMMETRIC, firewall=NO_UDP)
     b = world.add_site(SYMMETRIC)
-    server = serve(world, deployed_relay)
-    transfer(world, server, a, b, tmp_path)
+    transfer(world, deployed_relay, a, b, tmp_path)
     # The sender's firewall lets no UDP out: the file left it through TURN over TCP.
     wait_for_relayed(lambda: world.log("coturn"), SIZE, until=lambda carried: any(
-        s.tcp and s.usage("rb") >= SIZE for s in carried))
+        s.transport == "tcp" and s.usage("rb") >= SIZE for s in carried))
+
+
+def test_web_only_firewall_relays_over_turn_tls(world: Internet, deployed_relay: DeployedRelay,
+                                               tmp_path: Path) -> None:
+    """One side lets nothing out but TCP to 443: TURN over TLS, the last URL, works."""
+    a = world.add_site(SYMMETRIC)
+    b = world.add_site(SYMMETRIC, firewall=WEB_ONLY)
+    transfer(world, deployed_relay, a, b, tmp_path)
+    # The file reached the receiver through its TLS connection to the relay.
+    wait_for_relayed(lambda: world.log("coturn"), SIZE, until=lambda carried: any(
+        s.transport == "tls" and s.usage("sb") >= SIZE for s in carried))
 
 
 def test_endpoint_independent_nats_connect_directly(
         world: Internet, deployed_relay: DeployedRelay, tmp_path: Path) -> None:
     a, b = world.add_site(ENDPOINT_INDEPENDENT), world.add_site(ENDPOINT_INDEPENDENT)
-    server = serve(world, deployed_relay)
-    transfer(world, server, a, b, tmp_path)
+    transfer(world, deployed_relay, a, b, tmp_path)
     allocations = wait_until_all_closed(lambda: world.log("coturn"))
     assert len(allocations) >= 2  # the relay was there for both peers ...
     relayed = max(max(s.usage("rb"), s.usage("sb")) for s in allocations)
@@ -143,8 +175,7 @@ def test_endpoint_independent_nats_connect_directly(
 def test_relay_only_transfer_through_the_deployed_relay(
         world: Internet, deployed_relay: DeployedRelay, tmp_path: Path) -> None:
     a, b = world.add_site(ENDPOINT_INDEPENDENT), world.add_site(ENDPOINT_INDEPENDENT)
-    server = serve(world, deployed_relay)
-    transfer(world, server, a, b, tmp_path, "--relay-only")
+    transfer(world, deployed_relay, a, b, tmp_path, "--relay-only")
     carried = wait_for_relayed(lambda: world.log("coturn"), SIZE, until=lambda carried: (
         any(s.usage("rb") >= SIZE for s in carried) and any(s.usage("sb") >= SIZE for s in carried)
     ))
@@ -163,10 +194,10 @@ def no_relay_both_sides_give_up(world: Internet, relay: DeployedRelay, tmp_path:
     a, b = world.add_site(SYMMETRIC), world.add_site(SYMMETRIC)
     server = serve(world, relay, offer_turn=False)  # STUN only
     source = random_file(tmp_path / "nowhere.bin", SIZE, seed=6)
-    sender = SendProcess(server, [source], env=PEER_ENV, prefix=a.host.prefix)
+    sender = SendProcess(server, [source], env=relay.peer_env, prefix=a.host.prefix)
     started = time.monotonic()
     try:
-        result = receive(sender.link, tmp_path / "out", timeout=within + 15, env=PEER_ENV,
+        result = receive(sender.link, tmp_path / "out", timeout=within + 15, env=relay.peer_env,
                          prefix=b.host.prefix)
         assert time.monotonic() - started < within, "the receiver took too long to give up"
         assert result.returncode not in (0, 1, 2), result.stderr  # its own documented code

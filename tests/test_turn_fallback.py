@@ -203,6 +203,6 @@ def test_cli_peers_behind_udp_firewall_relay_over_tcp(
     # The file left the sender over TCP and reached the receiver over TCP.
     size = source.stat().st_size
     wait_for_relayed(coturn.log, size, until=lambda carried: (
-        any(s.tcp and s.usage("rb") >= size for s in carried)
-        and any(s.tcp and s.usage("sb") >= size for s in carried)
+        any(s.transport == "tcp" and s.usage("rb") >= size for s in carried)
+        and any(s.transport == "tcp" and s.usage("sb") >= size for s in carried)
     ))

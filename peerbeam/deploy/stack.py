@@ -155,7 +155,8 @@ class StackDeployer:
         return {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
 
     def deploy(self, template_path: Path, parameters: dict[str, str | None]) -> StackResult:
-        """Create or update the stack. ``None`` parameter values keep the previous value."""
+        """Create or update the stack. ``None`` parameter values, and the stack's parameters
+        not named here, keep their values."""
         existing = self.describe()
         status = existing["StackStatus"] if existing else None
         if status and status.endswith(BUSY_SUFFIX) and status != "REVIEW_IN_PROGRESS":
@@ -167,6 +168,9 @@ class StackDeployer:
             )
         creating = status in (None, "REVIEW_IN_PROGRESS")
         previous = {p["ParameterKey"] for p in (existing or {}).get("Parameters", [])}
+        # Parameters set outside `peerbeam deploy` (console, update-stack) stay as they are.
+        declared = json.loads(template_path.read_text()).get("Parameters", {})
+        parameters = {**{key: None for key in previous if key in declared}, **parameters}
         self.ensure_artifact_bucket()
         template_url = self.prepare_template(template_path)
         change_set = self._create_change_set(template_url, parameters, creating, previous)

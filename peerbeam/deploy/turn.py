@@ -5,7 +5,8 @@
 what the instance runs at first boot. ``merge_template`` adds both to
 ``.chalice/merge-template.json``, together with the functions' ICE variables: with the
 relay on they name its STUN and TURN (UDP, then TCP) URLs, otherwise whatever
-``.chalice/config.json`` says. The stage's TURN secret parameter (from config.json) is
+``.chalice/config.json`` says; with a TLS certificate configured, TURN over TLS comes last.
+The stage's TURN secret parameter (from config.json) is
 the one place both the functions and coturn read the secret from; CloudFormation cannot
 create a SecureString, so ``ensure_secret`` does, once, before the stack is deployed.
 """
@@ -27,12 +28,16 @@ CLOUD_INIT = CHALICE_DIR / "turn-cloud-init.yaml"
 CONFIG = CHALICE_DIR / "config.json"
 FUNCTIONS = ("APIHandler", "WebsocketConnect", "WebsocketMessage", "WebsocketDisconnect")
 CONDITION = "WithTurnRelay"
+TLS_CONDITION = "WithTurnTls"
 PORT = 3478
+TLS_PORT = 443
 SECRET_TOKEN = "@TURN_SECRET_PARAMETER@"
 USER_DATA_TOKEN = "@TURN_USER_DATA@"
 # The order browsers and the Python peer try them in: UDP first, TCP when UDP is blocked.
 RELAY_STUN = f"stun:${{TurnIp}}:{PORT}"
 RELAY_TURN = f"turn:${{TurnIp}}:{PORT}?transport=udp,turn:${{TurnIp}}:{PORT}?transport=tcp"
+# ... and TLS last, for networks that let only HTTPS out (the certificate names the domain).
+RELAY_TURNS = f"turns:${{TurnTlsDomain}}:{TLS_PORT}?transport=tcp"
 
 
 def stage_environment(stage: str, config_path: Path = CONFIG) -> dict[str, str]:
@@ -63,9 +68,12 @@ def ice_variables(environment: dict[str, str]) -> dict[str, Any]:
     stun = environment.get("PEERBEAM_STUN_URLS", "")
     turn = environment.get("PEERBEAM_TURN_URLS", "")
     relay_stun = ",".join([RELAY_STUN] + ([_literal(stun)] if stun else []))
+    relay_turn = {"Fn::If": [
+        TLS_CONDITION, {"Fn::Sub": f"{RELAY_TURN},{RELAY_TURNS}"}, {"Fn::Sub": RELAY_TURN}
+    ]}
     return {
         "PEERBEAM_STUN_URLS": {"Fn::If": [CONDITION, {"Fn::Sub": relay_stun}, stun]},
-        "PEERBEAM_TURN_URLS": {"Fn::If": [CONDITION, {"Fn::Sub": RELAY_TURN}, turn]},
+        "PEERBEAM_TURN_URLS": {"Fn::If": [CONDITION, relay_turn, turn]},
     }
 
 
@@ -75,8 +83,11 @@ def relay_fragment(stage: str) -> dict[str, Any]:
     fragment = json.loads(TURN_TEMPLATE.read_text().replace(SECRET_TOKEN, parameter))
     launch = fragment["Resources"]["TurnLaunchTemplate"]["Properties"]["LaunchTemplateData"]
     assert launch["UserData"] == USER_DATA_TOKEN, "turn-template.json: UserData placeholder moved"
+    cloud_init = CLOUD_INIT.read_text().replace(SECRET_TOKEN, parameter)
+    # The instance turns TLS on only when the stack does (domain and certificate both set).
+    tls_certificate = {"Fn::If": [TLS_CONDITION, {"Ref": "TurnTlsCertificate"}, ""]}
     launch["UserData"] = {
-        "Fn::Base64": {"Fn::Sub": CLOUD_INIT.read_text().replace(SECRET_TOKEN, parameter)}
+        "Fn::Base64": {"Fn::Sub": [cloud_init, {"TlsCertificate": tls_certificate}]}
     }
     variables = ice_variables(stage_environment(stage))
     for name in FUNCTIONS:
