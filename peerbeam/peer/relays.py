@@ -35,7 +35,8 @@ from aiortc.rtcicetransport import parse_stun_turn_uri
 log = logging.getLogger(__name__)
 
 DEFAULT_PROBE_TIMEOUT = 3.0
-# A probe allocation that could not be deleted expires on the server this soon.
+# The lifetime a probe asks for, in case its deletion is lost (coturn may keep it longer:
+# it does not go below its default lifetime).
 PROBE_LIFETIME = 60
 
 
