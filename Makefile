@@ -29,12 +29,15 @@ $(NODE_STAMP): package.json package-lock.json | system-deps
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The end-to-end tests drive Debian's Chromium and coturn, the lint runs Node.js;
-# install them when missing (npm only with Debian's nodejs: other builds bundle it).
+# The end-to-end tests drive Debian's Chromium and coturn and build NAT routers from
+# network namespaces (iproute2, iptables); the lint runs Node.js. Install them when
+# missing (npm only with Debian's nodejs: other builds bundle it).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v turnserver >/dev/null || missing="$$missing coturn"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	[ -x /usr/sbin/iptables-restore ] || missing="$$missing iptables"; \
 	ldconfig -p | grep -q libzbar.so || missing="$$missing libzbar0"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
@@ -86,8 +89,9 @@ package: install
 	$(BIN)/python -m peerbeam.deploy package $(DEPLOY_FLAGS)
 	$(BIN)/cfn-lint dist/$(STAGE)/sam.json
 
+# TURN=1 adds a coturn relay to the stage, TURN=0 removes it; unset keeps what the stage has.
 deploy: install
-	$(BIN)/python -m peerbeam.deploy deploy $(DEPLOY_FLAGS)
+	$(BIN)/python -m peerbeam.deploy deploy $(DEPLOY_FLAGS) $(if $(filter 1,$(TURN)),--turn-relay)$(if $(filter 0,$(TURN)),--no-turn-relay)
 
 destroy: install
 	$(BIN)/python -m peerbeam.deploy destroy $(DEPLOY_FLAGS)

@@ -37,7 +37,7 @@ async def send(total: int, server: str) -> None:
         if message.get("type") == "peer-joined":
             break
     receiver = message["peer"]
-    pc = RTCPeerConnection(ice_configuration([]))
+    pc = RTCPeerConnection(ice_configuration([], None))
     channel = Channel(pc.createDataChannel("blast", ordered=True))
     await pc.setLocalDescription(await pc.createOffer())
     await signaling.signal(receiver, {"kind": "offer", "sdp": pc.localDescription.sdp})
@@ -65,7 +65,7 @@ async def receive(room: str, ws_url: str, total: int) -> None:
         message = await signaling.messages.get()
         if message.get("type") == "signal":
             break
-    pc = RTCPeerConnection(ice_configuration([]))
+    pc = RTCPeerConnection(ice_configuration([], None))
     opened: asyncio.Future[Channel] = asyncio.get_running_loop().create_future()
 
     @pc.on("datachannel")

@@ -15,11 +15,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from . import turn
 from .headers import RESOURCE_NAME as HEADERS_POLICY
 from .headers import response_headers_policy
 
 REPO = Path(__file__).resolve().parents[2]
-MERGE_TEMPLATE = REPO / ".chalice" / "merge-template.json"
+MERGE_TEMPLATE = turn.MERGE_TEMPLATE
 TEMPLATE_NAME = "sam.json"
 CODE_NAME = "deployment.zip"
 STAGES = ("dev", "prod")
@@ -40,14 +41,15 @@ def chalice_command() -> list[str]:
     return [found]
 
 
-def merge_template() -> dict[str, Any]:
-    """``.chalice/merge-template.json`` with the resources rendered from Python."""
+def merge_template(stage: str) -> dict[str, Any]:
+    """``.chalice/merge-template.json`` with the resources rendered from Python: the
+    site's response headers policy, and the optional TURN relay (peerbeam/deploy/turn.py)."""
     template: dict[str, Any] = json.loads(MERGE_TEMPLATE.read_text(encoding="utf-8"))
     resources = template["Resources"]
     if HEADERS_POLICY in resources:
         raise PackageError(f"{MERGE_TEMPLATE} must not define {HEADERS_POLICY}: it is rendered")
     resources[HEADERS_POLICY] = response_headers_policy()
-    return template
+    return turn.merged(template, turn.relay_fragment(stage))
 
 
 def package(stage: str, out_dir: Path | None = None, region: str | None = None) -> Path:
@@ -68,7 +70,7 @@ def package(stage: str, out_dir: Path | None = None, region: str | None = None) 
     )
     with tempfile.TemporaryDirectory(prefix="peerbeam-package-") as scratch:
         merged = Path(scratch) / "merge-template.json"
-        merged.write_text(json.dumps(merge_template(), indent=2) + "\n", encoding="utf-8")
+        merged.write_text(json.dumps(merge_template(stage), indent=2) + "\n", encoding="utf-8")
         command = chalice_command() + [
             "--project-dir", str(REPO),
             "package", "--stage", stage,

@@ -33,7 +33,7 @@ from ..transfer.receiver_machine import ReceiverMachine
 from . import faults
 from .driver import MachineDriver
 from .pacer import Pacer
-from .rtc import Channel, close_quietly, ice_configuration, relay_only_sdp
+from .rtc import Channel, close_quietly, peer_connection, relay_only_sdp
 from .signaling import SignalingClient
 from .storage import PartialFile, ReceiveDirectory, StorageError
 from .timing import session_timing
@@ -56,10 +56,11 @@ class ReceiveResult:
 
 @dataclass
 class _Link:
-    """One peer connection to the sender."""
+    """One peer connection to the sender (`pc` once made: picking a relay takes a moment)."""
 
-    pc: RTCPeerConnection
     offer_sdp: str
+    pc: RTCPeerConnection | None = None
+    closed: bool = False
     local_sdp: str = ""
     channel: Channel | None = None
     sender_nonce: bytes = b""
@@ -124,7 +125,8 @@ class Receiver(MachineDriver):
         finally:
             await self.shut_down()
             for link in self.links.values():
-                await close_quietly(link.pc)
+                if link.pc is not None:
+                    await close_quietly(link.pc)
             for partial in self.files:
                 partial.close()
 
@@ -160,11 +162,15 @@ class Receiver(MachineDriver):
     def do_answer(self, action: Action) -> None:
         sender, sdp = self.offers.pop(action["session"])
         self.offers.clear()  # older offers will not be answered
-        pc = RTCPeerConnection(
-            ice_configuration(self.signaling.welcome.get("ice_servers", []), self.relay_only))
-        link = _Link(pc, sdp)
-        conn = action["conn"]
-        self.links[conn] = link
+        link = self.links[action["conn"]] = _Link(sdp)
+        self.spawn(self._answer(action["conn"], link, sender, action["session"]))
+
+    async def _answer(self, conn: str, link: _Link, sender: str, session: str) -> None:
+        pc = await peer_connection(self.signaling.welcome.get("ice_servers", []), self.relay_only)
+        link.pc = pc
+        if link.closed:
+            await close_quietly(pc)
+            return
 
         @pc.on("datachannel")
         def on_datachannel(raw: Any) -> None:
@@ -182,12 +188,9 @@ class Receiver(MachineDriver):
             if pc.connectionState in ("failed", "closed"):
                 self._lost(conn, f"the connection {pc.connectionState}")
 
-        self.spawn(self._answer(link, sender, action["session"]))
-
-    async def _answer(self, link: _Link, sender: str, session: str) -> None:
-        await link.pc.setRemoteDescription(RTCSessionDescription(link.offer_sdp, "offer"))
-        await link.pc.setLocalDescription(await link.pc.createAnswer())
-        link.local_sdp = link.pc.localDescription.sdp
+        await pc.setRemoteDescription(RTCSessionDescription(link.offer_sdp, "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        link.local_sdp = pc.localDescription.sdp
         if self.relay_only:
             link.local_sdp = relay_only_sdp(link.local_sdp)
         await self.signaling.signal(sender, {"kind": "answer", "session": session, "sdp": link.local_sdp})
@@ -200,8 +203,9 @@ class Receiver(MachineDriver):
         self.network_bytes += len(data) - HEADER_SIZE
         self.feed({"type": "piece", "conn": conn, "file": piece.file, "chunk": piece.chunk,
                    "offset": piece.offset, "size": len(piece.payload)}, payload=piece.payload)
-        if faults.drop_now(self.network_bytes):
-            self.spawn(close_quietly(self.links[conn].pc))
+        pc = self.links[conn].pc
+        if faults.drop_now(self.network_bytes) and pc is not None:
+            self.spawn(close_quietly(pc))
 
     def _lost(self, conn: str, reason: str) -> None:
         self.feed({"type": "connection_lost", "conn": conn, "reason": reason})
@@ -222,9 +226,11 @@ class Receiver(MachineDriver):
 
     @staticmethod
     async def _close(link: _Link) -> None:
+        link.closed = True
         if link.channel is not None:
             await link.channel.drain(1.0)
-        await close_quietly(link.pc)
+        if link.pc is not None:
+            await close_quietly(link.pc)
 
     # -- authentication -----------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from ..transfer.sender_machine import SenderMachine
 from . import faults
 from .driver import MachineDriver
 from .pacer import Pacer
-from .rtc import Channel, close_quietly, ice_configuration, relay_only_sdp
+from .rtc import Channel, close_quietly, peer_connection, relay_only_sdp
 from .signaling import SignalingClient
 from .source import SourceFile
 from .timing import session_timing
@@ -76,11 +76,12 @@ class Offer:
 
 @dataclass
 class _Link:
-    """One peer connection to one receiver."""
+    """One peer connection to one receiver (`pc` once made: picking a relay takes a moment)."""
 
     peer: str
-    pc: RTCPeerConnection
-    channel: Channel
+    pc: RTCPeerConnection | None = None
+    channel: Channel | None = None
+    closed: bool = False
     session: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     local_sdp: str = ""
     remote_sdp: str = ""
@@ -119,7 +120,8 @@ class Sender(MachineDriver):
             finished.cancel()
             await self.shut_down()
             for link in self.links.values():
-                await close_quietly(link.pc)
+                if link.pc is not None:
+                    await close_quietly(link.pc)
 
     def stop(self) -> None:
         """The user stops sharing: every receiver is told (`cancelled`), then closed."""
@@ -147,13 +149,18 @@ class Sender(MachineDriver):
     # -- connections --------------------------------------------------------------------
 
     def do_open_connection(self, action: Action) -> None:
-        conn, peer = action["conn"], action["peer"]
-        pc = RTCPeerConnection(
-            ice_configuration(self.signaling.welcome.get("ice_servers", []), self.relay_only))
+        link = self.links[action["conn"]] = _Link(action["peer"])
+        self.spawn(self._offer(action["conn"], link))
+
+    async def _offer(self, conn: str, link: _Link) -> None:
+        pc = await peer_connection(self.signaling.welcome.get("ice_servers", []), self.relay_only)
+        link.pc = pc
+        if link.closed:
+            await close_quietly(pc)
+            return
         raw = pc.createDataChannel(CHANNEL_LABEL, ordered=True)
-        channel = Channel(raw, lambda data: self._on_data(conn, data),
-                          lambda: self._lost(conn, "the receiver's connection closed"))
-        link = self.links[conn] = _Link(peer, pc, channel)
+        link.channel = Channel(raw, lambda data: self._on_data(conn, data),
+                               lambda: self._lost(conn, "the receiver's connection closed"))
 
         @raw.on("open")
         def on_open() -> None:
@@ -165,11 +172,8 @@ class Sender(MachineDriver):
             if pc.connectionState in ("failed", "closed"):
                 self._lost(conn, f"the connection {pc.connectionState}")
 
-        self.spawn(self._offer(link))
-
-    async def _offer(self, link: _Link) -> None:
-        await link.pc.setLocalDescription(await link.pc.createOffer())
-        link.local_sdp = link.pc.localDescription.sdp
+        await pc.setLocalDescription(await pc.createOffer())
+        link.local_sdp = pc.localDescription.sdp
         if self.relay_only:
             link.local_sdp = relay_only_sdp(link.local_sdp)
         await self.signaling.signal(link.peer, {"kind": "offer", "session": link.session,
@@ -179,16 +183,18 @@ class Sender(MachineDriver):
         link = next((candidate for candidate in self.links.values()
                      if candidate.peer == peer and candidate.session == data.get("session")), None)
         sdp = data.get("sdp")
-        if link is None or link.remote_sdp or not isinstance(sdp, str):
+        if link is None or link.pc is None or link.remote_sdp or not isinstance(sdp, str):
             return  # an answer to an older offer, or a second one
         link.remote_sdp = sdp  # as received: its fingerprints go into the MAC
 
+        pc = link.pc
+
         async def apply() -> None:
             try:
-                await link.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+                await pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
             except (ValueError, RuntimeError) as error:  # a malformed answer: that connection fails
                 log.info("answer from %s refused: %s", peer, error)
-                await close_quietly(link.pc)
+                await close_quietly(pc)
 
         self.spawn(apply())
 
@@ -202,16 +208,21 @@ class Sender(MachineDriver):
         self.feed({"type": "connection_lost", "conn": conn, "reason": reason})
 
     def do_send(self, action: Action) -> None:
-        self.links[action["conn"]].channel.send_text(encode_message(action["message"]))
+        channel = self.links[action["conn"]].channel
+        if channel is not None:
+            channel.send_text(encode_message(action["message"]))
 
     def do_close(self, action: Action) -> None:
         link = self.links[action["conn"]]
+        link.closed = True
         if link.pieces is not None:
             link.pieces.cancel()
 
         async def close() -> None:
-            await link.channel.drain(1.0)
-            await close_quietly(link.pc)
+            if link.channel is not None:
+                await link.channel.drain(1.0)
+            if link.pc is not None:
+                await close_quietly(link.pc)
 
         self.spawn(close())
 
@@ -257,6 +268,7 @@ class Sender(MachineDriver):
 
     async def _pieces(self, link: _Link, conn: str, file: int, chunk: int, data: bytes) -> None:
         limit = piece_payload_limit(sdp_max_message_size(link.remote_sdp))
+        assert link.channel is not None
         wire = faults.corrupt_once(file, chunk, data)
         if wire is not data:
             log.warning("fault injection: corrupting file %d chunk %d", file, chunk)
