@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from ..private_files import write_private
 from ..transfer import LinkError, make_link, new_link_key, parse_link
 from ..transfer.messages import Manifest
 from . import api
@@ -171,8 +172,7 @@ def _load_membership(directory: Path, room: str) -> tuple[str | None, str | None
 def _save_membership(directory: Path, room: str, peer: str, token: str) -> None:
     path = _membership_path(directory, room)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"peer": peer, "token": token}))
-    path.chmod(0o600)
+    write_private(path, json.dumps({"peer": peer, "token": token}).encode())
 
 
 async def receive(link: str, directory: Path, password: str | None,
