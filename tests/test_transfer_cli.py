@@ -237,3 +237,33 @@ def test_odd_file_name_is_saved_inside_the_directory(
         assert saved[0].read_bytes() == source.read_bytes()
     finally:
         sender.stop()
+
+
+def test_the_most_files_a_link_may_carry_under_a_low_descriptor_limit(
+    local_server: LocalServer, tmp_path: Path
+) -> None:
+    """MAX_FILES small files to a receiver allowed 256 open files: files are opened one at
+    a time, and every message that lists them all fits one text frame."""
+    import resource
+    import subprocess
+
+    from peerbeam.transfer.constants import MAX_FILES
+    from tests.fixtures.cli import PEERBEAM
+    from tests.fixtures.servers import REPO
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    sources = [random_file(folder / f"part {index:03}.txt", index % 7, seed=index)
+               for index in range(MAX_FILES)]
+    sender = SendProcess(local_server.base, sources)
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    try:
+        result = subprocess.run([*PEERBEAM, "receive", sender.link, "-o", str(tmp_path / "out")], cwd=REPO,
+                                capture_output=True, text=True, timeout=240, preexec_fn=low_limit)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert_same(sources, tmp_path / "out")
+    finally:
+        sender.stop()

@@ -595,3 +595,17 @@ def test_sanitized_names_never_escape_the_target_directory(name: str, tmp_path) 
     joined = os.path.normpath(os.path.join(tmp_path, safe))
     assert os.path.dirname(joined) == os.path.normpath(tmp_path)
     assert sanitize_filename(safe) == safe
+
+
+def test_every_message_about_all_files_fits_one_text_frame_at_the_maximum() -> None:
+    """The largest accept (every file resumed at the largest offset), start and complete
+    for MAX_FILES files each fit the 64 KiB text limit; one file more is refused."""
+    from peerbeam.transfer.constants import MAX_FILE_SIZE, MAX_FILES, MAX_TEXT_MESSAGE
+    from peerbeam.transfer.messages import AcceptedFile, Complete, Start
+
+    largest = MAX_FILE_SIZE - CHUNK_SIZE
+    accept = Accept("A" * 64, tuple(AcceptedFile(largest, b"\xff" * 32) for _ in range(MAX_FILES)))
+    for message in (accept, Start((largest,) * MAX_FILES), Complete((b"\xff" * 32,) * MAX_FILES)):
+        assert len(encode_message(message).encode()) <= MAX_TEXT_MESSAGE
+    with pytest.raises(ManifestError):
+        Manifest("A" * 22, tuple(FileEntry(f"{i}", 0) for i in range(MAX_FILES + 1)))

@@ -31,7 +31,9 @@ BUFFERED_LOW_WATER = 2 * MIB
 
 # A chunk index is a u32 in the binary header, so a file has at most 2**32 chunks.
 MAX_FILE_SIZE = CHUNK_SIZE * 2**32  # 4 PiB; also below JavaScript's 2**53 safe integers
-MAX_FILES = 1000  # the manifest must fit one text message anyway
+# Every per-file message must fit one 64 KiB text message: the worst is an `accept` that
+# resumes every file (about 105 bytes a file), which fits 623 files; 500 leaves room.
+MAX_FILES = 500
 MAX_NAME_BYTES = 1024  # UTF-8 bytes of a file name in the manifest (saving truncates more)
 MAX_TYPE_CHARS = 255
 MAX_ERROR_MESSAGE_CHARS = 1000
