@@ -12,7 +12,7 @@ STAGE ?= dev
 PYTHON_SOURCES := app.py chalicelib peerbeam tests loadtests benchmarks
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install node-install system-deps run test bench bench-soak lint clean
+.PHONY: install node-install system-deps run test bench bench-soak bench-long lint clean
 
 install: $(VENV)/.installed
 
@@ -69,6 +69,16 @@ bench-soak: install system-deps
 	@command -v iptables-legacy >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends iptables gcc libc6-dev; }
 	$(BIN)/python -m benchmarks.soak
+	$(BIN)/python -m benchmarks.report
+
+# Throughput across an emulated wide-area link (RTT 0-200 ms, random loss): a TCP stream, bare
+# aiortc and Chromium channels x1 and xN, the CLI and the web client side by side, then the
+# diagnosis of one long link (root; netem-lite as for bench-soak). Not part of `bench`: ~1.5 h.
+bench-long: install system-deps
+	@command -v iptables-legacy >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends iptables gcc libc6-dev; }
+	$(BIN)/python -m benchmarks.long_haul --preset table
+	$(BIN)/python -m benchmarks.long_haul --preset diagnosis
 	$(BIN)/python -m benchmarks.report
 
 lint: install node-install

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.long_haul import render as long_haul
 from benchmarks.procs import REPO
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -31,15 +33,16 @@ def machine() -> str:
 
 
 def svg_plot(samples: list[list[float]], title: str, path: Path, ylabel: str = "RSS MiB",
-             others: list[tuple[str, list[list[float]]]] | None = None, label: str = "") -> None:
+             others: list[tuple[str, list[list[float]]]] | None = None, label: str = "",
+             unit: float = 2**20) -> None:
     """A small line chart of RSS (MiB) over time, with no plotting library.
 
     `others`: further (legend, samples) lines, drawn in other colours; `label` names the
-    first line in the legend."""
+    first line in the legend; `unit`: what the y values are divided by (bytes to MiB)."""
     width, height, pad = 640, 240, 40
     series = [(label, samples), *(others or [])]
     xs = [s[0] for _, line in series for s in line]
-    ys = [s[1] / 2**20 for _, line in series for s in line]
+    ys = [s[1] / unit for _, line in series for s in line]
     x_min = min(0.0, min(xs))
     x_max = (max(xs) - x_min) or 1.0
     y_max = max(ys) * 1.15 or 1.0
@@ -49,15 +52,15 @@ def svg_plot(samples: list[list[float]], title: str, path: Path, ylabel: str = "
         top = height - pad - y / y_max * (height - 2 * pad)
         return f"{left:.1f},{top:.1f}"
 
-    colours = ["#2563eb", "#dc2626", "#16a34a"]
+    colours = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c"]
     lines = "".join(
-        f'<polyline fill="none" stroke="{colours[i % 3]}" stroke-width="1.5" '
-        f'points="{" ".join(point(s[0], s[1] / 2**20) for s in line)}"/>'
+        f'<polyline fill="none" stroke="{colours[i % len(colours)]}" stroke-width="1.5" '
+        f'points="{" ".join(point(s[0], s[1] / unit) for s in line)}"/>'
         for i, (_, line) in enumerate(series)
     )
     legend = "".join(
         f'<text x="{width - pad}" y="{pad / 2 + 14 * (i + 1)}" text-anchor="end" '
-        f'fill="{colours[i % 3]}">{name}</text>'
+        f'fill="{colours[i % len(colours)]}">{name}</text>'
         for i, (name, _) in enumerate(series) if name
     )
     ticks = "".join(
@@ -356,6 +359,79 @@ Every run finished verified after 15 minutes or more: {verdict(ok)}.
 """
 
 
+def long_haul_section(table: dict[str, Any], diagnosis: dict[str, Any] | None) -> str:
+    aiortc_columns = long_haul.columns(table, long_haul.AIORTC_COLUMNS, {"tcp", "aiortc"})
+    chromium_columns = long_haul.columns(table, long_haul.CHROMIUM_COLUMNS, {"chromium"})
+    plot = long_haul.per_second_plot(table, PLOTS / "long-haul-per-second.svg", svg_plot)
+    loads = [v for cell in table["cells"] for run in cell["runs"] for v in run.get("load", [])]
+    busy = [run["machine_busy"] for cell in table["cells"] for run in cell["runs"] if run.get("machine_busy")]
+    chromium = next((c["chromium"] for c in table["cells"] if c.get("chromium")), "")
+    parts = [f"""## Long-haul links: one association, N associations, CLI and web client
+
+`python -m benchmarks.long_haul` (`make bench-long`, root, not part of `make bench`) —
+{table['when']}, {table['duration_min']:.0f} minutes; {chromium}. Sender and receiver in two
+network namespaces joined by an emulated wide-area link (netem-lite: each direction held for
+half the round trip and dropped at the given rate by an NFQUEUE program, because this kernel has
+no netem; `peerbeam serve` in a third namespace, not delayed). For each link setting every
+subject runs in turn, baselines between the subjects (the order reversed in every other round),
+each for a fixed time from its first byte: the first quarter is warm-up (set-up, slow start),
+the rest is measured. MB/s of payload delivered in that window; where a cell had several rounds,
+the median and each round. **Bold**: the ratio to the single association of the same stack
+measured in the same round (aiortc ×1, Chromium ×1). Load: the machine's 1-minute load average
+during the cell; this 2-core machine was shared with other jobs throughout (load
+{min(loads):.1f}–{max(loads):.1f}, CPU {100 * statistics.median(busy):.0f} % busy in the median
+window), which makes every figure lower and noisier than on a quiet machine: compare within a row.
+
+**Python peers and TCP** (MB/s). aiortc: `benchmarks/blast.py`, 64 KiB messages, one
+channel per peer connection, N connections in one process or one per process (N sender and N
+receiver processes); SO_RCVBUF: the UDP receive buffer aioice asks for (256 KiB by default; the
+kernel doubles it, up to `net.core.rmem_max`, 4 MiB here). CLI: `peerbeam send` → `peerbeam
+receive` as they are today (one connection; authentication, SHA-256, acks after the disk write).
+TCP: `benchmarks/tcp_stream.py`, one stream, the kernel's cubic (loss-based) or BBR.
+
+{long_haul.rate_table(table, aiortc_columns, "aiortc")}
+
+**Chromium ↔ Chromium** (MB/s), one headless Chromium per namespace, everything in one page per
+side (several connections share one renderer, as the web client's would): plain
+`RTCPeerConnection`s, ordered channels, 256 KiB messages, `bufferedAmount` high-water 8 MiB.
+V+W: each connection also has a video transceiver with no track, and each channel keeps at
+most 1 MiB unacknowledged by the receiving page (which acknowledges every message) — the two
+changes the diagnosis below arrived at. Web client: the real page (Create link, Accept), bytes
+counted as binary messages arrive.
+
+{long_haul.rate_table(table, chromium_columns, "chromium")}
+
+### What bounds one association
+
+Per link setting, aiortc ×1: the sender's SCTP state in the measured window (`benchmarks/
+sctp_probe`: mean congestion window and bytes in flight, slow-start threshold at the end,
+smoothed RTT, fast recoveries / T3 timeouts), datagrams the receiver's full socket buffer
+dropped in its namespace, cores used by each side and the busier event loop's demand (on a CPU
+or waiting for one; 1.0 = CPU-bound). Chromium ×1: MB/s × RTT (the bytes in flight it sustained),
+drops at the receiver, the receiving socket's buffer as the kernel holds it (`ss`), UDP sends
+WebRTC saw fail with EAGAIN in the sending browser (its log), cores; and the same two counters
+for V+W.
+
+{long_haul.bounds_table(table)}
+
+{plot}"""]
+    if diagnosis:
+        cell = diagnosis["cells"][0]
+        parts.append(f"""### One long link, one change at a time
+
+`python -m benchmarks.long_haul --preset diagnosis` — {diagnosis['when']}, {long_haul.cell_name(cell)},
+{cell['seconds']:.0f} s per run, {cell['rounds']} rounds. Ratios to the single association of the
+same stack in the same round.
+
+{long_haul.diagnosis_table(diagnosis)}
+""")
+    parts.append(LONG_HAUL_FINDINGS)
+    return "\n".join(parts)
+
+
+LONG_HAUL_FINDINGS = """(findings pending)"""
+
+
 def main() -> None:
     sections = []
     cli = load("cli_transfer")
@@ -373,6 +449,9 @@ def main() -> None:
     soak = load("soak")
     if soak:
         sections.append(soak_section(soak))
+    long_haul_table = load("long_haul")
+    if long_haul_table:
+        sections.append(long_haul_section(long_haul_table, load("long_haul_diagnosis")))
     DOC.write_text(f"""# Benchmarks
 
 Written by `make bench` ({time.strftime('%Y-%m-%d', time.gmtime())}) on {machine()}.

@@ -1,0 +1,3 @@
+from benchmarks.long_haul.bench import main
+
+main()

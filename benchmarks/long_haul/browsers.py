@@ -1,0 +1,346 @@
+"""The Chromium subjects of the long-haul table: bare data channels (one, several on one
+connection, several connections) and the web client, one headless Chromium in each
+namespace (benchmarks/browser_agent.py), pages on the origin of the `peerbeam serve` in S.
+
+Several connections or channels all live in one page, as the web client's would: they
+share one renderer (its main thread, its WebRTC network thread).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.long_haul.measure import Series
+from benchmarks.long_haul.subjects import Context, Subject, readline, stop_process
+from benchmarks.procs import PYTHON, REPO
+
+MiB = 1024 * 1024
+HIGH_WATER, LOW_WATER = 8 * MiB, 2 * MiB  # as benchmarks/browser_transfer.py
+
+# Sender page: `connections` RTCPeerConnections with `channels` channels each; the offers
+# once gathering is complete (no trickle: SDP goes through this benchmark, not a server).
+# With `video`, each connection also has a video transceiver with no track (see below).
+OFFER = """
+async ({ connections, channels, ordered, low, video }) => {
+  const state = { pcs: [], channels: [], stopped: false, buffered: [] };
+  window.__blast = state;
+  for (let i = 0; i < connections; i++) {
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    state.pcs.push(pc);
+    // A video transceiver that never carries media: WebRTC then raises the shared UDP
+    // socket's receive buffer (OPT_RCVBUF, 256 KiB) as it does for every video call.
+    if (video) pc.addTransceiver("video", { direction: "recvonly" });
+    for (let c = 0; c < channels; c++) {
+      const channel = pc.createDataChannel(`blast-${c}`, { ordered });
+      channel.binaryType = "arraybuffer";
+      channel.bufferedAmountLowThreshold = low;
+      const opened = new Promise((resolve) => channel.addEventListener("open", resolve, { once: true }));
+      state.channels.push({ channel, opened });
+    }
+  }
+  return Promise.all(state.pcs.map(async (pc) => {
+    await pc.setLocalDescription();
+    await window.__gathered(pc);
+    return pc.localDescription.sdp;
+  }));
+}
+"""
+
+# Receiver page: one answer per offer; counts the bytes of every channel, with a
+# [wall ms, bytes] mark every 250 ms from the first byte on.
+ANSWER = """
+async ({ offers, acks }) => {
+  const now = () => performance.timeOrigin + performance.now();
+  const state = { pcs: [], bytes: 0, first: null, marks: [] };
+  window.__blast = state;
+  return Promise.all(offers.map(async (offer) => {
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    state.pcs.push(pc);
+    pc.addEventListener("datachannel", (event) => {
+      const channel = event.channel;
+      channel.binaryType = "arraybuffer";
+      let received = 0;
+      channel.onmessage = (message) => {
+        if (state.first === null) {
+          state.first = now();
+          setInterval(() => state.marks.push([now(), state.bytes]), 250);
+        }
+        state.bytes += message.data.byteLength;
+        received += message.data.byteLength;
+        if (acks) channel.send(String(received));  // for a sender that keeps a window
+      };
+    });
+    await pc.setRemoteDescription({ type: "offer", sdp: offer });
+    await pc.setLocalDescription();
+    await window.__gathered(pc);
+    return pc.localDescription.sdp;
+  }));
+}
+"""
+
+# Sender page: once every channel is open, each channel sends `message`-byte messages
+# until stopped, pausing above the high-water mark until bufferedamountlow; the sum of
+# bufferedAmount is sampled every 250 ms (is the application keeping the stack fed?).
+# With `windowBytes`, a channel also waits while that many bytes are unacknowledged by the
+# receiving page (which then acknowledges every message): an application-level window.
+START = """
+async ({ answers, message, high, windowBytes }) => {
+  const state = window.__blast;
+  await Promise.all(state.pcs.map((pc, i) => pc.setRemoteDescription({ type: "answer", sdp: answers[i] })));
+  await Promise.all(state.channels.map((c) => c.opened));
+  const payload = new ArrayBuffer(message);
+  const pump = async (channel) => {
+    let sent = 0;
+    let acked = 0;
+    let wake = null;
+    channel.onmessage = (event) => { acked = Number(event.data); if (wake) wake(); };
+    while (!state.stopped && channel.readyState === "open") {
+      if (windowBytes && sent - acked >= windowBytes) {
+        await new Promise((resolve) => { wake = resolve; });
+        wake = null;
+        continue;
+      }
+      if (channel.bufferedAmount > high) {
+        await new Promise((resolve) =>
+          channel.addEventListener("bufferedamountlow", resolve, { once: true }));
+        continue;
+      }
+      channel.send(payload);
+      sent += message;
+    }
+  };
+  const waiting = () => state.channels.reduce((sum, c) => sum + c.channel.bufferedAmount, 0);
+  setInterval(() => state.buffered.push(waiting()), 250);
+  state.pumps = state.channels.map((c) => pump(c.channel));
+}
+"""
+
+STOP = "() => { const s = window.__blast; if (s) { s.stopped = true; s.pcs.forEach((pc) => pc.close()); } }"
+
+CLEAR_OPFS = """
+async () => {
+  const root = await navigator.storage.getDirectory();
+  for await (const name of root.keys()) await root.removeEntry(name, { recursive: true }).catch(() => {});
+}
+"""
+
+
+class Agent:
+    """A browser_agent process in one namespace; `flags`: more Chromium switches."""
+
+    def __init__(self, ctx: Context, namespace: str, name: str, flags: tuple[str, ...] = ()) -> None:
+        self.profile = Path(tempfile.mkdtemp(prefix=f"chromium-{name}-", dir=ctx.work))
+        self.log = open(ctx.work / f"agent-{name}.err", "w")  # noqa: SIM115 - closed in close()
+        origin = ctx.server_url
+        self.process = subprocess.Popen(
+            ctx.link.command(namespace, PYTHON, "-m", "benchmarks.browser_agent", str(self.profile), origin,
+                             *flags),
+            cwd=REPO, env=ctx.env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.log, start_new_session=True)
+        self.pid: int = self("pid", timeout=90)
+
+    def __call__(self, op: str, timeout: float = 120, **request: Any) -> Any:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps({"op": op, **request}) + "\n")
+        self.process.stdin.flush()
+        line = readline(self.process.stdout, timeout)
+        if not line:
+            raise RuntimeError(f"the browser agent gave no answer to {op} within {timeout} s")
+        reply = json.loads(line)
+        if not reply["ok"]:
+            raise RuntimeError(f"{op}: {reply['error']}")
+        return reply.get("value")
+
+    def would_block(self) -> int:
+        """How many UDP sends WebRTC has seen fail with EAGAIN so far (its log: "UDP send of N
+        bytes … failed with error 11"): each a packet the renderer could not hand on."""
+        try:
+            with open(self.profile / "chrome_debug.log", errors="replace") as log:
+                return sum(1 for line in log if "failed with error 11" in line)
+        except OSError:
+            return 0
+
+    def version(self) -> str:
+        page = self("new_page")
+        try:
+            return str(self("eval", page=page, js="() => navigator.userAgent"))
+        finally:
+            self("close_page", page=page)
+
+    def close(self) -> None:
+        try:
+            self("quit", timeout=20)
+        except (RuntimeError, OSError, ValueError):
+            pass
+        stop_process(self.process)
+        self.log.close()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def wall_to_monotonic(marks: list[list[float]]) -> Series:
+    """A page's [wall ms, bytes] marks as a Series on the monotonic clock."""
+    offset = time.monotonic() - time.time()
+    series = Series()
+    for wall_ms, count in marks:
+        series.add(wall_ms / 1000 + offset, count)
+    return series
+
+
+class BrowserSubject(Subject):
+    stack = "chromium"
+    flags: tuple[str, ...] = ()  # Chromium switches this subject's browsers need
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sender_agent: Agent | None = None
+        self.receiver_agent: Agent | None = None
+        self.pages: list[tuple[Agent, str]] = []
+
+    def use(self, sender: Agent, receiver: Agent) -> None:
+        self.sender_agent, self.receiver_agent = sender, receiver
+        self.would_block_before = (sender.would_block(), receiver.would_block())
+
+    def count_would_block(self) -> None:
+        assert self.sender_agent and self.receiver_agent
+        self.notes["udp_send_would_block"] = {
+            "A": self.sender_agent.would_block() - self.would_block_before[0],
+            "B": self.receiver_agent.would_block() - self.would_block_before[1]}
+
+    def sides(self) -> dict[str, list[int]]:
+        assert self.sender_agent and self.receiver_agent
+        return {"sender": [self.sender_agent.pid], "receiver": [self.receiver_agent.pid]}
+
+    def open_page(self, agent: Agent, url: str) -> str:
+        page = agent("new_page")
+        self.pages.append((agent, page))
+        agent("goto", page=page, url=url)
+        return str(page)
+
+    def close_pages(self) -> None:
+        for agent, page in reversed(self.pages):  # the receiver's first: no reconnect attempts
+            try:
+                agent("close_page", page=page)
+            except (RuntimeError, OSError):
+                pass
+        self.pages = []
+
+
+class ChromiumBlast(BrowserSubject):
+    """Plain RTCPeerConnections in one page per side, nothing but data channels."""
+
+    def __init__(self, connections: int = 1, channels: int = 1, message: int = 256 * 1024,
+                 ordered: bool = True, video: bool = False, receive_buffer: int = 0, window: int = 0) -> None:
+        super().__init__()
+        self.connections, self.channels, self.message, self.ordered = connections, channels, message, ordered
+        self.window = window
+        self.video = video or bool(receive_buffer)
+        if receive_buffer:  # the field trial that sizes the video receive buffer (10 kB..10 MB)
+            self.flags = (f"--force-fieldtrials=WebRTC-ReceiveBufferSize/size_bytes:{receive_buffer}/",)
+        # (name part, label part) of each way this subject differs from the bare single channel
+        parts: list[tuple[str, str]] = []
+        if connections > 1:
+            parts.append((f"pc{connections}", f"×{connections} connections"))
+        if channels > 1:
+            parts.append((f"ch{channels}", f"{channels} channels on one connection" if connections == 1
+                          else f"{channels} channels each"))
+        if message != 256 * 1024:
+            parts.append((f"{message // 1024}k", f"{message // 1024} KiB messages"))
+        if not ordered:
+            parts.append(("unordered", "unordered"))
+        if self.video:
+            parts.append(("video", "video transceiver"))
+        if receive_buffer:
+            parts.append((f"rcvbuf{receive_buffer // MiB}m", f"receive buffer {receive_buffer // MiB} MiB"))
+        if window:
+            parts.append((f"win{window // 1024}k", f"{window // 1024} KiB window"))
+        self.name = "-".join(["chromium", *(name for name, _ in parts)])
+        self.label = "Chromium " + (", ".join(label for _, label in parts) if parts else "×1")
+
+    def start(self, ctx: Context) -> None:
+        assert self.sender_agent and self.receiver_agent
+        origin = ctx.server_url + "/"
+        self.send_page = self.open_page(self.sender_agent, origin)
+        self.receive_page = self.open_page(self.receiver_agent, origin)
+        offers = self.sender_agent("eval", page=self.send_page, js=OFFER, arg={
+            "connections": self.connections, "channels": self.channels, "ordered": self.ordered,
+            "low": LOW_WATER, "video": self.video})
+        answers = self.receiver_agent("eval", page=self.receive_page, js=ANSWER, arg={
+            "offers": offers, "acks": bool(self.window)})
+        self.sender_agent("eval", page=self.send_page, js=START, timeout=90, arg={
+            "answers": answers, "message": self.message, "high": HIGH_WATER, "windowBytes": self.window})
+
+    def first_byte(self) -> float | None:
+        assert self.receiver_agent
+        first = self.receiver_agent("eval", page=self.receive_page, js="() => window.__blast.first")
+        return None if first is None else first / 1000 + time.monotonic() - time.time()
+
+    def collect(self) -> list[Series]:
+        assert self.receiver_agent and self.sender_agent
+        marks = self.receiver_agent("eval", page=self.receive_page, js="() => window.__blast.marks")
+        buffered = self.sender_agent("eval", page=self.send_page, js="() => window.__blast.buffered")
+        if buffered:
+            ordered = sorted(buffered)
+            self.notes["sender_buffered_MiB"] = {  # share of time the stack had data waiting
+                "p10": round(ordered[len(ordered) // 10] / MiB, 2),
+                "median": round(ordered[len(ordered) // 2] / MiB, 2)}
+        return [wall_to_monotonic(marks)]
+
+    def finish(self, start: float, end: float) -> dict[str, Any]:
+        for agent, page in self.pages:
+            try:
+                agent("eval", page=page, js=STOP)
+            except (RuntimeError, OSError):
+                pass
+        self.close_pages()
+        self.count_would_block()
+        return self.notes
+
+
+class WebClient(BrowserSubject):
+    """The web client as it is: Create link in A's page, open the link in B's, Accept;
+    bytes counted as binary data-channel messages arrive in the receiving page."""
+
+    name = "web"
+    label = "web client"
+
+    def start(self, ctx: Context) -> None:
+        assert self.sender_agent and self.receiver_agent
+        sender, receiver = self.sender_agent, self.receiver_agent
+        self.origin = ctx.server_url + "/"
+        send_page = self.open_page(sender, self.origin)
+        sender("upload", page=send_page, selector="#file-input", files=[str(ctx.source)])
+        sender("click", page=send_page, name="Create link")
+        link = sender("value", page=send_page, selector="#share-link")
+        self.receive_page = self.open_page(receiver, link)
+        receiver("wait_enabled", page=self.receive_page, name="Accept", timeout_ms=60_000, timeout=90)
+        receiver("click", page=self.receive_page, name="Accept")
+
+    def first_byte(self) -> float | None:
+        assert self.receiver_agent
+        first = self.receiver_agent("eval", page=self.receive_page, js="() => window.__bench.firstByte")
+        return None if first is None else first / 1000 + time.monotonic() - time.time()
+
+    def collect(self) -> list[Series]:
+        assert self.receiver_agent
+        return [wall_to_monotonic(self.receiver_agent("eval", page=self.receive_page,
+                                                      js="() => window.__bench.marks"))]
+
+    def finish(self, start: float, end: float) -> dict[str, Any]:
+        assert self.receiver_agent
+        self.close_pages()
+        self.count_would_block()
+        cleaner = self.receiver_agent("new_page")
+        try:  # what was saved so far, so that the disk does not fill up over the run
+            self.receiver_agent("goto", page=cleaner, url=self.origin)
+            self.receiver_agent("eval", page=cleaner, js=CLEAR_OPFS)
+        except RuntimeError:
+            pass
+        finally:
+            self.receiver_agent("close_page", page=cleaner)
+        return self.notes
