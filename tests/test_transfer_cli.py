@@ -54,6 +54,8 @@ def test_files_of_several_sizes_in_one_link(local_server: LocalServer, tmp_path:
         assert result.returncode == 0, result.stderr
         assert_same(sources, tmp_path / "out")
         assert "odd size.dat" in result.stderr  # names and sizes shown
+        assert "Connected to the sender: direct, on the local network" in result.stderr
+        sender.wait_for_log("connected: direct, on the local network")
         assert sorted(Path(line).name for line in result.stdout.split()) or result.stdout
     finally:
         sender.stop()

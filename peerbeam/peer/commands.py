@@ -101,9 +101,13 @@ async def send(paths: list[Path], server: str | None, password: str | None, one_
     say(f"Offering {names}. Keep this running until the receivers are done; Ctrl-C stops.")
 
     progress: dict[str, Progress] = {}
+    shown_path: dict[str, str] = {}
 
     def listener(report: ReceiverReport) -> None:
         bar = progress.get(report.peer)
+        if report.state == "authenticating" and report.path and shown_path.get(report.peer) != report.path:
+            shown_path[report.peer] = report.path
+            say(f"Receiver {report.peer[:6]} connected: {report.path}")
         if report.state == "sending" and bar is None:
             bar = progress[report.peer] = Progress(f"→ {report.peer[:6]}", report.total_bytes)
             bar.resume_from(report.acked_bytes)
@@ -112,7 +116,8 @@ async def send(paths: list[Path], server: str | None, password: str | None, one_
         if report.state == "done":
             if bar is not None:
                 bar.finish()
-            say(f"Receiver {report.peer[:6]} has everything; digests: {' '.join(report.digests)}")
+            say(f"Receiver {report.peer[:6]} has everything ({report.path}); "
+                f"digests: {' '.join(report.digests)}")
         elif report.state == "failed":
             say(f"Receiver {report.peer[:6]}: {report.error}")
 
@@ -226,10 +231,13 @@ async def receive(link: str, directory: Path, password: str | None,
             bar.resume_from(done)
         bar.update(done)
 
+    def on_connected(path: str) -> None:
+        say(f"Connected to the sender: {path}")
+
     receiver = Receiver(signaling, parsed.room, parsed.key, directory, password,
                         on_manifest=on_manifest, on_progress=on_progress, relay_only=relay_only,
                         max_rate=max_rate, rejoined=signaling.peer_id == peer,
-                        expect_password=parsed.password)
+                        expect_password=parsed.password, on_connected=on_connected)
     try:
         result = await receiver.run()
     except TransferRefused as refusal:
@@ -246,7 +254,7 @@ async def receive(link: str, directory: Path, password: str | None,
     except OSError:
         pass
     say(f"{human_bytes(result.bytes_transferred)} came over the network in this run "
-        f"({result.bytes_transferred} bytes)")
+        f"({result.bytes_transferred} bytes), {receiver.path}")
     if result.accept_to_first_byte is not None:
         say(f"first byte {result.accept_to_first_byte:.3f} s after accepting")
     for path, digest in zip(result.files, result.digests, strict=True):

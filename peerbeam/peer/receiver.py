@@ -33,7 +33,7 @@ from ..transfer.receiver_machine import ReceiverMachine
 from . import faults
 from .driver import MachineDriver
 from .pacer import Pacer
-from .rtc import Channel, close_quietly, peer_connection, relay_only_sdp
+from .rtc import Channel, close_quietly, describe_path, peer_connection, relay_only_sdp
 from .signaling import SignalingClient
 from .storage import PartialFile, ReceiveDirectory, StorageError
 from .timing import session_timing
@@ -83,7 +83,8 @@ class Receiver(MachineDriver):
                  on_manifest: Callable[[Manifest], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None,
                  relay_only: bool = False, max_rate: float | None = None,
-                 rejoined: bool = False, expect_password: bool = False) -> None:
+                 rejoined: bool = False, expect_password: bool = False,
+                 on_connected: Callable[[str], None] | None = None) -> None:
         # A password on the command line, or a link that says one is set: a sender that
         # asks for none is refused (protocol.md §3).
         expect = True if expect_password or password is not None else None
@@ -94,6 +95,8 @@ class Receiver(MachineDriver):
         self.storage = ReceiveDirectory(directory)
         self.on_manifest = on_manifest
         self.on_progress = on_progress
+        self.on_connected = on_connected
+        self.path = ""  # how the last connection reached the sender
         self.relay_only = relay_only
         self.rejoined = rejoined
         self.pacer = Pacer(max_rate)  # acks wait for it, and the sender's window for acks
@@ -178,10 +181,16 @@ class Receiver(MachineDriver):
                 return
             link.channel = Channel(raw, lambda data: self._on_data(conn, data),
                                    lambda: self._lost(conn, "the sender's connection closed"))
-            if raw.readyState == "open":
+            def opened() -> None:
+                self.path = describe_path(pc)
+                if self.on_connected is not None:
+                    self.on_connected(self.path)
                 self.feed({"type": "channel_open", "conn": conn})
+
+            if raw.readyState == "open":
+                opened()
             else:
-                raw.on("open", lambda: self.feed({"type": "channel_open", "conn": conn}))
+                raw.on("open", opened)
 
         @pc.on("connectionstatechange")
         def on_state() -> None:

@@ -155,3 +155,21 @@ async def close_quietly(pc: RTCPeerConnection) -> None:
         log.debug("closing a peer connection was cancelled inside aiortc")
     except Exception:  # noqa: BLE001 - closing a broken connection must not fail the caller
         log.debug("closing peer connection failed", exc_info=True)
+
+
+def describe_path(pc: RTCPeerConnection) -> str:
+    """What the user should know about the path the data takes, from the selected ICE
+    pair: through a relay, directly between two host candidates (the same network), or
+    directly through the NATs (a server-reflexive or peer-reflexive candidate)."""
+    try:
+        assert pc.sctp is not None
+        connection = pc.sctp.transport.transport._connection  # aiortc keeps aioice's here
+        pair = next(iter(connection._nominated.values()))
+        types = {pair.local_candidate.type, pair.remote_candidate.type}
+    except (AssertionError, AttributeError, StopIteration):
+        return "path unknown"
+    if "relay" in types:
+        return "relayed through a TURN server"
+    if types == {"host"}:
+        return "direct, on the local network"
+    return "direct, over the internet"

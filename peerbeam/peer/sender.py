@@ -32,7 +32,7 @@ from ..transfer.sender_machine import SenderMachine
 from . import faults
 from .driver import MachineDriver
 from .pacer import Pacer
-from .rtc import Channel, close_quietly, peer_connection, relay_only_sdp
+from .rtc import Channel, close_quietly, describe_path, peer_connection, relay_only_sdp
 from .signaling import SignalingClient
 from .source import SourceFile
 from .timing import session_timing
@@ -49,6 +49,7 @@ class ReceiverReport:
     digests: list[str] = field(default_factory=list)
     error: str | None = None
     code: str | None = None
+    path: str = ""  # how the current connection reaches the receiver
 
 
 Listener = Callable[[ReceiverReport], None]
@@ -164,6 +165,8 @@ class Sender(MachineDriver):
 
         @raw.on("open")
         def on_open() -> None:
+            report = self.reports.setdefault(link.peer, ReceiverReport(link.peer))
+            report.path = describe_path(pc)
             link.nonce = secrets.token_bytes(32)
             self.feed({"type": "channel_open", "conn": conn, "nonce": link.nonce})
 
