@@ -19,6 +19,16 @@ def rate(text: str) -> float:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="peerbeam", description="Send very large files directly between devices."
@@ -51,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     receive.add_argument("--password", default=os.environ.get("PEERBEAM_PASSWORD"))
     receive.add_argument("--max-rate", type=rate, metavar="RATE",
                          help="download at most RATE bytes/s (e.g. 800K, 2M, 1.5G)")
+    receive.add_argument("--give-up-after", type=seconds, metavar="SECONDS",
+                         help="after a lost connection, keep trying this long since the last "
+                              "progress (default 600)")
     receive.add_argument("--relay-only", action="store_true", help=argparse.SUPPRESS)
 
     from .deploy.commands import add_deploy_arguments, add_stage_arguments
@@ -81,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "receive":
         return peer_commands.run(peer_commands.receive(
             args.link, args.output, args.password, args.relay_only, args.max_rate,
+            args.give_up_after,
         ))
     raise AssertionError(f"unhandled command {args.command}")
 

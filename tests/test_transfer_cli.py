@@ -269,3 +269,30 @@ def test_the_most_files_a_link_may_carry_under_a_low_descriptor_limit(
         assert_same(sources, tmp_path / "out")
     finally:
         sender.stop()
+
+
+def test_receiver_gives_up_when_the_sender_never_comes_back(
+    local_server: LocalServer, tmp_path: Path
+) -> None:
+    """A transfer that had progress keeps asking for a connection for --give-up-after
+    seconds since its last progress, then stops with a clear message, keeping its part."""
+    source = random_file(tmp_path / "abandoned.bin", 8 * MiB, seed=12)
+    sender = SendProcess(local_server.base, [source], "--max-rate", "1M")
+    fast = {"PEERBEAM_TIMING": "ping_after=0.5,dead_after=2"}
+    try:
+        receiver = start_receive(sender.link, tmp_path / "out", "--give-up-after", "4", env=fast)
+        part = tmp_path / "out" / "abandoned.bin.peerbeam-part"
+        deadline = time.monotonic() + 60
+        while not (part.exists() and part.stat().st_size >= MiB):
+            assert time.monotonic() < deadline and receiver.poll() is None
+            time.sleep(0.05)
+        sender.process.send_signal(signal.SIGKILL)  # gone without closing the room
+        vanished = time.monotonic()
+        _, stderr = receiver.communicate(timeout=60)
+        waited = time.monotonic() - vanished
+        assert receiver.returncode == 1, stderr
+        assert "did not come back in time" in stderr
+        assert 4 <= waited < 20, waited  # silence (2 s) + give-up-after (4 s), then it stops
+        assert part.exists()  # kept for a later resume
+    finally:
+        sender.stop()

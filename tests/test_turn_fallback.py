@@ -168,11 +168,11 @@ async def test_a_connection_that_never_connected_makes_the_next_probe_again(
     servers = ice_servers(url)
     probe = CountingProbe()
     picker = RelayPicker(timeout=PROBE_TIMEOUT, probe=probe)
-    pc = await peer_connection(servers, picker=picker)
-    second = await peer_connection(servers, picker=picker)
-    assert probe.calls == [url]  # remembered for the run
+    pc, relay = await peer_connection(servers, picker=picker)
+    second, _ = await peer_connection(servers, picker=picker)
+    assert probe.calls == [url] and relay == "ok"  # remembered for the run
     await close_quietly(pc)  # closed before it ever connected: a failed attempt
-    third = await peer_connection(servers, picker=picker)
+    third, _ = await peer_connection(servers, picker=picker)
     assert probe.calls == [url, url]
     for other in (second, third):
         await close_quietly(other)

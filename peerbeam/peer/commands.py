@@ -21,6 +21,7 @@ import aiohttp
 from ..private_files import write_private
 from ..transfer import LinkError, make_link, new_link_key, parse_link
 from ..transfer.messages import Manifest
+from ..transfer.receiver_machine import NO_PATH, RELAY_FAILED
 from . import api
 from .progress import Progress, human_bytes
 from .receiver import Receiver, TransferRefused
@@ -28,11 +29,12 @@ from .sender import Offer, ReceiverReport, Sender
 from .signaling import SignalingClient, SignalingRefused
 from .source import SourceFile
 from .timing import TIMING_ERROR
-from .wording import terminal_safe
+from .wording import receiver_failed, terminal_safe
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_NO_PATH = 3  # never connected: no path between the networks, no working relay
 
 
 def say(text: str) -> None:
@@ -119,7 +121,7 @@ async def send(paths: list[Path], server: str | None, password: str | None, one_
             say(f"Receiver {report.peer[:6]} has everything ({report.path}); "
                 f"digests: {' '.join(report.digests)}")
         elif report.state == "failed":
-            say(f"Receiver {report.peer[:6]}: {report.error}")
+            say(f"Receiver {report.peer[:6]}: {receiver_failed(report.code, report.error)}")
 
     async def close_room() -> None:
         try:
@@ -181,7 +183,8 @@ def _save_membership(directory: Path, room: str, peer: str, token: str) -> None:
 
 
 async def receive(link: str, directory: Path, password: str | None,
-                  relay_only: bool = False, max_rate: float | None = None) -> int:
+                  relay_only: bool = False, max_rate: float | None = None,
+                  give_up_after: float | None = None) -> int:
     try:
         parsed = parse_link(link)
     except LinkError as error:
@@ -237,12 +240,13 @@ async def receive(link: str, directory: Path, password: str | None,
     receiver = Receiver(signaling, parsed.room, parsed.key, directory, password,
                         on_manifest=on_manifest, on_progress=on_progress, relay_only=relay_only,
                         max_rate=max_rate, rejoined=signaling.peer_id == peer,
-                        expect_password=parsed.password, on_connected=on_connected)
+                        expect_password=parsed.password, on_connected=on_connected,
+                        give_up_after=give_up_after)
     try:
         result = await receiver.run()
     except TransferRefused as refusal:
         say(f"peerbeam: {refusal}")
-        return EXIT_FAILED
+        return EXIT_NO_PATH if refusal.code in (NO_PATH, RELAY_FAILED) else EXIT_FAILED
     finally:
         await signaling.close()
     if bar is not None:

@@ -43,7 +43,12 @@ log = logging.getLogger(__name__)
 
 
 class TransferRefused(Exception):
-    """A final failure: wrong link or password, tampering, a vanished sender."""
+    """A final failure: wrong link or password, tampering, a vanished sender. `code` is
+    the session machine's (protocol.md §12, §14.2)."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
@@ -60,6 +65,7 @@ class _Link:
 
     offer_sdp: str
     pc: RTCPeerConnection | None = None
+    relay: str = "none"  # how the relay stood when it was made (rtc.peer_connection)
     closed: bool = False
     local_sdp: str = ""
     channel: Channel | None = None
@@ -84,11 +90,13 @@ class Receiver(MachineDriver):
                  on_progress: Callable[[int, int], None] | None = None,
                  relay_only: bool = False, max_rate: float | None = None,
                  rejoined: bool = False, expect_password: bool = False,
-                 on_connected: Callable[[str], None] | None = None) -> None:
+                 on_connected: Callable[[str], None] | None = None,
+                 give_up_after: float | None = None) -> None:
         # A password on the command line, or a link that says one is set: a sender that
         # asks for none is refused (protocol.md §3).
         expect = True if expect_password or password is not None else None
-        super().__init__(ReceiverMachine(expect, password, auto_accept=True, timing=session_timing()))
+        super().__init__(ReceiverMachine(expect, password, auto_accept=True,
+                                         timing=session_timing(give_up_after)))
         self.signaling = signaling
         self.room = room
         self.link_key = link_key
@@ -169,7 +177,8 @@ class Receiver(MachineDriver):
         self.spawn(self._answer(action["conn"], link, sender, action["session"]))
 
     async def _answer(self, conn: str, link: _Link, sender: str, session: str) -> None:
-        pc = await peer_connection(self.signaling.welcome.get("ice_servers", []), self.relay_only)
+        pc, link.relay = await peer_connection(self.signaling.welcome.get("ice_servers", []),
+                                               self.relay_only)
         link.pc = pc
         if link.closed:
             await close_quietly(pc)
@@ -217,7 +226,8 @@ class Receiver(MachineDriver):
             self.spawn(close_quietly(pc))
 
     def _lost(self, conn: str, reason: str) -> None:
-        self.feed({"type": "connection_lost", "conn": conn, "reason": reason})
+        self.feed({"type": "connection_lost", "conn": conn, "reason": reason,
+                   "relay": self.links[conn].relay})
 
     def do_restart(self, action: Action) -> None:
         self.spawn(self.signaling.signal(action["to"], {"kind": "restart"}))
@@ -381,7 +391,7 @@ class Receiver(MachineDriver):
         if action["outcome"] != "done":
             self._result.set_exception(TransferRefused(
                 self._refusal or receive_ended(action["code"], action.get("detail", ""),
-                                               action.get("remote", False))))
+                                               action.get("remote", False)), action["code"]))
             return
         self.spawn(self._finished(action["digests"]))
 

@@ -56,8 +56,9 @@ def ice_configuration(stun_urls: list[str], relay: TurnServer | None,
 
 
 async def peer_connection(ice_servers: list[dict[str, Any]], relay_only: bool = False,
-                          picker: RelayPicker = PICKER) -> RTCPeerConnection:
-    """A new RTCPeerConnection for the welcome's ``ice_servers``.
+                          picker: RelayPicker = PICKER) -> tuple[RTCPeerConnection, str]:
+    """A new RTCPeerConnection for the welcome's ``ice_servers``, and how the relay
+    stands: "none" (the server offers none), "failed" (none answered), "ok".
 
     Of the TURN URLs, aiortc gets the first that answers a real allocation
     (relays.RelayPicker); a connection that never connects makes the next one probe again.
@@ -66,7 +67,8 @@ async def peer_connection(ice_servers: list[dict[str, Any]], relay_only: bool = 
     choice = await picker.pick(relays)
     pc = RTCPeerConnection(ice_configuration(stun_urls, choice.chosen, relay_only))
     picker.watch(pc, relays)
-    return pc
+    relay = "none" if not relays else "ok" if choice.chosen is not None else "failed"
+    return pc, relay
 
 
 def relay_only_sdp(sdp: str) -> str:

@@ -82,6 +82,7 @@ class _Link:
     peer: str
     pc: RTCPeerConnection | None = None
     channel: Channel | None = None
+    relay: str = "none"  # how the relay stood when it was made (rtc.peer_connection)
     closed: bool = False
     session: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     local_sdp: str = ""
@@ -154,7 +155,8 @@ class Sender(MachineDriver):
         self.spawn(self._offer(action["conn"], link))
 
     async def _offer(self, conn: str, link: _Link) -> None:
-        pc = await peer_connection(self.signaling.welcome.get("ice_servers", []), self.relay_only)
+        pc, link.relay = await peer_connection(self.signaling.welcome.get("ice_servers", []),
+                                               self.relay_only)
         link.pc = pc
         if link.closed:
             await close_quietly(pc)
@@ -208,7 +210,8 @@ class Sender(MachineDriver):
             self.feed({"type": "piece", "conn": conn})
 
     def _lost(self, conn: str, reason: str) -> None:
-        self.feed({"type": "connection_lost", "conn": conn, "reason": reason})
+        self.feed({"type": "connection_lost", "conn": conn, "reason": reason,
+                   "relay": self.links[conn].relay})
 
     def do_send(self, action: Action) -> None:
         channel = self.links[action["conn"]].channel

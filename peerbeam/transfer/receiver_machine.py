@@ -71,8 +71,11 @@ WRONG_PASSWORD = "wrong_password"  # the sender refused our proof, made with a p
 WRONG_LINK = "wrong_link"  # the sender refused our proof: the link is wrong or altered
 PASSWORD_DOWNGRADE = "password_downgrade"  # the link needs a password, the sender asked none
 DECLINED = "declined"
-SENDER_GONE = "sender_gone"
+SENDER_GONE = "sender_gone"  # the sender never came (sender_wait)
 ROOM_CLOSED = "room_closed"
+NO_PATH = "no_path"  # never connected, and the server offers no relay (or it did not help)
+RELAY_FAILED = "relay_failed"  # never connected, and the relay did not answer
+GAVE_UP = "gave_up"  # connected before, then no progress for give_up_after
 
 # Connection states.
 (OPENING, HELLO, PASSWORD, PROVING, AUTHING, VERIFYING, MANIFEST, MATCHING, ASKING, PREPARING,
@@ -152,7 +155,14 @@ class ReceiverMachine(Machine):
         self.sender: str | None = None
         self.connections: dict[str, _Connection] = {}
         self.current: _Connection | None = None
-        self.waiting_since: float | None = None  # while no session runs: the sender-wait clock
+        # Getting a connection (back), protocol.md §14.2 "Connecting and giving up".
+        self.waiting_since: float | None = None  # the sender absent, never connected
+        self.connected_ever = False
+        self.first_attempt_at: float | None = None  # never connected: the first offer answered
+        self.last_progress: float | None = None  # anything from the sender, on any connection
+        self.retry_at: float | None = None  # ask for a new connection again at
+        self.backoff = self.timing.retry_min
+        self.relay = "none"  # the relay, as the driver found it: none, failed, ok
         self.room_gone: str | None = None
         self.ended = False
         self.manifest: Manifest | None = None
@@ -227,7 +237,9 @@ class ReceiverMachine(Machine):
         connection = _Connection(f"c{self._serial}", self.now)
         self.connections[connection.conn] = connection
         self.current = connection
-        self.waiting_since = None
+        self.waiting_since = self.retry_at = None
+        if not self.connected_ever and self.first_attempt_at is None:
+            self.first_attempt_at = self.now
         self.emit("answer", conn=connection.conn, session=event["session"])
 
     def _on_room_gone(self, event: Event) -> None:
@@ -249,6 +261,7 @@ class ReceiverMachine(Machine):
             self.emit("close", conn=connection.conn)
 
     def _on_connection_lost(self, event: Event) -> None:
+        self.relay = str(event.get("relay") or self.relay)
         connection = self._connection(event)
         if connection is not None:
             self._lost(connection)
@@ -262,11 +275,13 @@ class ReceiverMachine(Machine):
             self._end(ROOM_CLOSED, self.room_gone)
             return
         # Keep everything, ask the sender for a new connection (it may not have noticed),
-        # and resume on it; the sender-wait clock runs until it comes.
-        self.waiting_since = self.now
+        # and resume on it; ask again, less and less often, until one works or it is time
+        # to give up.
         if self.sender is not None:
             self.emit("restart", to=self.sender)
-        self._status("reconnecting")
+        self.retry_at = self.now + self.backoff
+        self.backoff = min(self.backoff * 2, self.timing.retry_max)
+        self._status("reconnecting" if self.connected_ever else "connecting")
 
     def _status(self, state: str, **fields: Any) -> None:
         self.emit("status", state=state, **fields)
@@ -304,12 +319,17 @@ class ReceiverMachine(Machine):
             return
         connection.keepalive = Keepalive(self.timing, self.now)
         connection.state = HELLO
+        self.connected_ever = True
+        self.first_attempt_at = None
+        self.backoff = self.timing.retry_min
+        self.last_progress = self.now
 
     def _on_message(self, event: Event) -> None:
         connection = self._connection(event)
         if connection is None or connection.keepalive is None:
             return
         connection.keepalive.received(self.now)
+        self.last_progress = self.now
         self._guarded(connection, self._message, event["text"])
 
     def _message(self, connection: _Connection, text: str) -> None:
@@ -512,6 +532,7 @@ class ReceiverMachine(Machine):
         if connection is None or connection.keepalive is None:
             return
         connection.keepalive.received(self.now)
+        self.last_progress = self.now
         self._guarded(connection, self._piece, event)
 
     def _piece(self, connection: _Connection, event: Event) -> None:
@@ -661,8 +682,6 @@ class ReceiverMachine(Machine):
     # -- time ---------------------------------------------------------------------------
 
     def deadlines(self) -> Iterable[float]:
-        if self.waiting_since is not None and self.timing.sender_wait is not None and not self.ended:
-            yield self.waiting_since + self.timing.sender_wait
         for connection in self.connections.values():
             if connection.state == OPENING:
                 yield connection.opened_at + self.timing.open_timeout
@@ -670,6 +689,25 @@ class ReceiverMachine(Machine):
                 yield connection.opened_at + self.timing.close_after_complete
             elif connection.state != CLOSED and connection.keepalive is not None:
                 yield connection.keepalive.deadline()
+        if not self.ended:
+            yield from (d for d in (self._give_up_at(), self._retry_due()) if d is not None)
+
+    def _give_up_at(self) -> float | None:
+        """When the receive ends if nothing gets better (protocol.md §14.2)."""
+        if self.connected_ever:
+            if self._session_running() or self.last_progress is None:
+                return None  # a running session is judged by its keepalive alone
+            return self.last_progress + self.timing.give_up_after
+        if self.first_attempt_at is not None:
+            return self.first_attempt_at + self.timing.connect_timeout
+        if self.waiting_since is not None and self.timing.sender_wait is not None:
+            return self.waiting_since + self.timing.sender_wait
+        return None
+
+    def _retry_due(self) -> float | None:
+        if self.retry_at is None or self.sender is None or self._session_running():
+            return None
+        return self.retry_at
 
     def on_tick(self) -> None:
         for connection in list(self.connections.values()):
@@ -685,10 +723,23 @@ class ReceiverMachine(Machine):
                     self._lost(connection)
                 elif due == "ping":
                     self._send(connection, Ping())
-        if (self.waiting_since is not None and self.timing.sender_wait is not None and not self.ended
-                and not self._session_running()
-                and self.now >= self.waiting_since + self.timing.sender_wait):
-            self._end(SENDER_GONE)
+        if self.ended:
+            return
+        give_up = self._give_up_at()
+        if give_up is not None and self.now >= give_up:
+            if self.connected_ever:
+                self._end(GAVE_UP)
+            elif self.first_attempt_at is not None:
+                self._end(RELAY_FAILED if self.relay == "failed" else NO_PATH,
+                          "even through the relay" if self.relay == "ok" else "")
+            else:
+                self._end(SENDER_GONE)
+            return
+        retry = self._retry_due()
+        if retry is not None and self.now >= retry and self.sender is not None:
+            self.emit("restart", to=self.sender)
+            self.retry_at = self.now + self.backoff
+            self.backoff = min(self.backoff * 2, self.timing.retry_max)
 
 
 def records_from_json(objects: Sequence[dict[str, Any]]) -> list[Record]:

@@ -102,6 +102,8 @@ class _Receiver:
     proved: bool = False  # proved the key once: may come back even after the cap
     acked: int = 0
     state: str = "connecting"
+    unconnected_since: float | None = None  # offered since then, never connected
+    connected_ever: bool = False
 
 
 class SenderMachine(Machine):
@@ -124,6 +126,7 @@ class SenderMachine(Machine):
         self.connections: dict[str, _Connection] = {}
         self._serial = 0
         self._hashing: set[tuple[int, int]] = set()  # chunks being read for their digest
+        self.relay = "none"  # the relay, as the driver found it: none, failed, ok
         self._handlers = {
             "peers": self._on_peers,
             "peer_joined": self._on_peer_joined,
@@ -185,6 +188,8 @@ class SenderMachine(Machine):
         conn = f"c{self._serial}"
         self.connections[conn] = _Connection(conn, receiver.peer, self.now)
         receiver.conn = conn
+        if receiver.unconnected_since is None and not receiver.connected_ever:
+            receiver.unconnected_since = self.now
         self.emit("open_connection", conn=conn, peer=receiver.peer)
         self._report(receiver, "connecting")
 
@@ -262,11 +267,15 @@ class SenderMachine(Machine):
         connection.nonce = event["nonce"]
         connection.keepalive = Keepalive(self.timing, self.now)
         connection.state = AUTH
+        receiver = self.receivers[connection.peer]
+        receiver.unconnected_since = None
+        receiver.connected_ever = True
         self._send(connection, Hello(connection.nonce, self.password,
                                      self.iterations if self.password else None))
-        self._report(self.receivers[connection.peer], "authenticating")
+        self._report(receiver, "authenticating")
 
     def _on_connection_lost(self, event: Event) -> None:
+        self.relay = str(event.get("relay") or self.relay)
         connection = self._connection(event)
         if connection is None:
             return
@@ -564,6 +573,9 @@ class SenderMachine(Machine):
                 yield connection.opened_at + self.timing.open_timeout
             elif connection.state != CLOSED and connection.keepalive is not None:
                 yield connection.keepalive.deadline()
+        for receiver in self.receivers.values():
+            if receiver.unconnected_since is not None:
+                yield receiver.unconnected_since + self.timing.connect_timeout
 
     def on_tick(self) -> None:
         for connection in list(self.connections.values()):
@@ -576,6 +588,15 @@ class SenderMachine(Machine):
                     self._lost(connection, "the receiver stopped answering")
                 elif due == "ping":
                     self._send(connection, Ping())
+        for receiver in self.receivers.values():
+            since = receiver.unconnected_since
+            if since is not None and self.now >= since + self.timing.connect_timeout:
+                # No connection to it ever opened: say why, once; it may ask again.
+                receiver.unconnected_since = None
+                if receiver.conn is not None:
+                    self._close(self.connections[receiver.conn])
+                code = "relay_failed" if self.relay == "failed" else "no_path"
+                self._report(receiver, "failed", code=code)
 
 
 class _SourceChanged(Exception):

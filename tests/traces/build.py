@@ -587,16 +587,79 @@ def receiver_nack() -> Scenario:
 
 
 def receiver_keepalive_and_gone() -> Scenario:
-    s = receiving("receiver: silence for 45 s loses the connection; no sender for 60 s more ends it")
+    s = receiving("receiver: silence loses the connection; it asks again, less and less often, "
+                  "and gives up 10 minutes after the last progress")
     s.ev("message", conn="c1", message=m("start", files=[{"offset": 0}, {"offset": 0}]))
+    last = s.at
     step = s.ev("tick", at=s.at + 15)
     s.expect(step, type="send", message={"t": "ping"})
     s.ev("tick", at=s.at + 15)
     step = s.ev("tick", at=s.at + 15)
     s.expect(step, type="close", conn="c1")
     s.expect(step, type="restart", to="S")
-    step = s.ev("tick", at=s.at + 60)
+    step = s.ev("tick", at=s.at + 1)
+    s.expect(step, type="restart", to="S")  # after 1 s, then 2, 4, 8, 16, 30, 30, ...
+    restarts_from = step
+    while s.at < last + 590:
+        s.ev("tick", at=s.at + 10)
+    step = s.ev("tick", at=last + 600)
+    s.expect(step, type="end", outcome="failed", code="gave_up")
+    s.never.append({"type": "end", "code": "sender_gone"})
+    del restarts_from
+    return s
+
+
+def receiver_never_connects() -> Scenario:
+    s = receiver("receiver: never connected and no relay: gives up 50 s after the first attempt",
+                 auto_accept=True)
+    s.ev("peers", peers=[{"peer": "S", "role": "sender"}], rejoin=False)
+    step = s.offer("o1")
+    s.expect(step, type="answer", conn="c1")
+    step = s.ev("connection_lost", at=8, conn="c1", reason="ICE failed", relay="none")
+    s.expect(step, type="restart", to="S")
+    s.ev("tick", at=9)
+    s.at = 9.5
+    step = s.offer("o2")
+    s.expect(step, type="answer", conn="c2")
+    step = s.ev("tick", at=39.5)  # open_timeout: this one never opened either
+    s.expect(step, type="close", conn="c2")
+    s.ev("tick", at=45)
+    step = s.ev("tick", at=50)
+    s.expect(step, type="end", outcome="failed", code="no_path")
+    return s
+
+
+def receiver_relay_failed() -> Scenario:
+    s = receiver("receiver: never connected, the relay did not answer: says so 50 s after the first attempt",
+                 auto_accept=True)
+    s.ev("peers", peers=[{"peer": "S", "role": "sender"}], rejoin=False)
+    s.offer("o1")
+    s.ev("connection_lost", at=20, conn="c1", reason="ICE failed", relay="failed")
+    step = s.ev("tick", at=50)
+    s.expect(step, type="end", outcome="failed", code="relay_failed")
+    return s
+
+
+def receiver_waits_for_absent_sender() -> Scenario:
+    s = receiver("receiver: the sender is not in the room: the CLI waits 60 s for it")
+    step = s.ev("peers", peers=[], rejoin=False)
+    s.expect(step, type="status", state="waiting")
+    step = s.ev("tick", at=60)
     s.expect(step, type="end", outcome="failed", code="sender_gone")
+    return s
+
+
+def sender_receiver_never_connects() -> Scenario:
+    s = sender("sender: a receiver no connection reaches is reported 50 s after the first offer, once")
+    s.ev("peers", peers=[{"peer": "R1", "role": "receiver"}])
+    step = s.ev("connection_lost", at=10, conn="c1", reason="ICE failed", relay="none")
+    s.expect(step, type="receiver", state="lost")
+    step = s.ev("restart", at=11, peer="R1")
+    s.expect(step, type="open_connection", conn="c2")
+    step = s.ev("tick", at=50)
+    s.expect(step, type="close", conn="c2")
+    s.expect(step, type="receiver", state="failed", code="no_path")
+    s.ev("tick", at=120)
     return s
 
 
@@ -655,11 +718,12 @@ SCENARIOS: list[Callable[[], Scenario]] = [
     happy_sender, nack_while_draining, nack_after_ack, third_nack, guessing_cap,
     guess_on_open_connection_after_cap, sender_resume, sender_keepalive, sender_decline,
     sender_one_time, sender_reconnect_keeps_connection, sender_room_gone_mid_transfer,
-    sender_source_changed,
+    sender_source_changed, sender_receiver_never_connects,
     happy_receiver, password_downgrade, weak_kdf, wrong_password_then_right, window_overrun,
     receiver_resume, start_zero_over_complete, cross_transfer_match, cross_transfer_partial,
     disk_full, receiver_nack, receiver_keepalive_and_gone, receiver_long_session, receiver_rejoin,
-    receiver_new_offer_replaces, receiver_decline, receiver_room_gone,
+    receiver_new_offer_replaces, receiver_decline, receiver_room_gone, receiver_never_connects,
+    receiver_relay_failed, receiver_waits_for_absent_sender,
 ]
 
 
