@@ -13,6 +13,7 @@ import pytest
 
 from peerbeam.peer.storage import SYNC_EVERY, PartialFile, ReceiveDirectory, StorageError
 from peerbeam.transfer import CHUNK_SIZE, chunk_digest
+from peerbeam.transfer.constants import MAX_FILES
 from peerbeam.transfer.messages import FileEntry, Manifest
 from peerbeam.transfer.resume import match_records
 
@@ -115,12 +116,12 @@ def test_synced_chunks_are_trusted_without_rehashing(tmp_path: Path) -> None:
 
 
 def test_files_are_opened_one_at_a_time(tmp_path: Path) -> None:
-    """A thousand files with a descriptor limit far below two per file, and no trace of
-    the files that were not reached yet."""
+    """The most files a link may carry, with a descriptor limit far below two per file, and
+    no trace of the files that were not reached yet."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
     try:
-        many = manifest(*((f"f{i}.txt", 1) for i in range(1000)))
+        many = manifest(*((f"f{i}.txt", 1) for i in range(MAX_FILES)))
         files = prepared(ReceiveDirectory(tmp_path / "out"), many)
         assert not list((tmp_path / "out").glob("*.peerbeam-part"))
         for index, partial in enumerate(files):
@@ -129,7 +130,7 @@ def test_files_are_opened_one_at_a_time(tmp_path: Path) -> None:
             partial.finish()
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    assert len(list((tmp_path / "out").glob("f*.txt"))) == 1000
+    assert len(list((tmp_path / "out").glob("f*.txt"))) == MAX_FILES
 
 
 def test_files_that_do_not_fit_are_refused_before_anything_is_written(tmp_path: Path) -> None:
