@@ -1,6 +1,7 @@
 # peerbeam: `make run` runs the product locally, `make test` runs the tests.
-# Both set up everything they need on a fresh machine (a .venv, and the
-# Debian packages the tests drive: Chromium, coturn, zbar).
+# Both set up everything they need on a fresh machine (a .venv, node_modules with
+# puppeteer-core, and the Debian packages the tests drive: Chromium, Firefox ESR,
+# coturn, zbar, Node.js).
 
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ PORT ?= 8000
 STAGE ?= dev
 SYSTEM_PACKAGES := chromium coturn libzbar0
 
-.PHONY: install system-deps run test bench lint clean
+.PHONY: install node-deps system-deps run test bench bench-large lint clean
 
 install: $(VENV)/.installed
 
@@ -20,10 +21,22 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# The end-to-end tests drive Debian's Chromium and coturn; install them when missing.
+# puppeteer-core drives Firefox ESR over WebDriver BiDi (tests/fixtures/firefox.py); it
+# never downloads a browser: the tests use Debian's.
+node-deps: node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json
+	PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The end-to-end tests drive Debian's Chromium, Firefox ESR (through Node.js) and coturn;
+# install them when missing.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v firefox-esr >/dev/null || missing="$$missing firefox-esr"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	command -v turnserver >/dev/null || missing="$$missing coturn"; \
 	ldconfig -p | grep -q libzbar.so || missing="$$missing libzbar0"; \
 	if [ -n "$$missing" ]; then \
@@ -36,11 +49,11 @@ system-deps:
 run: install
 	$(BIN)/peerbeam serve --host $(HOST) --port $(PORT) $(if $(TLS),--tls)
 
-test: install system-deps
+test: install system-deps node-deps
 	$(BIN)/python -m pytest -q
 
 # Benchmarks run side by side with their baselines and rewrite docs/benchmarks.md.
-bench: install system-deps
+bench: install system-deps node-deps
 	$(BIN)/python -m benchmarks.cli_transfer
 	$(BIN)/python -m benchmarks.signaling_load
 	$(BIN)/python -m benchmarks.handler_cost
@@ -52,7 +65,7 @@ lint: install
 	$(BIN)/ruff check app.py chalicelib peerbeam tests loadtests
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache dist
+	rm -rf $(VENV) node_modules *.egg-info .pytest_cache dist
 
 # AWS (docs/deploy.md). `package` needs no AWS access; `deploy`/`destroy` use your
 # AWS credentials (AWS_PROFILE / AWS_REGION, or REGION=… PROFILE=… here).
