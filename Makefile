@@ -59,6 +59,7 @@ bench: install system-deps node-deps
 	$(BIN)/python -m benchmarks.handler_cost
 	$(BIN)/python -m benchmarks.swarm
 	$(BIN)/python -m benchmarks.browser_transfer
+	$(BIN)/python -m benchmarks.digest_cost
 	$(BIN)/python -m benchmarks.report
 
 lint: install

@@ -324,6 +324,52 @@ well under the bar.\
 """
 
 
+def digest_section(result: dict[str, Any]) -> str:
+    chromium, firefox = result["chromium"], result["firefox"]
+    speeds = "\n".join(
+        f"| {name} | {b['streamed_mb_s']:.0f} MB/s | {b['webcrypto_per_chunk_mb_s']:.0f} MB/s |"
+        for name, b in ((f"Chromium {chromium['version']}", chromium),
+                        (f"Firefox {firefox['version'].split('/')[-1]}", firefox))
+    )
+    rounds = "\n".join(
+        f"| {i + 1} | {r['plain_s']:.1f} | {r['hashed_s']:.1f} | **{r['ratio']:.2f}** | "
+        f"{sum(r['plain_cpu_s']):.0f} / {sum(r['hashed_cpu_s']):.0f} | "
+        f"{r['load'][0]:.1f}–{r['load'][1]:.1f} |"
+        for i, r in enumerate(result["rounds"])
+    )
+    return f"""## Digest: what a streamed plain SHA-256 of each file would cost
+
+`python -m benchmarks.digest_cost` — {result['when']}. The peerbeam digest (docs/protocol.md
+§8.5) is SHA-256 over the 1 MiB chunk SHA-256s, which the protocol computes anyway. A
+plain SHA-256 of each file needs an incremental SHA-256; in the browser our own JavaScript
+(`benchmarks/js/sha256.js`, checked against the FIPS 180-4 examples and hashlib first).
+
+Speed of one core, {result['size_mib']} MiB in 1 MiB pieces, in a worker:
+
+| | streamed SHA-256 (JavaScript) | WebCrypto, one digest per 1 MiB chunk (today) |
+|---|---|---|
+{speeds}
+
+Python's hashlib (OpenSSL): {result['hashlib_mb_s']:.0f} MB/s.
+
+Cost in a transfer: the web client Chromium → Chromium, {result['size_mib']} MiB, as it is
+("plain") and with every binary data-channel message also fed to the JavaScript SHA-256
+in a worker at both ends ("hashed"), rounds interleaved (Accept → Done, s; CPU seconds of
+both browsers; the machine's load average):
+
+| round | plain s | hashed s | plain / hashed | CPU s plain / hashed | load |
+|---|---|---|---|---|---|
+{rounds}
+
+Mean throughput ratio **{result['ratio']:.2f}**; the hashed runs used **{result['cpu_ratio']:.2f}×**
+the CPU of the plain ones. Where the transfer is CPU-bound (2 cores, as here) that CPU is
+throughput: the plain SHA-256 costs about {(1 - 1 / result['cpu_ratio']) * 100:.0f} % of it (the limit
+was 10 %), and it would not survive resume (protocol.md §8.5). Decision: keep the peerbeam
+digest, name it in both pages, and print it (beside the plain SHA-256) with
+`peerbeam digest FILE`.
+"""
+
+
 def main() -> None:
     sections = []
     cli = load("cli_transfer")
@@ -338,6 +384,9 @@ def main() -> None:
     swarm = load("swarm")
     if swarm:
         sections.append(swarm_section(swarm))
+    digest = load("digest_cost")
+    if digest:
+        sections.append(digest_section(digest))
     DOC.write_text(f"""# Benchmarks
 
 Written by `make bench` ({time.strftime('%Y-%m-%d', time.gmtime())}) on {machine()}.

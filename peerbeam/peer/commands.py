@@ -103,7 +103,7 @@ async def send(paths: list[Path], server: str | None, password: str | None, one_
         if report.state == "done":
             if bar is not None:
                 bar.finish()
-            say(f"Receiver {report.peer[:6]} has everything; digests: {' '.join(report.digests)}")
+            say(f"Receiver {report.peer[:6]} has everything; peerbeam digests: {' '.join(report.digests)}")
         elif report.state == "failed":
             say(f"Receiver {report.peer[:6]}: {report.error}")
 
@@ -229,5 +229,5 @@ async def receive(link: str, directory: Path, password: str | None,
         say(f"first byte {result.accept_to_first_byte:.3f} s after accepting")
     for path, digest in zip(result.files, result.digests, strict=True):
         print(path, flush=True)
-        say(f"verified {path.name}  sha256-of-chunks {digest}")
+        say(f"verified {path.name}  peerbeam digest {digest} (check a copy: peerbeam digest FILE)")
     return 0

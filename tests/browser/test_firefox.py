@@ -9,13 +9,14 @@ One Firefox process for the module; every test has its own browser context.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.fixtures.cli import receive
+from tests.fixtures.cli import PEERBEAM, receive
 from tests.fixtures.firefox import Firefox, FirefoxPage, wait_for_file
 from tests.fixtures.servers import LocalServer
 
@@ -78,6 +79,10 @@ def test_firefox_receives_from_chromium(
     ]
     shown = receiver.evaluate(TEXTS, ".digest code")
     assert shown == sender.locator(".receiver .digest code").all_inner_texts()
+    # Named for what it is, and `peerbeam digest` prints the same value for the source.
+    assert receiver.evaluate(TEXTS, ".digest + .hint")[0].startswith("SHA-256 over each file's 1 MiB chunk")
+    printed = subprocess.run([*PEERBEAM, "digest", str(source)], capture_output=True, text=True, check=True)
+    assert f"peerbeam-digest ({source}) = {shown[0]}" in printed.stdout.splitlines()
 
 
 def test_firefox_sends_to_cli(
