@@ -62,6 +62,12 @@ bench: install system-deps node-deps
 	$(BIN)/python -m benchmarks.digest_cost
 	$(BIN)/python -m benchmarks.report
 
+# Large files (docs/benchmarks.md, "Large files"): 8 GiB browser runs, 20 GiB CLI → CLI.
+# About an hour and ≥ 45 GB free; not part of `make bench`.
+bench-large: install system-deps node-deps
+	$(BIN)/python -m benchmarks.large_transfer
+	$(BIN)/python -m benchmarks.report
+
 lint: install
 	$(BIN)/ruff check app.py chalicelib peerbeam tests loadtests
 

@@ -49,15 +49,15 @@ def svg_plot(samples: list[list[float]], title: str, path: Path, ylabel: str = "
         top = height - pad - y / y_max * (height - 2 * pad)
         return f"{left:.1f},{top:.1f}"
 
-    colours = ["#2563eb", "#dc2626", "#16a34a"]
+    colours = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c"]
     lines = "".join(
-        f'<polyline fill="none" stroke="{colours[i % 3]}" stroke-width="1.5" '
+        f'<polyline fill="none" stroke="{colours[i % len(colours)]}" stroke-width="1.5" '
         f'points="{" ".join(point(s[0], s[1] / 2**20) for s in line)}"/>'
         for i, (_, line) in enumerate(series)
     )
     legend = "".join(
         f'<text x="{width - pad}" y="{pad / 2 + 14 * (i + 1)}" text-anchor="end" '
-        f'fill="{colours[i % 3]}">{name}</text>'
+        f'fill="{colours[i % len(colours)]}">{name}</text>'
         for i, (name, _) in enumerate(series) if name
     )
     ticks = "".join(
@@ -370,6 +370,110 @@ digest, name it in both pages, and print it (beside the plain SHA-256) with
 """
 
 
+LARGE_HEADER = ("| scenario | size | MB/s | stall s | checkpoint s | writes ÷ size (dirtied / net) "
+                "| extra disk | memory | load | when |\n|---|---|---|---|---|---|---|---|---|---|")
+CHECKPOINT_BASE = 64 * 2**20  # webclient/js/storage/sinks.js MIN_CHECKPOINT
+
+
+def picker_at(size: float) -> tuple[float, float]:
+    """The picker path's checkpoints for a file of `size` bytes (sinks.js: commit when the
+    uncommitted part reaches max(64 MiB, committed), so commits at 64 MiB x 2^k): the
+    largest copy made by a re-open, and the bytes all re-opens copy."""
+    largest = 0.0
+    checkpoint = float(CHECKPOINT_BASE)
+    while checkpoint <= size:
+        largest, checkpoint = checkpoint, checkpoint * 2
+    return largest, 2 * largest - CHECKPOINT_BASE if largest else 0.0
+
+
+def throughput(samples: list[list[float]], window: float = 5.0) -> list[list[float]]:
+    """[t, bytes/s] over sliding windows of `window` seconds, from [t, bytes, ...] samples."""
+    out, start = [], 0
+    for end in range(len(samples)):
+        while samples[end][0] - samples[start][0] > window:
+            start += 1
+        span = samples[end][0] - samples[start][0]
+        if span > 0:
+            out.append([samples[end][0], (samples[end][1] - samples[start][1]) / span])
+    return out
+
+
+def large_section(result: dict[str, Any]) -> str:
+    runs = sorted(((k, r) for k, r in result.items() if isinstance(r, dict)),
+                  key=lambda kv: (kv[1]["scenario"], kv[1]["size_bytes"]))
+    rows = "\n".join(
+        f"| {r['scenario']} | {r['size_bytes'] / 2**30:.1f} GiB | {r['mb_s']:.1f} | "
+        f"{r['longest_stall_ms'] / 1000:.1f} | "
+        f"{r['longest_checkpoint_ms'] / 1000:.1f} |" if "longest_checkpoint_ms" in r else
+        f"| {r['scenario']} | {r['size_bytes'] / 2**30:.1f} GiB | {r['mb_s']:.1f} | "
+        f"{r['longest_stall_ms'] / 1000:.1f} | – |"
+        for _, r in runs
+    ).split("\n")
+    rows = "\n".join(
+        row + f" {r['amplification']:.2f} / {r['net_amplification']:.2f} | "
+        f"{r['peak_extra_disk_bytes'] / 2**30:.2f} GiB | {r['memory_peak_growth_bytes'] / 2**20:.0f} MiB | "
+        f"{r['load'][0]:.1f}–{r['load'][1]:.1f} | {r['when']} |"
+        for row, (_, r) in zip(rows, runs, strict=True)
+    )
+    biggest: dict[str, dict[str, Any]] = {}
+    for _, r in runs:
+        biggest[r["scenario"]] = r  # sorted by size: the largest run of each scenario wins
+    lines = [(f"{name} {r['size_bytes'] / 2**30:.0f} GiB", throughput(r["samples"]))
+             for name, r in biggest.items()]
+    if lines:
+        svg_plot(lines[0][1], "received MiB/s over time (5 s windows)", PLOTS / "large-throughput.svg",
+                 ylabel="MiB/s", label=lines[0][0], others=lines[1:])
+    picker = [r for _, r in runs if r["scenario"] == "chromium-picker" and r.get("checkpoints")]
+    findings = ""
+    if picker:
+        p = picker[-1]
+        copies = [c for c in p["checkpoints"] if c[2] > 0]
+        rate = max(c[0] for c in copies) / (max(copies, key=lambda c: c[0])[2] / 1000)
+        rows_cp = "\n".join(f"| {c[0] / 2**20:.0f} MiB | {c[1]} | {c[2]} |" for c in p["checkpoints"])
+        largest, copied = picker_at(100e9)
+        findings = f"""
+### The picker path's checkpoints
+
+Checkpoints of the {p['size_bytes'] / 2**30:.1f} GiB picker run (`close()` commits, the
+re-open with `keepExistingData` copies everything committed):
+
+| committed | close ms | re-open ms |
+|---|---|---|
+{rows_cp}
+
+The re-open copied the largest checkpoint at {rate / 1e6:.0f} MB/s. A checkpoint comes
+whenever the uncommitted part reaches max(64 MiB, the committed part), so commits land at
+64 MiB × 2^k, and each re-open copies everything committed so far: 64 MiB + 128 MiB + … + C
+= 2C − 64 MiB of copies, C the largest 64 MiB × 2^k ≤ S for a file of S bytes. Writes are
+therefore (S + 2C − 64 MiB) / S, between 2 and 3 times the file (3 just above a power of
+two, like the 1 and 2 GiB runs here), and the last checkpoint holds the writes for a copy
+of C bytes while C extra bytes sit on disk. For 100 GB: C = {largest / 2**30:.0f} GiB,
+{copied / 2**30:.0f} GiB of copies (writes {(100e9 + copied) / 100e9:.2f} × the file), and a
+stall of about {largest / rate:.0f} s at this copy
+rate (local files add a SHA-256 of the whole file at every close, for Safe Browsing).
+Both bounds (amplification ≤ 2, stall ≤ 2 s) fail by design: see docs/webclient.md,
+"Picker path at 100 GB", for the redesign.
+"""
+    return f"""## Large files
+
+`python -m benchmarks.large_transfer` (`make bench-large`; not part of `make bench`). One
+file per run, not a whole number of chunks; every received file checked byte for byte.
+"stall": the longest gap between two binary data-channel messages in the receiving page
+(CLI: between growths of the file on disk, sampled every 0.5 s); "checkpoint": the
+longest `close()` + re-open of the picker's writable stream; "writes": `write_bytes` of
+the receiving process tree ÷ file size, and net of `cancelled_write_bytes` (data deleted
+before it reached the disk); "extra disk": the most disk space used beyond the bytes
+received; "memory": peak growth of the receiving tree's PSS (CLI: RSS). The picker run
+writes to a file in the origin private file system (headless Chromium cannot grant write
+access to a local file: benchmarks/large_transfer.py).
+
+{LARGE_HEADER}
+{rows}
+
+![received MiB/s over time](img/large-throughput.svg)
+{findings}"""
+
+
 def main() -> None:
     sections = []
     cli = load("cli_transfer")
@@ -387,6 +491,9 @@ def main() -> None:
     digest = load("digest_cost")
     if digest:
         sections.append(digest_section(digest))
+    large = load("large_transfer")
+    if large:
+        sections.append(large_section(large))
     DOC.write_text(f"""# Benchmarks
 
 Written by `make bench` ({time.strftime('%Y-%m-%d', time.gmtime())}) on {machine()}.
