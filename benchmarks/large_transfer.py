@@ -250,10 +250,17 @@ class Run:
             "amplification": round(write / size, 3),
             "net_amplification": round((write - cancelled) / size, 3),
             "peak_extra_disk_bytes": max(s[2] for s in self.samples),
-            "memory_start_bytes": self.base_memory,
-            "memory_peak_growth_bytes": max(s[3] for s in self.samples) - self.base_memory,
+            **memory_growth(self.samples),
             "samples": self.samples,
         }
+
+
+def memory_growth(samples: list[list[float]]) -> dict[str, float]:
+    """Memory at the first byte received (a process that just started, like the CLI,
+    is still loading before that) and its peak growth after."""
+    start = next((s[3] for s in samples if s[1] > 0), samples[0][3])
+    return {"memory_start_bytes": start,
+            "memory_peak_growth_bytes": max(s[3] for s in samples if s[1] > 0) - start}
 
 
 def receive_in_page(state: Callable[[], dict[str, Any]]) -> Callable[[], tuple[int, bool]]:

@@ -465,7 +465,12 @@ the receiving process tree ÷ file size, and net of `cancelled_write_bytes` (dat
 before it reached the disk); "extra disk": the most disk space used beyond the bytes
 received; "memory": peak growth of the receiving tree's PSS (CLI: RSS). The picker run
 writes to a file in the origin private file system (headless Chromium cannot grant write
-access to a local file: benchmarks/large_transfer.py).
+access to a local file: benchmarks/large_transfer.py). `firefox-stream` is the streamed
+download alone, fed by the page as fast as Firefox takes it (the receiver page does not
+choose it yet); its memory is the engine's uncollected chunk buffers at that rate, a
+sawtooth that does not grow with the file. `firefox-opfs` writes the file twice (the
+private copy, then the download Firefox makes of it) and keeps the private copy until
+the next visit: its extra disk space is the whole file.
 
 {LARGE_HEADER}
 {rows}

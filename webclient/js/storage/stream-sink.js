@@ -121,11 +121,10 @@ export class StreamSink {
       throw new ProtocolError(STORAGE_ERROR, `this browser cannot stream downloads: ${error.message}`);
     });
     const channel = new MessageChannel();
-    this.port = channel.port1;
+    const port = (this.port = channel.port1);
     const id = b64urlEncode(randomBytes(16));
     const accepted = new Promise((resolve) => {
-      /** @param {MessageEvent} event */
-      this.port.onmessage = (event) => (event.data.registered ? resolve(true) : this.onMessage(event.data));
+      port.onmessage = (event) => (event.data.registered ? resolve(true) : this.onMessage(event.data));
     });
     /** @type {ServiceWorker} */ (registration.active).postMessage(
       { op: "download", id, name: this.name, size: this.size }, [channel.port2]);
