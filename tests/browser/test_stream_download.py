@@ -274,9 +274,16 @@ def fx_downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("stream-downloads")
 
 
+# Firefox stops a Service Worker after this long without an event (30 s by default; a
+# stream it is answering does not count, nor do messages on its MessagePort). Shortened
+# so that a test can outlast it: the page's keepalive (every 5 s) must hold the worker.
+SW_IDLE_MS = 8000
+
+
 @pytest.fixture(scope="module")
 def firefox(fx_downloads: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Firefox]:
-    with Firefox(download_dir=fx_downloads, log=tmp_path_factory.mktemp("ff") / "driver.log") as browser:
+    with Firefox(download_dir=fx_downloads, log=tmp_path_factory.mktemp("ff") / "driver.log",
+                 prefs={"dom.serviceWorkers.idle_timeout": SW_IDLE_MS}) as browser:
         yield browser
 
 
@@ -305,4 +312,41 @@ def test_firefox_reader_cancel_reaches_the_page(server: LocalServer, firefox: Fi
     page = fx_page(firefox, server)
     result = page.evaluate(SLOW_READER, {"size": 4096 * MIB, "cancel": True, "until": 8 * MIB})
     assert result["stalled"] < 4096 * MIB and result["outcome"] == CANCELLED, page.logs()
+    firefox.call("closeContext", context=page.context)
+
+
+# One 1 MiB chunk a second (of byte k for chunk k), for `seconds` seconds.
+SLOW_FEED = """
+({ seconds }) => {
+  window.__slow = (async () => {
+    const { StreamSink } = await import("/js/storage/stream-sink.js");
+    const sink = new StreamSink("kept alive.bin", seconds << 20);
+    try {
+      await sink.open();
+      for (let k = 0; k < seconds; k++) {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        await sink.write(k << 20, new Uint8Array(1 << 20).fill(k));
+      }
+      await sink.finish();
+      return "ok";
+    } catch (error) {
+      return `${error.code}: ${error.message}`;
+    } finally {
+      await sink.release();
+    }
+  })();
+}
+"""
+
+
+def test_firefox_download_outlives_the_worker_idle_timeout(
+    server: LocalServer, firefox: Firefox, fx_downloads: Path
+) -> None:
+    """A download fed slowly for longer than the worker's idle timeout completes."""
+    seconds = SW_IDLE_MS // 1000 + 4
+    page = fx_page(firefox, server)
+    page.evaluate(SLOW_FEED, {"seconds": seconds})
+    assert page.evaluate("() => window.__slow", timeout=60) == "ok"
+    saved = wait_for_file(fx_downloads / "kept alive.bin", seconds * MIB, timeout=30)
+    assert saved.read_bytes() == b"".join(bytes([k]) * MIB for k in range(seconds))
     firefox.call("closeContext", context=page.context)
