@@ -1,6 +1,7 @@
-# peerbeam: `make run` runs the product locally, `make test` runs the tests.
-# Both set up everything they need on a fresh machine (a .venv, node_modules with
-# puppeteer-core, and the Debian packages the tests drive: Chromium, Firefox ESR,
+# peerbeam: `make run` runs the product locally, `make test` runs the tests,
+# `make lint` runs the checkers (ruff, mypy, TypeScript's over the web client).
+# Each sets up what it needs on a fresh machine (a .venv, node_modules with the
+# pinned TypeScript and puppeteer-core, and the Debian packages: Chromium, Firefox ESR,
 # coturn, zbar, Node.js).
 
 PYTHON ?= python3
@@ -9,9 +10,10 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 STAGE ?= dev
-SYSTEM_PACKAGES := chromium coturn libzbar0
+PYTHON_SOURCES := app.py chalicelib peerbeam tests loadtests benchmarks
+NODE_STAMP := node_modules/.installed
 
-.PHONY: install node-deps system-deps run test bench bench-large lint clean
+.PHONY: install node-install system-deps run test bench bench-soak bench-large lint clean
 
 install: $(VENV)/.installed
 
@@ -21,24 +23,28 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# puppeteer-core drives Firefox ESR over WebDriver BiDi (tests/fixtures/firefox.py); it
-# never downloads a browser: the tests use Debian's.
-node-deps: node_modules/.installed
+# The JavaScript tools pinned in package-lock.json; reinstalled only when it changes.
+# puppeteer-core drives Debian's Firefox ESR in the tests (tests/fixtures/firefox.py): it
+# never downloads a browser.
+node-install: $(NODE_STAMP)
 
-node_modules/.installed: package.json package-lock.json
+$(NODE_STAMP): package.json package-lock.json | system-deps
 	PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The end-to-end tests drive Debian's Chromium, Firefox ESR (through Node.js) and coturn;
-# install them when missing.
+# The end-to-end tests drive Debian's Chromium, Firefox ESR (through Node.js) and coturn
+# and build NAT routers from network namespaces (iproute2, iptables); the lint runs
+# Node.js. Install them when missing (npm only with Debian's nodejs: other builds bundle it).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v firefox-esr >/dev/null || missing="$$missing firefox-esr"; \
+	command -v turnserver >/dev/null || missing="$$missing coturn"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	[ -x /usr/sbin/iptables-restore ] || missing="$$missing iptables"; \
+	ldconfig -p | grep -q libzbar.so || missing="$$missing libzbar0"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
-	command -v turnserver >/dev/null || missing="$$missing coturn"; \
-	ldconfig -p | grep -q libzbar.so || missing="$$missing libzbar0"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -49,11 +55,11 @@ system-deps:
 run: install
 	$(BIN)/peerbeam serve --host $(HOST) --port $(PORT) $(if $(TLS),--tls)
 
-test: install system-deps node-deps
+test: install system-deps node-install
 	$(BIN)/python -m pytest -q
 
 # Benchmarks run side by side with their baselines and rewrite docs/benchmarks.md.
-bench: install system-deps node-deps
+bench: install system-deps node-install
 	$(BIN)/python -m benchmarks.cli_transfer
 	$(BIN)/python -m benchmarks.signaling_load
 	$(BIN)/python -m benchmarks.handler_cost
@@ -62,17 +68,28 @@ bench: install system-deps node-deps
 	$(BIN)/python -m benchmarks.digest_cost
 	$(BIN)/python -m benchmarks.report
 
+# Transfers that last 15 minutes with the real timers, on loopback and across an emulated
+# rate-limited link (root; netem-lite builds with gcc and needs iptables). Not part of `bench`.
+bench-soak: install system-deps
+	@command -v iptables-legacy >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends iptables gcc libc6-dev; }
+	$(BIN)/python -m benchmarks.soak
+	$(BIN)/python -m benchmarks.report
+
 # Large files (docs/benchmarks.md, "Large files"): 8 GiB browser runs, 20 GiB CLI → CLI.
 # About an hour and ≥ 45 GB free; not part of `make bench`.
-bench-large: install system-deps node-deps
+bench-large: install system-deps node-install
 	$(BIN)/python -m benchmarks.large_transfer
 	$(BIN)/python -m benchmarks.report
 
-lint: install
-	$(BIN)/ruff check app.py chalicelib peerbeam tests loadtests
+lint: install node-install
+	$(BIN)/ruff check $(PYTHON_SOURCES)
+	$(BIN)/mypy
+	node_modules/.bin/tsc -p jsconfig.json
+	node_modules/.bin/tsc -p jsconfig.worker.json
 
 clean:
-	rm -rf $(VENV) node_modules *.egg-info .pytest_cache dist
+	rm -rf $(VENV) node_modules *.egg-info .pytest_cache .mypy_cache dist
 
 # AWS (docs/deploy.md). `package` needs no AWS access; `deploy`/`destroy` use your
 # AWS credentials (AWS_PROFILE / AWS_REGION, or REGION=… PROFILE=… here).
@@ -83,8 +100,9 @@ package: install
 	$(BIN)/python -m peerbeam.deploy package $(DEPLOY_FLAGS)
 	$(BIN)/cfn-lint dist/$(STAGE)/sam.json
 
+# TURN=1 adds a coturn relay to the stage, TURN=0 removes it; unset keeps what the stage has.
 deploy: install
-	$(BIN)/python -m peerbeam.deploy deploy $(DEPLOY_FLAGS)
+	$(BIN)/python -m peerbeam.deploy deploy $(DEPLOY_FLAGS) $(if $(filter 1,$(TURN)),--turn-relay)$(if $(filter 0,$(TURN)),--no-turn-relay)
 
 destroy: install
 	$(BIN)/python -m peerbeam.deploy destroy $(DEPLOY_FLAGS)

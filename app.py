@@ -19,8 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 import boto3
-from chalice import Chalice, Response
-from chalice.app import WebsocketEvent, WebsocketEventSourceHandler
+from chalice.app import Chalice, Request, Response, WebsocketEvent, WebsocketEventSourceHandler
 
 from chalicelib.errors import BadJson, Forbidden, OriginNotAllowed, PeerbeamError
 from chalicelib.gateway import ApiGatewayTransport
@@ -70,6 +69,14 @@ CORS_MAX_AGE = "600"
 ResponseHeaders = dict[str, str | list[str]]
 
 
+def current_request() -> Request:
+    """The request of the running route: Chalice sets it before it calls one."""
+    request = app.current_request
+    if request is None:
+        raise RuntimeError("no request is being handled")
+    return request
+
+
 def request_headers() -> Mapping[str, str]:
     request = app.current_request
     return request.headers if request is not None else {}
@@ -103,7 +110,7 @@ def error_response(error: PeerbeamError) -> Response:
 
 
 def json_body() -> dict[str, Any]:
-    raw = app.current_request.raw_body
+    raw = current_request().raw_body
     if not raw:
         return {}
     try:
@@ -119,7 +126,7 @@ def public_ws_url(settings: Settings) -> str:
     """The configured WebSocket URL, or one derived from the request (local server)."""
     if settings.ws_url:
         return settings.ws_url
-    headers = app.current_request.headers
+    headers = request_headers()
     scheme = "wss" if headers.get("x-forwarded-proto") == "https" else "ws"
     return f"{scheme}://{headers.get('host', '127.0.0.1')}/ws"
 
@@ -162,7 +169,7 @@ def get_room(room_id: str) -> Response:
 @app.route("/rooms/{room_id}", methods=["DELETE"])
 def delete_room(room_id: str) -> Response:
     relay = signaling()
-    auth = app.current_request.headers.get("authorization", "")
+    auth = request_headers().get("authorization", "")
     scheme, _, token = auth.partition(" ")
     try:
         check_origin(request_headers())

@@ -16,7 +16,7 @@ import json
 import sys
 import time
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from peerbeam.peer import api
 from peerbeam.peer.commands import use_uvloop
@@ -37,7 +37,7 @@ async def send(total: int, server: str) -> None:
         if message.get("type") == "peer-joined":
             break
     receiver = message["peer"]
-    pc = RTCPeerConnection(ice_configuration([]))
+    pc = RTCPeerConnection(ice_configuration([], None))
     channel = Channel(pc.createDataChannel("blast", ordered=True))
     await pc.setLocalDescription(await pc.createOffer())
     await signaling.signal(receiver, {"kind": "offer", "sdp": pc.localDescription.sdp})
@@ -65,9 +65,14 @@ async def receive(room: str, ws_url: str, total: int) -> None:
         message = await signaling.messages.get()
         if message.get("type") == "signal":
             break
-    pc = RTCPeerConnection(ice_configuration([]))
+    pc = RTCPeerConnection(ice_configuration([], None))
     opened: asyncio.Future[Channel] = asyncio.get_running_loop().create_future()
-    pc.on("datachannel", lambda ch: opened.done() or opened.set_result(Channel(ch)))
+
+    @pc.on("datachannel")
+    def on_datachannel(channel: RTCDataChannel) -> None:
+        if not opened.done():
+            opened.set_result(Channel(channel))
+
     await pc.setRemoteDescription(RTCSessionDescription(message["data"]["sdp"], "offer"))
     await pc.setLocalDescription(await pc.createAnswer())
     await signaling.signal(message["from"], {"kind": "answer", "sdp": pc.localDescription.sdp})

@@ -57,9 +57,9 @@ class RssSampler:
         self._thread.join()
 
 
-def peerbeam(*args: str, **kwargs: object) -> subprocess.Popen[str]:
+def peerbeam(*args: str, stdout: int | None = None, stderr: int | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [PYTHON, "-m", "peerbeam.cli", *args], cwd=REPO, env=ENV, text=True, **kwargs  # type: ignore[arg-type]
+        [PYTHON, "-m", "peerbeam.cli", *args], cwd=REPO, env=ENV, text=True, stdout=stdout, stderr=stderr
     )
 
 

@@ -406,20 +406,16 @@ def throughput(samples: list[list[float]], window: float = 5.0) -> list[list[flo
 def large_section(result: dict[str, Any]) -> str:
     runs = sorted(((k, r) for k, r in result.items() if isinstance(r, dict)),
                   key=lambda kv: (kv[1]["scenario"], kv[1]["size_bytes"]))
-    rows = "\n".join(
-        f"| {r['scenario']} | {r['size_bytes'] / 2**30:.1f} GiB | {r['mb_s']:.1f} | "
-        f"{r['longest_stall_ms'] / 1000:.1f} | "
-        f"{r['longest_checkpoint_ms'] / 1000:.1f} |" if "longest_checkpoint_ms" in r else
-        f"| {r['scenario']} | {r['size_bytes'] / 2**30:.1f} GiB | {r['mb_s']:.1f} | "
-        f"{r['longest_stall_ms'] / 1000:.1f} | – |"
-        for _, r in runs
-    ).split("\n")
-    rows = "\n".join(
-        row + f" {r['amplification']:.2f} / {r['net_amplification']:.2f} | "
-        f"{r['peak_extra_disk_bytes'] / 2**30:.2f} GiB | {r['memory_peak_growth_bytes'] / 2**20:.0f} MiB | "
-        f"{r['load'][0]:.1f}–{r['load'][1]:.1f} | {r['when']} |"
-        for row, (_, r) in zip(rows, runs, strict=True)
-    )
+    def row(r: dict[str, Any]) -> str:
+        checkpoint = f"{r['longest_checkpoint_ms'] / 1000:.1f}" if "longest_checkpoint_ms" in r else "–"
+        return (f"| {r['scenario']} | {r['size_bytes'] / 2**30:.1f} GiB | {r['mb_s']:.1f} | "
+                f"{r['longest_stall_ms'] / 1000:.1f} | {checkpoint} | "
+                f"{r['amplification']:.2f} / {r['net_amplification']:.2f} | "
+                f"{r['peak_extra_disk_bytes'] / 2**30:.2f} GiB | "
+                f"{r['memory_peak_growth_bytes'] / 2**20:.0f} MiB | "
+                f"{r['load'][0]:.1f}–{r['load'][1]:.1f} | {r['when']} |")
+
+    rows = "\n".join(row(r) for _, r in runs)
     biggest: dict[str, dict[str, Any]] = {}
     for _, r in runs:
         biggest[r["scenario"]] = r  # sorted by size: the largest run of each scenario wins
@@ -484,6 +480,38 @@ the next visit: its extra disk space is the whole file.
 {findings}"""
 
 
+def soak_section(result: dict[str, Any]) -> str:
+    rows = []
+    for run in result["runs"]:
+        if "skipped" in run:
+            rows.append(f"| {run['where']} | skipped: {run['skipped']} | | | | |")
+            continue
+        peak = run["receiver_rss_mib"][1] if run["receiver_rss_mib"] else "?"
+        verified = "**yes**" if run["verified"] else f"**NO** (exit {run['exit']})"
+        rows.append(
+            f"| {run['where']} | {run['seconds'] / 60:.1f} min, {run['bytes'] / 2**30:.2f} GiB, "
+            f"{run['mb_per_s']} MB/s | {verified} "
+            f"| {run['receiver_heartbeats']} / {run['sender_heartbeats']} | {run['connection_losses']} "
+            f"| {peak} |"
+        )
+    ok = all(r.get("verified") and r["seconds"] >= 15 * 60 for r in result["runs"] if "skipped" not in r)
+    return f"""## Soak: CLI transfers that last 15 minutes
+
+`python -m benchmarks.soak` (`make bench-soak`, not part of `make bench`) — {result['when']}.
+`peerbeam send → receive` with the real timers (signaling heartbeat every 4 minutes,
+keepalive after 15 s of silence), each run paced to last {result['minutes']} minutes:
+on loopback with `--max-rate`, and across an emulated link whose own bottleneck sets the rate
+(netem-lite, sender and receiver in separate network namespaces). Both side by side.
+
+| run | duration, size, speed | verified | heartbeats (receiver / sender) | connections lost \
+| receiver peak RSS MiB |
+|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Every run finished verified after 15 minutes or more: {verdict(ok)}.
+"""
+
+
 def main() -> None:
     sections = []
     cli = load("cli_transfer")
@@ -504,6 +532,9 @@ def main() -> None:
     large = load("large_transfer")
     if large:
         sections.append(large_section(large))
+    soak = load("soak")
+    if soak:
+        sections.append(soak_section(soak))
     DOC.write_text(f"""# Benchmarks
 
 Written by `make bench` ({time.strftime('%Y-%m-%d', time.gmtime())}) on {machine()}.

@@ -10,6 +10,15 @@ from pathlib import Path
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 
+def rate(text: str) -> float:
+    from .peer.pacer import parse_rate
+
+    try:
+        return parse_rate(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="peerbeam", description="Send very large files directly between devices."
@@ -32,12 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--one-time", action="store_true", help="the link works for one receiver")
     send.add_argument("--expires", type=int, metavar="SECONDS", help="room lifetime")
     send.add_argument("--max-receivers", type=int, metavar="N")
+    send.add_argument("--max-rate", type=rate, metavar="RATE",
+                      help="upload at most RATE bytes/s in all (e.g. 800K, 2M, 1.5G)")
     send.add_argument("--relay-only", action="store_true", help=argparse.SUPPRESS)
 
     receive = commands.add_parser("receive", help="receive the files behind a link")
     receive.add_argument("link")
     receive.add_argument("-o", "--output", type=Path, default=Path("."), help="directory")
     receive.add_argument("--password", default=os.environ.get("PEERBEAM_PASSWORD"))
+    receive.add_argument("--max-rate", type=rate, metavar="RATE",
+                         help="download at most RATE bytes/s (e.g. 800K, 2M, 1.5G)")
     receive.add_argument("--relay-only", action="store_true", help=argparse.SUPPRESS)
 
     digest = commands.add_parser(
@@ -72,11 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "send":
         return peer_commands.run(peer_commands.send(
             args.files, args.server, args.password, args.one_time, args.expires,
-            args.max_receivers, args.relay_only,
+            args.max_receivers, args.relay_only, args.max_rate,
         ))
     if args.command == "receive":
         return peer_commands.run(peer_commands.receive(
-            args.link, args.output, args.password, args.relay_only,
+            args.link, args.output, args.password, args.relay_only, args.max_rate,
         ))
     raise AssertionError(f"unhandled command {args.command}")
 

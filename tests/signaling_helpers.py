@@ -86,7 +86,7 @@ class Peer:
             message = await asyncio.wait_for(self.socket.recv(), seconds)
         except TimeoutError:
             return True
-        raise AssertionError(f"unexpected message {message}")
+        raise AssertionError(f"unexpected message {message!r}")
 
     async def close(self) -> None:
         await self.socket.close()

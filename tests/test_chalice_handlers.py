@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 from chalice.test import Client
 from moto import mock_aws
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 
 import app as app_module
 from chalicelib import turn_secret
@@ -61,7 +61,8 @@ def ws(route: str, connection_id: str, **kwargs: Any) -> dict[str, Any]:
     event["requestContext"]["apiId"] = API_ID
     event["requestContext"]["stage"] = STAGE
     handler = app_module.WEBSOCKET_HANDLERS[route]
-    return handler(event, FakeContext())
+    # Chalice annotates the Lambda context as a dict; Lambda passes an object like this one.
+    return handler(event, FakeContext())  # type: ignore[arg-type]
 
 
 def connect(connection_id: str, **query: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pytest
@@ -216,12 +216,17 @@ CHANGE_SET_ID = "arn:aws:cloudformation:us-east-1:123456789012:changeSet/peerbea
 ANY = ANY_PARAM
 
 
-def stack_description(status: str, outputs: dict[str, str], stack: str = "peerbeam-dev"
-                      ) -> dict[str, Any]:
+# The parameters a stack made with the current template has (None: a stack without any).
+CURRENT_PARAMETERS = ("ExtraAllowedOrigins", "PointInTimeRecovery", "PriceClass", "TurnRelay")
+
+
+def stack_description(status: str, outputs: dict[str, str], stack: str = "peerbeam-dev",
+                      parameters: tuple[str, ...] = CURRENT_PARAMETERS) -> dict[str, Any]:
     return {"Stacks": [{
         "StackName": stack, "StackId": STACK_ID, "StackStatus": status,
         "CreationTime": datetime(2025, 1, 1, tzinfo=UTC),
         "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()],
+        "Parameters": [{"ParameterKey": k, "ParameterValue": "x"} for k in parameters],
     }]}
 
 
@@ -283,8 +288,8 @@ def test_stack_create_then_no_change(aws: None, tmp_path: Path) -> None:
     client, stubber = stubbed_cloudformation()
     outputs = {"SiteURL": "https://d111.cloudfront.net/"}
     create_parameters = [{"ParameterKey": "PointInTimeRecovery", "ParameterValue": "false"}]
-    update_parameters = create_parameters + [
-        {"ParameterKey": "ExtraAllowedOrigins", "UsePreviousValue": True}
+    update_parameters: list[dict[str, Any]] = [
+        *create_parameters, {"ParameterKey": "ExtraAllowedOrigins", "UsePreviousValue": True}
     ]
     update_parameters.sort(key=lambda p: p["ParameterKey"])
     expect_deploy(stubber, True, outputs, create_parameters)
@@ -326,7 +331,7 @@ class AwsSession:
     def __init__(self, cloudformation: Any) -> None:
         self._cloudformation = cloudformation
 
-    def client(self, name: str) -> Any:
+    def client(self, name: Literal["cloudformation", "cloudfront", "s3", "sts"]) -> Any:
         if name == "cloudformation":
             return self._cloudformation
         return boto3.client(name, region_name=REGION)
@@ -346,6 +351,8 @@ def test_deploy_twice_publishes_once(aws: None, capsys: pytest.CaptureFixture[st
     expect_no_change(stubber, outputs, [
         {"ParameterKey": "ExtraAllowedOrigins", "UsePreviousValue": True},
         {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "true"},
+        {"ParameterKey": "PriceClass", "UsePreviousValue": True},  # whatever the stack has
+        {"ParameterKey": "TurnRelay", "UsePreviousValue": True},
     ], stack="peerbeam-prod")
     session = AwsSession(client)
     with stubber:
@@ -394,9 +401,122 @@ def test_deploy_command_line() -> None:
         "deploy", "--stage", "prod",
         "--allowed-origin", "https://a.example", "--allowed-origin", "https://b.example",
     ])
-    assert commands.stack_parameters(args.stage, args.allowed_origins) == {
-        "PointInTimeRecovery": "true", "ExtraAllowedOrigins": "https://a.example,https://b.example"
+    assert commands.stack_parameters(args.stage, args.allowed_origins, args.turn_relay) == {
+        "PointInTimeRecovery": "true", "ExtraAllowedOrigins": "https://a.example,https://b.example",
+        "TurnRelay": None,
     }
-    # Without --allowed-origin the stack keeps what it had.
+    # Without --allowed-origin or --[no-]turn-relay the stack keeps what it had.
     assert commands.stack_parameters("dev", None)["ExtraAllowedOrigins"] is None
+    turn_on = peerbeam_parser().parse_args(["deploy", "--turn-relay"]).turn_relay
+    turn_off = peerbeam_parser().parse_args(["deploy", "--no-turn-relay"]).turn_relay
+    assert commands.stack_parameters("dev", None, turn_on)["TurnRelay"] == "true"
+    assert commands.stack_parameters("dev", None, turn_off)["TurnRelay"] == "false"
     assert peerbeam_parser().parse_args(["destroy", "--stage", "prod"]).stage == "prod"
+
+
+# -- the TURN relay: its secret exists before the stack needs it ----------------------------
+
+def test_turn_relay_deploy_makes_the_secret_once(aws: None) -> None:
+    s3, _, bucket, distribution_id = site_resources()
+    outputs = {**OUTPUTS, "SiteURL": "https://d111.cloudfront.net/",
+               "SiteBucketName": bucket, "SiteDistributionId": distribution_id}
+    client, stubber = stubbed_cloudformation()
+    expect_deploy(stubber, True, outputs, [
+        {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "false"},
+        {"ParameterKey": "TurnRelay", "ParameterValue": "true"},
+    ])
+    expect_no_change(stubber, outputs, [
+        {"ParameterKey": "ExtraAllowedOrigins", "UsePreviousValue": True},
+        {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "false"},
+        {"ParameterKey": "PriceClass", "UsePreviousValue": True},
+        {"ParameterKey": "TurnRelay", "UsePreviousValue": True},
+    ])
+    ssm = boto3.client("ssm", region_name=REGION)
+    messages: list[str] = []
+    with stubber:
+        commands.deploy("dev", turn_relay=True, session=AwsSession(client), log=messages.append)
+        parameter = ssm.get_parameter(Name="/peerbeam/dev/turn-secret", WithDecryption=True)
+        secret = parameter["Parameter"]["Value"]
+        assert parameter["Parameter"]["Type"] == "SecureString" and len(secret) >= 40
+        assert "created the TURN secret /peerbeam/dev/turn-secret (SecureString)" in messages
+        assert secret not in "\n".join(messages)
+        # A later deploy keeps the relay and never replaces the secret (coturn has it).
+        commands.deploy("dev", session=AwsSession(client), log=messages.append)
+        stubber.assert_no_pending_responses()
+    again = ssm.get_parameter(Name="/peerbeam/dev/turn-secret", WithDecryption=True)
+    assert again["Parameter"]["Value"] == secret and again["Parameter"]["Version"] == 1
+
+
+def test_no_turn_relay_touches_no_secret(aws: None) -> None:
+    s3, _, bucket, distribution_id = site_resources()
+    outputs = {**OUTPUTS, "SiteURL": "https://d111.cloudfront.net/",
+               "SiteBucketName": bucket, "SiteDistributionId": distribution_id}
+    client, stubber = stubbed_cloudformation()
+    expect_deploy(stubber, True, outputs, [
+        {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "false"},
+        {"ParameterKey": "TurnRelay", "ParameterValue": "false"},
+    ])
+    with stubber:
+        commands.deploy("dev", turn_relay=False, session=AwsSession(client), log=lambda m: None)
+        stubber.assert_no_pending_responses()
+    assert boto3.client("ssm", region_name=REGION).describe_parameters()["Parameters"] == []
+
+
+def test_a_stack_older_than_a_parameter_gets_its_default(aws: None, tmp_path: Path) -> None:
+    """CloudFormation refuses UsePreviousValue for a parameter the stack does not have."""
+    path = write_template(tmp_path / "dist", {"Resources": {}})
+    client, stubber = stubbed_cloudformation()
+    outputs = {"SiteURL": "https://d111.cloudfront.net/"}
+    stubber.add_response("describe_stacks", stack_description(
+        "UPDATE_COMPLETE", outputs, parameters=("ExtraAllowedOrigins", "PointInTimeRecovery")))
+    expect_change_set(stubber, "UPDATE", [
+        {"ParameterKey": "ExtraAllowedOrigins", "UsePreviousValue": True},
+        {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "false"},
+    ])  # no TurnRelay: the new parameter starts at its default ("false")
+    stubber.add_response("describe_change_set", {
+        "Status": "FAILED", "StatusReason": "The submitted information didn't contain changes.",
+    })
+    stubber.add_response("delete_change_set", {}, {"ChangeSetName": ANY, "StackName": "peerbeam-dev"})
+    stubber.add_response("describe_stacks", stack_description("UPDATE_COMPLETE", outputs))
+    with stubber:
+        deployer(client).deploy(path, commands.stack_parameters("dev", None))
+        stubber.assert_no_pending_responses()
+
+
+def test_ensure_secret_never_overwrites(aws: None) -> None:
+    from peerbeam.deploy.turn import ensure_secret
+
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(Name="/peerbeam/prod/turn-secret", Value="operator-chosen",
+                      Type="SecureString")
+    assert ensure_secret(ssm, "/peerbeam/prod/turn-secret") is False
+    value = ssm.get_parameter(Name="/peerbeam/prod/turn-secret", WithDecryption=True)
+    assert value["Parameter"]["Value"] == "operator-chosen"
+
+
+def test_parameters_set_elsewhere_are_kept(aws: None, tmp_path: Path) -> None:
+    """A relay resized in the console (or with --parameter) stays resized on later deploys."""
+    path = write_template(tmp_path / "dist", {"Parameters": {
+        "PointInTimeRecovery": {"Type": "String"}, "TurnInstanceType": {"Type": "String"},
+        "TurnTotalMbps": {"Type": "Number"},
+    }, "Resources": {}})
+    client, stubber = stubbed_cloudformation()
+    outputs = {"SiteURL": "https://d111.cloudfront.net/"}
+    stubber.add_response("describe_stacks", stack_description("UPDATE_COMPLETE", outputs, parameters=(
+        "PointInTimeRecovery", "TurnInstanceType", "TurnTotalMbps", "RemovedSinceThen")))
+    expect_change_set(stubber, "UPDATE", [
+        {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "false"},
+        {"ParameterKey": "TurnInstanceType", "UsePreviousValue": True},
+        {"ParameterKey": "TurnTotalMbps", "ParameterValue": "900"},
+    ])  # nothing for a parameter the new template no longer declares
+    stubber.add_response("describe_change_set", {
+        "Status": "FAILED", "StatusReason": "The submitted information didn't contain changes.",
+    })
+    stubber.add_response("delete_change_set", {}, {"ChangeSetName": ANY, "StackName": "peerbeam-dev"})
+    stubber.add_response("describe_stacks", stack_description("UPDATE_COMPLETE", outputs))
+    args = peerbeam_parser().parse_args(["deploy", "--parameter", "TurnTotalMbps=900"])
+    with stubber:
+        deployer(client).deploy(path, {"PointInTimeRecovery": "false", **dict(args.parameters)})
+        stubber.assert_no_pending_responses()
+    with pytest.raises(SystemExit):
+        peerbeam_parser().parse_args(["deploy", "--parameter", "no-equals-sign"])

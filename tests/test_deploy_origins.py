@@ -13,6 +13,7 @@ import boto3
 import pytest
 import websockets
 from chalice.test import Client
+from websockets.typing import Origin
 
 import app as app_module
 from chalicelib.origins import normalise, origin_allowed
@@ -163,9 +164,9 @@ async def test_local_server_allows_its_own_pages_only(local_server: LocalServer)
     assert (status, error["code"]) == (403, "origin_not_allowed")
     query = f"?room={room['room']}&role=sender&token={room['owner_token']}"
     with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
-        await websockets.connect(local_server.ws + query, origin=EVIL, open_timeout=TIMEOUT)
+        await websockets.connect(local_server.ws + query, origin=Origin(EVIL), open_timeout=TIMEOUT)
     assert refused.value.response.status_code == 403
-    socket = await websockets.connect(local_server.ws + query, origin=base, open_timeout=TIMEOUT)
+    socket = await websockets.connect(local_server.ws + query, origin=Origin(base), open_timeout=TIMEOUT)
     await socket.send(json.dumps({"type": "hello"}))
     assert json.loads(await socket.recv())["type"] == "welcome"
     await socket.close()

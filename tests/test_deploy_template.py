@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from peerbeam.deploy.package import package
-from peerbeam.server.http import SECURITY_HEADERS
+from peerbeam import website
+from peerbeam.deploy.package import MERGE_TEMPLATE, package
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS = {
@@ -42,11 +42,20 @@ def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any
     return {name: res for name, res in template["Resources"].items() if res["Type"] == kind}
 
 
+def when_on(statement: dict[str, Any]) -> dict[str, Any]:
+    """A statement, or what a conditional one ({"Fn::If": [cond, it, NoValue]}) grants."""
+    if "Fn::If" in statement:
+        _, granted, otherwise = statement["Fn::If"]
+        assert otherwise == {"Ref": "AWS::NoValue"}
+        return dict(granted)
+    return statement
+
+
 def statements(template: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every IAM statement: role policies and the bucket policy."""
     for role in resources_of(template, "AWS::IAM::Role").values():
         for policy in role["Properties"].get("Policies", []):
-            yield from policy["PolicyDocument"]["Statement"]
+            yield from map(when_on, policy["PolicyDocument"]["Statement"])
     for policy in resources_of(template, "AWS::S3::BucketPolicy").values():
         yield from policy["Properties"]["PolicyDocument"]["Statement"]
 
@@ -56,7 +65,7 @@ def as_list(value: Any) -> list[Any]:
 
 
 def test_cfn_lint_is_clean(packaged: tuple[str, Path]) -> None:
-    from cfnlint.api import lint_file
+    from cfnlint.api import lint_file  # type: ignore[import-untyped]  # cfn-lint ships no type hints
 
     matches = lint_file(packaged[1])
     assert not matches, "\n".join(str(match) for match in matches)
@@ -130,25 +139,40 @@ def test_site_bucket_is_private_behind_cloudfront(template: dict[str, Any]) -> N
 
 
 def test_security_headers_match_the_local_server(template: dict[str, Any]) -> None:
+    """The deployed site sends every header of peerbeam.website, as peerbeam serve does."""
     (policy,) = resources_of(template, "AWS::CloudFront::ResponseHeadersPolicy").values()
-    headers = policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    config = policy["Properties"]["ResponseHeadersPolicyConfig"]
+    headers = config["SecurityHeadersConfig"]
     assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
+    assert all(field["Override"] for field in headers.values())
 
     def directives(csp: str) -> dict[str, str]:
         return dict(part.strip().split(" ", 1) for part in csp.split(";"))
 
+    local = website.security_headers()
     deployed = directives(headers["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"])
-    local = directives(SECURITY_HEADERS["Content-Security-Policy"])
+    served = directives(local.pop("Content-Security-Policy"))
     # Identical, except that connect-src names the API Gateway endpoints instead of ws:/wss:.
     assert {k: v for k, v in deployed.items() if k != "connect-src"} == {
-        k: v for k, v in local.items() if k != "connect-src"
+        k: v for k, v in served.items() if k != "connect-src"
     }
     assert deployed["connect-src"].startswith("'self' ")
     assert "wss://${WebsocketAPI}.execute-api" in deployed["connect-src"]
-    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == SECURITY_HEADERS["Referrer-Policy"]
-    custom = policy["Properties"]["ResponseHeadersPolicyConfig"]["CustomHeadersConfig"]["Items"]
-    assert {"Header": "Permissions-Policy", "Value": SECURITY_HEADERS["Permissions-Policy"],
-            "Override": True} in custom
+    assert local.pop("X-Content-Type-Options") == "nosniff" and "ContentTypeOptions" in headers
+    assert headers["FrameOptions"]["FrameOption"] == local.pop("X-Frame-Options")
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == local.pop("Referrer-Policy")
+    custom = config["CustomHeadersConfig"]["Items"]
+    assert custom == [
+        {"Header": name, "Value": value, "Override": True} for name, value in local.items()
+    ]
+
+
+def test_headers_policy_is_rendered_not_written_twice(template: dict[str, Any]) -> None:
+    """The merge template leaves the policy to peerbeam.website, and the site refers to it."""
+    assert "SiteHeadersPolicy" not in json.loads(MERGE_TEMPLATE.read_text())["Resources"]
+    distribution = template["Resources"]["SiteDistribution"]["Properties"]["DistributionConfig"]
+    behaviours = [distribution["DefaultCacheBehavior"], *distribution["CacheBehaviors"]]
+    assert all(b["ResponseHeadersPolicyId"] == {"Ref": "SiteHeadersPolicy"} for b in behaviours)
 
 
 def test_iam_is_least_privilege(template: dict[str, Any], packaged: tuple[str, Path]) -> None:
@@ -165,7 +189,9 @@ def test_iam_is_least_privilege(template: dict[str, Any], packaged: tuple[str, P
     dynamodb = {action for action in actions if action.startswith("dynamodb:")}
     assert dynamodb == TABLE_ITEM_ACTIONS  # no Scan, no table management
     roles = resources_of(template, "AWS::IAM::Role")
-    assert set(roles) == {f"{name.replace('APIHandler', 'ApiHandler')}Role" for name in FUNCTIONS}
+    assert set(roles) == {f"{name.replace('APIHandler', 'ApiHandler')}Role" for name in FUNCTIONS
+                          } | {"TurnRole"}  # the optional relay's, tested below
+    del roles["TurnRole"]
     for role in roles.values():
         (policy,) = role["Properties"]["Policies"]
         by_sid = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
@@ -199,3 +225,108 @@ def test_chalice_config_stages() -> None:
         assert settings["log_retention_in_days"] > 0
     text = json.dumps(config)
     assert "PEERBEAM_TURN_SECRET\"" not in text  # only the parameter's name
+
+
+# -- the optional TURN relay (TURN=1, stack parameter TurnRelay) --------------------------
+
+TURN_RESOURCES = {
+    "TurnVpc": "AWS::EC2::VPC", "TurnInternetGateway": "AWS::EC2::InternetGateway",
+    "TurnGatewayAttachment": "AWS::EC2::VPCGatewayAttachment", "TurnSubnet": "AWS::EC2::Subnet",
+    "TurnRouteTable": "AWS::EC2::RouteTable", "TurnDefaultRoute": "AWS::EC2::Route",
+    "TurnSubnetRoutes": "AWS::EC2::SubnetRouteTableAssociation",
+    "TurnSecurityGroup": "AWS::EC2::SecurityGroup", "TurnRole": "AWS::IAM::Role",
+    "TurnInstanceProfile": "AWS::IAM::InstanceProfile", "TurnLogGroup": "AWS::Logs::LogGroup",
+    "TurnAllocationsMetric": "AWS::Logs::MetricFilter", "TurnIp": "AWS::EC2::EIP",
+    "TurnLaunchTemplate": "AWS::EC2::LaunchTemplate", "TurnInstance": "AWS::EC2::Instance",
+    "TurnIpAssociation": "AWS::EC2::EIPAssociation", "TurnTlsIngress": "AWS::EC2::SecurityGroupIngress",
+}
+TURN_CONDITIONS = {name: "WithTurnRelay" for name in TURN_RESOURCES} | {"TurnTlsIngress": "WithTurnTls"}
+
+
+def test_turn_relay_is_off_unless_asked_for(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["TurnRelay"]
+    assert parameter["Default"] == "false" and parameter["AllowedValues"] == ["true", "false"]
+    assert template["Conditions"]["WithTurnRelay"] == {
+        "Fn::Equals": [{"Ref": "TurnRelay"}, "true"]
+    }
+    relay = {name: res for name, res in template["Resources"].items() if name.startswith("Turn")}
+    assert {name: res["Type"] for name, res in relay.items()} == TURN_RESOURCES
+    assert {name: res["Condition"] for name, res in relay.items()} == TURN_CONDITIONS
+    assert template["Outputs"]["TurnAddress"]["Condition"] == "WithTurnRelay"
+    # TLS needs the relay, a domain name and a certificate.
+    assert template["Conditions"]["WithTurnTls"] == {"Fn::And": [
+        {"Condition": "WithTurnRelay"},
+        {"Fn::Not": [{"Fn::Equals": [{"Ref": "TurnTlsDomain"}, ""]}]},
+        {"Fn::Not": [{"Fn::Equals": [{"Ref": "TurnTlsCertificate"}, ""]}]},
+    ]}
+
+
+def test_turn_relay_exposes_turn_and_relay_ports_only(template: dict[str, Any]) -> None:
+    group = template["Resources"]["TurnSecurityGroup"]["Properties"]
+    assert group["VpcId"] == {"Ref": "TurnVpc"}
+    ingress = {(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in group["SecurityGroupIngress"]}
+    assert ingress == {("udp", 3478, 3478), ("tcp", 3478, 3478), ("udp", 49152, 65535)}
+    egress = {(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in group["SecurityGroupEgress"]}
+    assert egress == {("udp", 0, 65535), ("tcp", 443, 443), ("tcp", 80, 80)}
+    tls = template["Resources"]["TurnTlsIngress"]["Properties"]
+    assert (tls["GroupId"], tls["IpProtocol"], tls["FromPort"], tls["ToPort"]) == (
+        {"Ref": "TurnSecurityGroup"}, "tcp", 443, 443)
+    launch = template["Resources"]["TurnLaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    assert launch["MetadataOptions"]["HttpTokens"] == "required"  # IMDSv2 only
+    assert "KeyName" not in launch  # no SSH key, no port 22
+    (disk,) = launch["BlockDeviceMappings"]
+    assert disk["Ebs"]["Encrypted"] is True
+    image = template["Parameters"]["TurnImage"]
+    assert image["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
+    assert image["Default"].startswith("/aws/service/canonical/ubuntu/server/")
+    assert launch["ImageId"] == {"Ref": "TurnImage"}
+    # A changed launch template (user data, image, type) replaces the instance.
+    instance = template["Resources"]["TurnInstance"]["Properties"]
+    assert instance["LaunchTemplate"]["Version"] == {
+        "Fn::GetAtt": ["TurnLaunchTemplate", "LatestVersionNumber"]
+    }
+    association = template["Resources"]["TurnIpAssociation"]["Properties"]
+    assert association["InstanceId"] == {"Ref": "TurnInstance"}
+
+
+def test_turn_relay_role_reads_its_secret_and_writes_its_log(
+        template: dict[str, Any], packaged: tuple[str, Path]) -> None:
+    stage = packaged[0]
+    role = template["Resources"]["TurnRole"]["Properties"]
+    principal = role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+    assert principal == {"Service": "ec2.amazonaws.com"}
+    assert "ManagedPolicyArns" not in role
+    (policy,) = role["Policies"]
+    by_sid = {s["Sid"]: s for s in map(when_on, policy["PolicyDocument"]["Statement"])}
+    assert set(by_sid) == {"ReadTurnSecret", "ReadTurnCertificate", "WriteRelayLogs"}
+    conditional = [s for s in policy["PolicyDocument"]["Statement"] if "Fn::If" in s]
+    assert [s["Fn::If"][0] for s in conditional] == ["WithTurnTls"]  # only with TLS on
+    assert by_sid["ReadTurnCertificate"]["Action"] == ["ssm:GetParameter"]
+    assert by_sid["ReadTurnCertificate"]["Resource"]["Fn::Sub"].endswith(
+        ":parameter${TurnTlsCertificate}")
+    assert by_sid["ReadTurnSecret"]["Action"] == ["ssm:GetParameter"]
+    assert by_sid["ReadTurnSecret"]["Resource"]["Fn::Sub"].endswith(
+        f":parameter/peerbeam/{stage}/turn-secret"
+    )
+    assert set(by_sid["WriteRelayLogs"]["Action"]) == {
+        "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"
+    }
+    assert by_sid["WriteRelayLogs"]["Resource"] == {"Fn::Sub": "${TurnLogGroup.Arn}"}
+
+
+def test_functions_hand_out_the_relay_first_udp_then_tcp(template: dict[str, Any]) -> None:
+    config = json.loads((REPO / ".chalice" / "config.json").read_text())
+    public_stun = config["environment_variables"]["PEERBEAM_STUN_URLS"]
+    for name in FUNCTIONS:
+        env = template["Resources"][name]["Properties"]["Environment"]["Variables"]
+        condition, relay, without = env["PEERBEAM_TURN_URLS"]["Fn::If"]
+        assert condition == "WithTurnRelay" and without == ""
+        udp_tcp = "turn:${TurnIp}:3478?transport=udp,turn:${TurnIp}:3478?transport=tcp"
+        assert relay == {"Fn::If": [
+            "WithTurnTls",
+            {"Fn::Sub": f"{udp_tcp},turns:${{TurnTlsDomain}}:443?transport=tcp"},
+            {"Fn::Sub": udp_tcp},
+        ]}
+        condition, relay, without = env["PEERBEAM_STUN_URLS"]["Fn::If"]
+        assert relay == {"Fn::Sub": f"stun:${{TurnIp}}:3478,{public_stun}"}
+        assert without == public_stun

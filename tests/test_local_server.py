@@ -10,9 +10,11 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from peerbeam import website
 from peerbeam.server.run import lan_address
 from tests.fixtures.servers import REPO, LocalServer, free_port
 from tests.signaling_helpers import Peer, create_room, http, refused
@@ -20,7 +22,7 @@ from tests.signaling_helpers import Peer, create_room, http, refused
 RECEIVER_TOKEN = "receiver-token-0123456789"
 
 
-def room_state(server: LocalServer, room: str) -> dict:
+def room_state(server: LocalServer, room: str) -> dict[str, Any]:
     status, state = http("GET", f"{server.api}/rooms/{room}")
     assert status == 200, state
     return state
@@ -32,6 +34,8 @@ def test_config_and_static_page(local_server: LocalServer) -> None:
     assert config == {"api_url": local_server.api, "ws_url": local_server.ws}
     with urllib.request.urlopen(f"{local_server.base}/", timeout=5) as response:
         assert response.headers["Content-Type"].startswith("text/html")
+        for name, value in website.security_headers().items():
+            assert response.headers[name] == value, name
         assert "default-src 'self'" in response.headers["Content-Security-Policy"]
         assert b"peerbeam" in response.read()
     assert http("GET", f"{local_server.base}/../pyproject.toml")[0] == 404

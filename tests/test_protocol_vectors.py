@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from peerbeam.transfer import (
+    RECEIVER,
+    SENDER,
+    Handshake,
     ProtocolError,
-    compute_mac,
     decode_piece,
     derive_auth_key,
     encode_message,
@@ -30,8 +32,6 @@ from peerbeam.transfer import (
     sdp_fingerprint_list,
     sdp_fingerprints,
     sdp_max_message_size,
-    transcript,
-    verify_mac,
 )
 from peerbeam.transfer.auth import KDF_INFO, hkdf_sha256, normalize_password, stretch_password
 from peerbeam.transfer.chunks import chunk_digests_of
@@ -68,7 +68,8 @@ def test_link_parse(case: dict[str, Any]) -> None:
     assert link.base_url == case["base_url"]
     assert link.room == case["room"]
     assert link.key.hex() == case["key_hex"]
-    assert parse_link(make_link(link.base_url, link.room, link.key)) == link
+    assert link.password == case["password"]
+    assert parse_link(make_link(link.base_url, link.room, link.key, link.password)) == link
 
 
 @pytest.mark.parametrize("case", VECTORS["links"]["invalid"], ids=lambda c: c["why"])
@@ -81,7 +82,8 @@ def test_link_rejected(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", VECTORS["links"]["make"], ids=lambda c: c["link"])
 def test_make_link(case: dict[str, Any]) -> None:
-    assert make_link(case["base_url"], case["room"], bytes.fromhex(case["key_hex"])) == case["link"]
+    made = make_link(case["base_url"], case["room"], bytes.fromhex(case["key_hex"]), case["password"])
+    assert made == case["link"]
 
 
 # --- key derivation ---------------------------------------------------------------------
@@ -136,20 +138,20 @@ def test_sdp_fingerprints_rejected(case: dict[str, Any]) -> None:
 @pytest.mark.parametrize("case", VECTORS["auth"]["cases"], ids=lambda c: c["key"])
 def test_transcript_and_mac(case: dict[str, Any]) -> None:
     key = bytes.fromhex(case["auth_key_hex"])
-    args = (
+    handshake = Handshake(
         case["room"],
         case["sender_fingerprints"],
         case["receiver_fingerprints"],
         b64url_decode(case["sender_nonce_b64url"], 32),
         b64url_decode(case["receiver_nonce_b64url"], 32),
     )
-    for role in ("receiver", "sender"):
+    for role in (RECEIVER, SENDER):
         expected = case[role]
-        assert transcript(role, *args).hex() == expected["transcript_hex"]
-        mac = compute_mac(key, role, *args)
+        assert handshake.transcript(role).hex() == expected["transcript_hex"]
+        mac = handshake.mac(key, role)
         assert mac.hex() == expected["mac_hex"]
         assert b64url_encode(mac) == expected["mac_b64url"]
-        assert verify_mac(key, mac, role, *args)
+        assert handshake.verify(key, role, mac)
     assert case["receiver"]["mac_hex"] != case["sender"]["mac_hex"]
 
 

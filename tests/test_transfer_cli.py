@@ -90,6 +90,7 @@ def test_password(local_server: LocalServer, tmp_path: Path) -> None:
     source = random_file(tmp_path / "pw.bin", 200_000)
     sender = SendProcess(local_server.base, [source], "--password", "correct horse")
     try:
+        assert sender.link.endswith(".p")  # the link says a password is set
         wrong = receive(sender.link, tmp_path / "wrong", "--password", "battery staple")
         assert wrong.returncode != 0 and "Wrong password" in wrong.stderr
         missing = receive(sender.link, tmp_path / "missing")
@@ -98,6 +99,26 @@ def test_password(local_server: LocalServer, tmp_path: Path) -> None:
         right = receive(sender.link, tmp_path / "right", "--password", "correct horse")
         assert right.returncode == 0, right.stderr
         assert_same([source], tmp_path / "right")
+    finally:
+        sender.stop()
+
+
+def test_a_sender_that_asks_no_password_is_refused_when_one_is_expected(
+    local_server: LocalServer, tmp_path: Path
+) -> None:
+    """Whoever holds the link but not the password could play the sender, ask for no
+    password and pass with the link key alone: `--password`, and a link that says a
+    password is set (`.p`), refuse it."""
+    source = random_file(tmp_path / "bait.bin", 50_000)
+    sender = SendProcess(local_server.base, [source])  # no password
+    try:
+        assert not sender.link.endswith(".p")
+        given = receive(sender.link, tmp_path / "given", "--password", "hunter2")
+        flagged = receive(sender.link + ".p", tmp_path / "flagged")
+        for result in (given, flagged):
+            assert result.returncode == 1, result.stderr
+            assert "did not ask for one" in result.stderr
+        assert delivered(tmp_path / "given") == delivered(tmp_path / "flagged") == []
     finally:
         sender.stop()
 
@@ -156,7 +177,8 @@ def test_corrupted_chunk_is_detected_and_resent(local_server: LocalServer, tmp_p
         result = receive(sender.link, tmp_path / "out")
         assert result.returncode == 0, result.stderr
         assert_same([source], tmp_path / "out")
-        assert "rejected file 0 chunk 2" in sender.log()
+        assert "corrupting file 0 chunk 2" in sender.log()
+        assert network_bytes(result.stderr) > 5 * MiB  # detected, and sent again
     finally:
         sender.stop()
 
@@ -213,5 +235,35 @@ def test_odd_file_name_is_saved_inside_the_directory(
         saved = list((tmp_path / "out").iterdir())
         assert len(saved) == 1 and saved[0].parent == tmp_path / "out"
         assert saved[0].read_bytes() == source.read_bytes()
+    finally:
+        sender.stop()
+
+
+def test_the_most_files_a_link_may_carry_under_a_low_descriptor_limit(
+    local_server: LocalServer, tmp_path: Path
+) -> None:
+    """MAX_FILES small files to a receiver allowed 256 open files: files are opened one at
+    a time, and every message that lists them all fits one text frame."""
+    import resource
+    import subprocess
+
+    from peerbeam.transfer.constants import MAX_FILES
+    from tests.fixtures.cli import PEERBEAM
+    from tests.fixtures.servers import REPO
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    sources = [random_file(folder / f"part {index:03}.txt", index % 7, seed=index)
+               for index in range(MAX_FILES)]
+    sender = SendProcess(local_server.base, sources)
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    try:
+        result = subprocess.run([*PEERBEAM, "receive", sender.link, "-o", str(tmp_path / "out")], cwd=REPO,
+                                capture_output=True, text=True, timeout=240, preexec_fn=low_limit)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert_same(sources, tmp_path / "out")
     finally:
         sender.stop()

@@ -22,6 +22,7 @@ from peerbeam.transfer import (
     FileDone,
     FileEntry,
     FrameError,
+    Handshake,
     Hello,
     IntegrityError,
     LinkError,
@@ -34,7 +35,6 @@ from peerbeam.transfer import (
     chunk_count,
     chunk_digest,
     chunk_length,
-    compute_mac,
     decode_piece,
     derive_auth_key,
     encode_message,
@@ -50,8 +50,8 @@ from peerbeam.transfer import (
     piece_payload_limit,
     sanitize_filename,
     sdp_fingerprints,
-    verify_mac,
 )
+from peerbeam.transfer.auth import Role
 from peerbeam.transfer.chunks import chunk_digests_of
 from peerbeam.transfer.errors import BAD_FRAME, BAD_LINK, BAD_SDP, INTERNAL
 from peerbeam.transfer.filenames import SAVE_NAME_MAX_BYTES
@@ -77,7 +77,7 @@ def test_link_round_trip_with_random_keys() -> None:
     for _ in range(50):
         key = new_link_key()
         link = make_link("https://peerbeam.example", ROOM, key)
-        assert parse_link(link) == ("https://peerbeam.example/", ROOM, key)
+        assert parse_link(link) == ("https://peerbeam.example/", ROOM, key, False)
 
 
 @pytest.mark.parametrize(
@@ -120,28 +120,14 @@ class Side:
         self.sender_fps = sdp_fingerprints(sender_sdp)
         self.receiver_fps = sdp_fingerprints(receiver_sdp)
 
-    def mac(self, role: str, s_nonce: bytes, r_nonce: bytes) -> bytes:
-        return compute_mac(
-            self.key,
-            role,
-            ROOM,
-            self.sender_fps,
-            self.receiver_fps,
-            s_nonce,
-            r_nonce,  # type: ignore[arg-type]
-        )
+    def handshake(self, s_nonce: bytes, r_nonce: bytes) -> Handshake:
+        return Handshake(ROOM, self.sender_fps, self.receiver_fps, s_nonce, r_nonce)
 
-    def verify(self, mac: bytes, role: str, s_nonce: bytes, r_nonce: bytes) -> bool:
-        return verify_mac(
-            self.key,
-            mac,
-            role,
-            ROOM,
-            self.sender_fps,
-            self.receiver_fps,
-            s_nonce,
-            r_nonce,  # type: ignore[arg-type]
-        )
+    def mac(self, role: Role, s_nonce: bytes, r_nonce: bytes) -> bytes:
+        return self.handshake(s_nonce, r_nonce).mac(self.key, role)
+
+    def verify(self, mac: bytes, role: Role, s_nonce: bytes, r_nonce: bytes) -> bool:
+        return self.handshake(s_nonce, r_nonce).verify(self.key, role, mac)
 
 
 LINK_KEY = bytes(range(16))
@@ -302,7 +288,8 @@ def _send_file(file: int, data: bytes, start: int = 0) -> list[object]:
     return stream
 
 
-def _receive(assembler: ChunkAssembler, stream: list[object], disk: dict[int, bytearray]) -> list:
+def _receive(assembler: ChunkAssembler, stream: list[object], disk: dict[int, bytearray]
+             ) -> list[tuple[str, int, int]]:
     """Feed a stream; write verified chunks to `disk`; return the acks/nacks sent."""
     answers: list[tuple[str, int, int]] = []
     for item in stream:
@@ -414,7 +401,7 @@ def test_complete_file_on_resume_only_needs_file_done() -> None:
         lambda p: encode_piece(p.file, p.chunk, p.offset + 1, p.payload),  # gap
     ],
 )
-def test_out_of_order_pieces_are_refused(mutate) -> None:  # type: ignore[no-untyped-def]
+def test_out_of_order_pieces_are_refused(mutate) -> None:
     data = FILES[0]
     assembler = ChunkAssembler([len(data), 10], [0, 0])
     first = _send_file(0, data)[0]
@@ -592,7 +579,7 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("name", HOSTILE, ids=lambda n: repr(n)[:30])
-def test_sanitized_names_never_escape_the_target_directory(name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sanitized_names_never_escape_the_target_directory(name: str, tmp_path) -> None:
     safe = sanitize_filename(name)
     assert safe and safe not in (".", "..")
     assert "/" not in safe and "\\" not in safe and "\x00" not in safe
@@ -608,3 +595,17 @@ def test_sanitized_names_never_escape_the_target_directory(name: str, tmp_path) 
     joined = os.path.normpath(os.path.join(tmp_path, safe))
     assert os.path.dirname(joined) == os.path.normpath(tmp_path)
     assert sanitize_filename(safe) == safe
+
+
+def test_every_message_about_all_files_fits_one_text_frame_at_the_maximum() -> None:
+    """The largest accept (every file resumed at the largest offset), start and complete
+    for MAX_FILES files each fit the 64 KiB text limit; one file more is refused."""
+    from peerbeam.transfer.constants import MAX_FILE_SIZE, MAX_FILES, MAX_TEXT_MESSAGE
+    from peerbeam.transfer.messages import AcceptedFile, Complete, Start
+
+    largest = MAX_FILE_SIZE - CHUNK_SIZE
+    accept = Accept("A" * 64, tuple(AcceptedFile(largest, b"\xff" * 32) for _ in range(MAX_FILES)))
+    for message in (accept, Start((largest,) * MAX_FILES), Complete((b"\xff" * 32,) * MAX_FILES)):
+        assert len(encode_message(message).encode()) <= MAX_TEXT_MESSAGE
+    with pytest.raises(ManifestError):
+        Manifest("A" * 22, tuple(FileEntry(f"{i}", 0) for i in range(MAX_FILES + 1)))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import turn
 from .package import STAGES, package
 
 if TYPE_CHECKING:
@@ -46,9 +47,27 @@ def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
         "(repeatable; the CloudFront site is always allowed; default: keep the previous)",
     )
     parser.add_argument(
+        "--turn-relay", action=argparse.BooleanOptionalAction, default=None,
+        help="run a coturn TURN relay in the stack, for networks where direct connections "
+        "fail (docs/deploy.md; default: keep what the stage has, off on a new stage)",
+    )
+    parser.add_argument(
+        "--parameter", action="append", dest="parameters", default=[], type=_parameter,
+        metavar="KEY=VALUE",
+        help="set a stack parameter, e.g. TurnInstanceType=c7g.large (repeatable; "
+        "parameters not named keep the stage's values; docs/deploy.md)",
+    )
+    parser.add_argument(
         "--artifact-bucket", default=None,
         help="bucket for code and templates (default: peerbeam-artifacts-ACCOUNT-REGION)",
     )
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key.isalnum():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
 
 
 def session_for(region: str | None, profile: str | None) -> Any:
@@ -79,18 +98,24 @@ def deployer_for(
     )
 
 
-def stack_parameters(stage: str, allowed_origins: list[str] | None) -> dict[str, str | None]:
+def stack_parameters(stage: str, allowed_origins: list[str] | None,
+                     turn_relay: bool | None = None,
+                     extra: list[tuple[str, str]] | None = None) -> dict[str, str | None]:
     parameters: dict[str, str | None] = dict(STAGE_PARAMETERS[stage])
     parameters["ExtraAllowedOrigins"] = (
         None if allowed_origins is None else ",".join(allowed_origins)
     )
+    parameters["TurnRelay"] = None if turn_relay is None else str(turn_relay).lower()
+    parameters.update(extra or [])
     return parameters
 
 
 def publish_site(
     session: Any, outputs: dict[str, str], webclient_dir: Path | None = None
 ) -> PublishResult:
-    from .site import WEBCLIENT_DIR, client_config, collect, publish
+    from peerbeam.website import WEBCLIENT_DIR
+
+    from .site import client_config, collect, publish
 
     files = collect(webclient_dir or WEBCLIENT_DIR, client_config(outputs))
     return publish(
@@ -108,6 +133,8 @@ def deploy(
     region: str | None = None,
     profile: str | None = None,
     allowed_origins: list[str] | None = None,
+    turn_relay: bool | None = None,
+    parameters: list[tuple[str, str]] | None = None,
     artifact_bucket: str | None = None,
     log: Log = _log,
     session: Any = None,
@@ -116,8 +143,15 @@ def deploy(
     session = session or session_for(region, profile)
     log(f"packaging stage {stage}")
     template = package(stage, region=session.region_name)
+    if turn_relay is not False:
+        # The relay (now, or kept from an earlier deploy) reads it at boot: it must exist first.
+        name = turn.secret_parameter(stage)
+        if turn.ensure_secret(session.client("ssm"), name):
+            log(f"created the TURN secret {name} (SecureString)")
     deployer = deployer_for(session, stage, artifact_bucket, log)
-    result = deployer.deploy(template, stack_parameters(stage, allowed_origins))
+    result = deployer.deploy(
+        template, stack_parameters(stage, allowed_origins, turn_relay, parameters)
+    )
     site = publish_site(session, result.outputs)
     log(
         f"web client: {len(site.uploaded)} uploaded, {len(site.deleted)} deleted, "
@@ -169,6 +203,8 @@ def run(args: argparse.Namespace) -> int:
             region=args.region,
             profile=args.profile,
             allowed_origins=args.allowed_origins,
+            turn_relay=args.turn_relay,
+            parameters=args.parameters,
             artifact_bucket=args.artifact_bucket,
         )
         return 0

@@ -1,15 +1,26 @@
-"""`chalice package --merge-template`: the deployable template in dist/<stage>/."""
+"""`chalice package --merge-template`: the deployable template in dist/<stage>/.
+
+The merge template is ``.chalice/merge-template.json`` plus the resources rendered from
+Python (the site's response headers policy: ``headers.py``).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
+
+from . import turn
+from .headers import RESOURCE_NAME as HEADERS_POLICY
+from .headers import response_headers_policy
 
 REPO = Path(__file__).resolve().parents[2]
-MERGE_TEMPLATE = REPO / ".chalice" / "merge-template.json"
+MERGE_TEMPLATE = turn.MERGE_TEMPLATE
 TEMPLATE_NAME = "sam.json"
 CODE_NAME = "deployment.zip"
 STAGES = ("dev", "prod")
@@ -30,6 +41,17 @@ def chalice_command() -> list[str]:
     return [found]
 
 
+def merge_template(stage: str) -> dict[str, Any]:
+    """``.chalice/merge-template.json`` with the resources rendered from Python: the
+    site's response headers policy, and the optional TURN relay (peerbeam/deploy/turn.py)."""
+    template: dict[str, Any] = json.loads(MERGE_TEMPLATE.read_text(encoding="utf-8"))
+    resources = template["Resources"]
+    if HEADERS_POLICY in resources:
+        raise PackageError(f"{MERGE_TEMPLATE} must not define {HEADERS_POLICY}: it is rendered")
+    resources[HEADERS_POLICY] = response_headers_policy()
+    return turn.merged(template, turn.relay_fragment(stage))
+
+
 def package(stage: str, out_dir: Path | None = None, region: str | None = None) -> Path:
     """Write ``sam.json`` and ``deployment.zip`` for ``stage``; return the template path.
 
@@ -46,13 +68,16 @@ def package(stage: str, out_dir: Path | None = None, region: str | None = None) 
     env["AWS_DEFAULT_REGION"] = region or env.get("AWS_REGION") or env.get(
         "AWS_DEFAULT_REGION", "us-east-1"
     )
-    command = chalice_command() + [
-        "--project-dir", str(REPO),
-        "package", "--stage", stage,
-        "--merge-template", str(MERGE_TEMPLATE),
-        str(out_dir),
-    ]
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(prefix="peerbeam-package-") as scratch:
+        merged = Path(scratch) / "merge-template.json"
+        merged.write_text(json.dumps(merge_template(stage), indent=2) + "\n", encoding="utf-8")
+        command = chalice_command() + [
+            "--project-dir", str(REPO),
+            "package", "--stage", stage,
+            "--merge-template", str(merged),
+            str(out_dir),
+        ]
+        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     template = out_dir / TEMPLATE_NAME
     if result.returncode != 0 or not template.exists():
         raise PackageError(f"chalice package failed:\n{result.stdout}{result.stderr}")

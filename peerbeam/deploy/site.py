@@ -23,28 +23,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import mimetypes
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from peerbeam.server.http import CONTENT_TYPES as SERVER_CONTENT_TYPES
+from peerbeam.website import content_type
 
-REPO = Path(__file__).resolve().parents[2]
-WEBCLIENT_DIR = REPO / "webclient"
 CONFIG_KEY = "config.json"
-
-CONTENT_TYPES = {
-    **SERVER_CONTENT_TYPES,
-    ".txt": "text/plain; charset=utf-8",
-    ".map": "application/json",
-    ".wasm": "application/wasm",
-    ".woff2": "font/woff2",
-    ".jpg": "image/jpeg",
-    ".webp": "image/webp",
-}
 SHORT = "public, max-age=60"
 IMMUTABLE = "public, max-age=31536000, immutable"
 EDGE_LONG = "public, max-age=0, must-revalidate, s-maxage=31536000"
@@ -81,14 +68,6 @@ class PublishResult:
         return bool(self.uploaded or self.deleted)
 
 
-def content_type(key: str) -> str:
-    suffix = Path(key).suffix.lower()
-    if suffix in CONTENT_TYPES:
-        return CONTENT_TYPES[suffix]
-    guessed, _ = mimetypes.guess_type(key)
-    return guessed or "application/octet-stream"
-
-
 def cache_control(key: str) -> str:
     name = key.rsplit("/", 1)[-1]
     if key == CONFIG_KEY or name.endswith(SHORT_SUFFIXES):
@@ -105,7 +84,7 @@ def client_config(outputs: dict[str, str]) -> dict[str, str]:
 
 def config_file(config: dict[str, str]) -> SiteFile:
     body = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    return SiteFile(CONFIG_KEY, body, CONTENT_TYPES[".json"], cache_control(CONFIG_KEY))
+    return SiteFile(CONFIG_KEY, body, content_type(CONFIG_KEY), cache_control(CONFIG_KEY))
 
 
 def collect(webclient_dir: Path, config: dict[str, str]) -> list[SiteFile]:

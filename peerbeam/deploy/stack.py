@@ -155,7 +155,8 @@ class StackDeployer:
         return {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
 
     def deploy(self, template_path: Path, parameters: dict[str, str | None]) -> StackResult:
-        """Create or update the stack. ``None`` parameter values keep the previous value."""
+        """Create or update the stack. ``None`` parameter values, and the stack's parameters
+        not named here, keep their values."""
         existing = self.describe()
         status = existing["StackStatus"] if existing else None
         if status and status.endswith(BUSY_SUFFIX) and status != "REVIEW_IN_PROGRESS":
@@ -166,9 +167,13 @@ class StackDeployer:
                 "Remove it with `peerbeam destroy`, then deploy again."
             )
         creating = status in (None, "REVIEW_IN_PROGRESS")
+        previous = {p["ParameterKey"] for p in (existing or {}).get("Parameters", [])}
+        # Parameters set outside `peerbeam deploy` (console, update-stack) stay as they are.
+        declared = json.loads(template_path.read_text()).get("Parameters", {})
+        parameters = {**{key: None for key in previous if key in declared}, **parameters}
         self.ensure_artifact_bucket()
         template_url = self.prepare_template(template_path)
-        change_set = self._create_change_set(template_url, parameters, creating)
+        change_set = self._create_change_set(template_url, parameters, creating, previous)
         if change_set is None:
             self.log(f"stack {self.stack_name}: no changes")
             return StackResult(self.outputs(), changed=False)
@@ -186,18 +191,21 @@ class StackDeployer:
         return StackResult(self.outputs(), changed=True)
 
     def _parameters(
-        self, parameters: dict[str, str | None], creating: bool
+        self, parameters: dict[str, str | None], creating: bool, previous: set[str]
     ) -> list[dict[str, Any]]:
+        """``None`` keeps the stack's value; a parameter the stack does not have yet (a
+        newer template) gets its default, as CloudFormation refuses UsePreviousValue there."""
         result: list[dict[str, Any]] = []
         for key, value in sorted(parameters.items()):
             if value is not None:
                 result.append({"ParameterKey": key, "ParameterValue": value})
-            elif not creating:
+            elif not creating and key in previous:
                 result.append({"ParameterKey": key, "UsePreviousValue": True})
         return result
 
     def _create_change_set(
-        self, template_url: str, parameters: dict[str, str | None], creating: bool
+        self, template_url: str, parameters: dict[str, str | None], creating: bool,
+        previous: set[str],
     ) -> str | None:
         """The change set's name, or None when it would change nothing (then deleted)."""
         name = f"peerbeam-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
@@ -206,7 +214,7 @@ class StackDeployer:
             ChangeSetName=name,
             ChangeSetType="CREATE" if creating else "UPDATE",
             TemplateURL=template_url,
-            Parameters=self._parameters(parameters, creating),
+            Parameters=self._parameters(parameters, creating, previous),
             Capabilities=CAPABILITIES,
             Description="peerbeam deploy",
         )

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from ..private_files import write_private
 from ..transfer import LinkError, make_link, new_link_key, parse_link
 from ..transfer.messages import Manifest
 from . import api
@@ -26,6 +27,8 @@ from .receiver import Receiver, TransferRefused
 from .sender import Offer, ReceiverReport, Sender
 from .signaling import SignalingClient, SignalingRefused
 from .source import SourceFile
+from .timing import TIMING_ERROR
+from .wording import terminal_safe
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 EXIT_FAILED = 1
@@ -37,7 +40,8 @@ def say(text: str) -> None:
 
 
 def use_uvloop() -> None:
-    """uvloop roughly doubles aiortc's throughput (DESIGN.md §5)."""
+    """uvloop roughly doubles aiortc's throughput (~36 MB/s against 8–21 MB/s on the default
+    loop over loopback: docs/measurements.md)."""
     try:
         import uvloop
     except ImportError:
@@ -46,6 +50,10 @@ def use_uvloop() -> None:
 
 
 def run(coroutine: Any) -> int:
+    if TIMING_ERROR:
+        coroutine.close()
+        say(f"peerbeam: {TIMING_ERROR}")
+        return EXIT_USAGE
     use_uvloop()
     logging.basicConfig(level=os.environ.get("PEERBEAM_LOG", "WARNING"), stream=sys.stderr)
     return int(asyncio.run(coroutine))
@@ -62,7 +70,8 @@ def show_qr(link: str) -> None:
 
 
 async def send(paths: list[Path], server: str | None, password: str | None, one_time: bool,
-               expires: int | None, max_receivers: int | None, relay_only: bool = False) -> int:
+               expires: int | None, max_receivers: int | None, relay_only: bool = False,
+               max_rate: float | None = None) -> int:
     try:
         files = [SourceFile.open(path) for path in paths]
     except (OSError, ValueError) as error:
@@ -84,10 +93,10 @@ async def send(paths: list[Path], server: str | None, password: str | None, one_
         say(f"peerbeam: cannot reach {site}: {error}")
         return EXIT_FAILED
     key = new_link_key()
-    link = make_link(config.site_url, room["room"], key)
+    link = make_link(config.site_url, room["room"], key, password is not None)
     print(link, flush=True)
     show_qr(link)
-    offer = Offer(files, room["room"], key, password)
+    offer = Offer(files, room["room"], key, password, max_rate)
     names = ", ".join(f"{f.path.name} ({human_bytes(f.size)})" for f in files)
     say(f"Offering {names}. Keep this running until the receivers are done; Ctrl-C stops.")
 
@@ -107,28 +116,40 @@ async def send(paths: list[Path], server: str | None, password: str | None, one_
         elif report.state == "failed":
             say(f"Receiver {report.peer[:6]}: {report.error}")
 
+    async def close_room() -> None:
+        try:
+            await asyncio.wait_for(api.close_room(config.api_url, room["room"], room["owner_token"]), 5)
+        except (api.ApiError, aiohttp.ClientError, OSError, TimeoutError):
+            pass  # the room expires by itself
+
     signaling = SignalingClient(room["ws_url"], room["room"], "sender", room["owner_token"])
-    await signaling.connect()
-    sender = Sender(offer, signaling, listener, relay_only=relay_only)
+    try:
+        await signaling.connect()
+    except (SignalingRefused, aiohttp.ClientError, OSError, TimeoutError) as error:
+        say(f"peerbeam: cannot join the room on the signaling server: {error}")
+        await close_room()
+        return EXIT_FAILED
+    sender = Sender(offer, signaling, listener, relay_only=relay_only, one_time=one_time)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    serving = asyncio.create_task(sender.run(one_time))
+    serving = asyncio.create_task(sender.run())
     stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    done, _ = await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
-    serving.cancel()
-    try:
-        await api.close_room(config.api_url, room["room"], room["owner_token"])
-    except (api.ApiError, aiohttp.ClientError, OSError):
-        pass  # the room expires by itself
-    await signaling.close()
-    if stop.is_set() or sender.finished.is_set():
+    failure = serving.exception() if serving in done and not serving.cancelled() else None
+    if serving not in done:
+        sender.stop()  # tell every receiver, then close
+        await asyncio.wait({serving}, timeout=0.5)
+        serving.cancel()
+        await asyncio.wait({serving}, timeout=1)
+    await close_room()
+    await asyncio.wait_for(signaling.close(), 2)
+    if failure is None and (stop.is_set() or sender.finished.is_set()):
         return 0
     # The serving loop ended by itself: that is a bug, say so instead of exiting quietly.
-    problem = "stopped" if serving.cancelled() else repr(serving.exception())
-    say(f"peerbeam: sending stopped unexpectedly ({problem})")
+    say(f"peerbeam: sending stopped unexpectedly ({failure!r})")
     return EXIT_FAILED
 
 
@@ -151,12 +172,11 @@ def _load_membership(directory: Path, room: str) -> tuple[str | None, str | None
 def _save_membership(directory: Path, room: str, peer: str, token: str) -> None:
     path = _membership_path(directory, room)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"peer": peer, "token": token}))
-    path.chmod(0o600)
+    write_private(path, json.dumps({"peer": peer, "token": token}).encode())
 
 
 async def receive(link: str, directory: Path, password: str | None,
-                  relay_only: bool = False) -> int:
+                  relay_only: bool = False, max_rate: float | None = None) -> int:
     try:
         parsed = parse_link(link)
     except LinkError as error:
@@ -197,7 +217,7 @@ async def receive(link: str, directory: Path, password: str | None,
         total = sum(f.size for f in manifest.files)
         say(f"Receiving {len(manifest.files)} file(s), {human_bytes(total)}:")
         for entry in manifest.files:
-            say(f"  {entry.name}  {human_bytes(entry.size)}")
+            say(f"  {terminal_safe(entry.name)}  {human_bytes(entry.size)}")
 
     def on_progress(done: int, total: int) -> None:
         nonlocal bar
@@ -207,7 +227,9 @@ async def receive(link: str, directory: Path, password: str | None,
         bar.update(done)
 
     receiver = Receiver(signaling, parsed.room, parsed.key, directory, password,
-                        on_manifest=on_manifest, on_progress=on_progress, relay_only=relay_only)
+                        on_manifest=on_manifest, on_progress=on_progress, relay_only=relay_only,
+                        max_rate=max_rate, rejoined=signaling.peer_id == peer,
+                        expect_password=parsed.password)
     try:
         result = await receiver.run()
     except TransferRefused as refusal:
@@ -229,5 +251,6 @@ async def receive(link: str, directory: Path, password: str | None,
         say(f"first byte {result.accept_to_first_byte:.3f} s after accepting")
     for path, digest in zip(result.files, result.digests, strict=True):
         print(path, flush=True)
-        say(f"verified {path.name}  peerbeam digest {digest} (check a copy: peerbeam digest FILE)")
+        say(f"verified {terminal_safe(path.name)}  peerbeam digest {digest}"
+            " (check a copy: peerbeam digest FILE)")
     return 0

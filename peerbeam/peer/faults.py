@@ -5,7 +5,9 @@
 - ``corrupt=F:C`` — the sender flips one byte of file F chunk C, once (the receiver
   must detect it and the sender re-send it);
 - ``drop=N`` — the receiver closes its peer connection once after N bytes arrived
-  (the transfer must resume by itself).
+  (the transfer must resume by itself);
+- ``slow_read=S`` — every chunk the sender reads from disk takes S seconds more (a slow
+  disk: the peer must stay alive while the sender hashes a long resumed prefix).
 
 Unset, every check here is a constant-time no-op.
 """
@@ -40,3 +42,8 @@ def drop_now(received: int) -> bool:
         return False
     del _FAULTS["drop"]
     return True
+
+
+def slow_read() -> float:
+    """Extra seconds per chunk read (0.0 unless injected)."""
+    return float(_FAULTS.get("slow_read", 0.0))

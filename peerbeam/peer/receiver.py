@@ -1,12 +1,15 @@
-"""The receiving side: join the room, answer the sender's offer, authenticate,
-save every file in bounded memory, verify, and resume after any interruption."""
+"""The receiving side's driver: the receiver session machine
+(peerbeam.transfer.receiver_machine) decides; this module joins the room, answers the
+sender's offers with aiortc peer connections, derives keys and MACs, assembles and hashes
+chunks, writes them, and reports. It holds no protocol rule of its own."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,49 +18,28 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from ..transfer import (
     CHANNEL_LABEL,
-    CHUNK_SIZE,
     HEADER_SIZE,
     RECEIVER,
     SENDER,
-    ChunkAssembler,
-    FrameError,
-    ProtocolError,
-    compute_mac,
+    Handshake,
     decode_piece,
     derive_auth_key,
     new_nonce,
     sdp_fingerprints,
-    verify_mac,
 )
-from ..transfer.messages import (
-    Accept,
-    AcceptedFile,
-    Ack,
-    Auth,
-    AuthFailed,
-    AuthOk,
-    ChunkEnd,
-    Complete,
-    Done,
-    ErrorMessage,
-    FileDone,
-    Hello,
-    Manifest,
-    Nack,
-    Start,
-)
+from ..transfer.machine import Action, Event
+from ..transfer.messages import Accept, Manifest, encode_message
+from ..transfer.receiver_machine import ReceiverMachine
 from . import faults
-from .rtc import Channel, close_quietly, ice_configuration, relay_only_sdp
-from .session import ConnectionLost, PeerError, ProtocolSession
+from .driver import MachineDriver
+from .pacer import Pacer
+from .rtc import Channel, close_quietly, peer_connection, relay_only_sdp
 from .signaling import SignalingClient
 from .storage import PartialFile, ReceiveDirectory, StorageError
+from .timing import session_timing
+from .wording import receive_ended
 
 log = logging.getLogger(__name__)
-
-# How long to wait for the sender (to appear, or to come back) before giving up.
-SENDER_WAIT = 60.0
-# A sender that sends nothing for this long is treated as gone (protocol.md §11).
-SILENCE_TIMEOUT = 45.0
 
 
 class TransferRefused(Exception):
@@ -72,308 +54,336 @@ class ReceiveResult:
     accept_to_first_byte: float | None = None  # seconds, first connection of this run
 
 
-class ReceiveSession(ProtocolSession):
-    """The protocol over one data channel (protocol.md §14.2)."""
+@dataclass
+class _Link:
+    """One peer connection to the sender (`pc` once made: picking a relay takes a moment)."""
 
-    peer_role = "sender"
-    binary_allowed = True
-    silence_timeout = SILENCE_TIMEOUT
+    offer_sdp: str
+    pc: RTCPeerConnection | None = None
+    closed: bool = False
+    local_sdp: str = ""
+    channel: Channel | None = None
+    sender_nonce: bytes = b""
+    receiver_nonce: bytes = b""
+    key: bytes = b""
+    buffer: bytearray = field(default_factory=bytearray)  # the chunk being assembled
+    hasher: Any = field(default_factory=hashlib.sha256)
+    hashed: bytearray | None = None  # a chunk hashed, waiting for write_chunk / drop_chunk
 
-    def __init__(self, receiver: Receiver, channel: Channel, local_sdp: str, remote_sdp: str) -> None:
-        super().__init__(channel)
-        self.receiver = receiver
-        self.sender_fps = sdp_fingerprints(remote_sdp)
-        self.receiver_fps = sdp_fingerprints(local_sdp)
-        self.writes: asyncio.Queue[Any] = asyncio.Queue()
-
-    async def run(self) -> ReceiveResult:
-        try:
-            await asyncio.wait_for(self.channel.opened.wait(), 30)
-            await self._authenticate()
-            manifest = await self.expect(Manifest)
-            files = await self.receiver.prepare(manifest)
-            accept = Accept(manifest.transfer, tuple(
-                AcceptedFile(f.held_offset, f.prefix if f.held_offset else None) for f in files
-            ))
-            self.send(accept)
-            self.receiver.mark("accepted")
-            start = await self.expect(Start)
-            start.check(accept)
-            return await self._receive(manifest, files, start)
-        except (ProtocolError, StorageError) as error:
-            if isinstance(error, StorageError):
-                self.send(ErrorMessage("storage_error", str(error)))
-            else:
-                self.send(ErrorMessage.of(error))
-            await self.channel.drain(1.0)
-            raise
-
-    async def _authenticate(self) -> None:
-        hello = await self.expect(Hello)
-        receiver = self.receiver
-        if hello.password and receiver.password is None:
-            raise TransferRefused("This transfer needs a password: use --password.")
-        if hello.password:
-            # PBKDF2 runs for a noticeable moment: keep the event loop (and ICE) alive.
-            key = await asyncio.to_thread(
-                derive_auth_key, receiver.link_key, receiver.room, receiver.password,
-                hello.iterations,
-            )
-        else:
-            key = derive_auth_key(receiver.link_key, receiver.room)
-        nonce = new_nonce()
-        mac = compute_mac(key, RECEIVER, receiver.room, self.sender_fps, self.receiver_fps,
-                          hello.nonce, nonce)
-        self.send(Auth(nonce, mac))
-        answer = await self.expect(AuthOk, AuthFailed)
-        if isinstance(answer, AuthFailed):
-            raise TransferRefused(
-                "Wrong password." if hello.password else
-                "The sender refused this link: it is wrong or was altered."
-            )
-        if not verify_mac(key, answer.mac, SENDER, receiver.room, self.sender_fps,
-                          self.receiver_fps, hello.nonce, nonce):
-            self.send(ErrorMessage("auth_failed", "could not verify the sender"))
-            await self.channel.drain(1.0)
-            raise TransferRefused(
-                "Could not verify the sender: the connection may have been tampered with."
-            )
-
-    async def _receive(self, manifest: Manifest, files: list[PartialFile], start: Start) -> ReceiveResult:
-        held = []
-        for partial, offset in zip(files, start.offsets, strict=True):
-            chunks = -(-offset // CHUNK_SIZE)
-            partial.open_for_writing(chunks)
-            held.append(partial.digests[:chunks])
-        assembler = ChunkAssembler([f.size for f in manifest.files], list(start.offsets), held)
-        self.receiver.begin(manifest, sum(start.offsets))
-        writer = asyncio.create_task(self._write_loop(files))
-        try:
-            while True:
-                message = await self.recv()
-                if isinstance(message, bytes):
-                    if assembler.add_piece(decode_piece(message)):
-                        self.receiver.mark("first_byte")
-                        self.receiver.on_bytes(len(message) - HEADER_SIZE)
-                        if faults.drop_now(self.receiver.network_bytes):
-                            await self.receiver.drop_connection()
-                elif isinstance(message, ChunkEnd):
-                    chunk = assembler.end_chunk(message.file, message.chunk, message.size,
-                                                message.sha256)
-                    if chunk is not None:
-                        await self.writes.put(chunk)
-                elif isinstance(message, FileDone):
-                    if assembler.file_done(message.file, message.digest) is not None:
-                        await self.writes.put(("finish", message.file))
-                elif isinstance(message, Done):
-                    if not assembler.finished:
-                        raise FrameError("done before every file was done")
-                    break
-                else:
-                    raise FrameError(f"unexpected {type(message).__name__} while receiving")
-                if writer.done():
-                    writer.result()
-            await self.writes.put(None)
-            paths = await writer
-        finally:
-            writer.cancel()
-        digests = [partial.prefix for partial in files]
-        self.send(Complete(tuple(digests)))
-        await self.channel.drain()
-        return ReceiveResult(paths, [d.hex() for d in digests])
-
-    async def _write_loop(self, files: list[PartialFile]) -> list[Path]:
-        """Writes chunks in stream order; acks (or nacks) only after the write."""
-        finished: dict[int, Path] = {}
-        while True:
-            item = await self.writes.get()
-            if item is None:
-                return [finished.get(i) or files[i].finish() for i in range(len(files))]
-            if isinstance(item, tuple):
-                finished[item[1]] = await self.receiver.disk(files[item[1]].finish)
-                continue
-            if not item.ok:
-                self.send(Nack(item.file, item.chunk))
-                continue
-            await self.receiver.disk(files[item.file].write_chunk, item.chunk, item.data, item.digest)
-            self.send(Ack(item.file, item.chunk))
+    def handshake(self, room: str) -> Handshake:
+        return Handshake(room, sdp_fingerprints(self.offer_sdp), sdp_fingerprints(self.local_sdp),
+                         self.sender_nonce, self.receiver_nonce)
 
 
-class Receiver:
+class Receiver(MachineDriver):
     """Joins a room and receives its files into a directory, resuming as needed."""
 
     def __init__(self, signaling: SignalingClient, room: str, link_key: bytes,
                  directory: Path, password: str | None = None,
                  on_manifest: Callable[[Manifest], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None,
-                 relay_only: bool = False) -> None:
+                 relay_only: bool = False, max_rate: float | None = None,
+                 rejoined: bool = False, expect_password: bool = False) -> None:
+        # A password on the command line, or a link that says one is set: a sender that
+        # asks for none is refused (protocol.md §3).
+        expect = True if expect_password or password is not None else None
+        super().__init__(ReceiverMachine(expect, password, auto_accept=True, timing=session_timing()))
         self.signaling = signaling
         self.room = room
         self.link_key = link_key
-        self.password = password
         self.storage = ReceiveDirectory(directory)
         self.on_manifest = on_manifest
         self.on_progress = on_progress
         self.relay_only = relay_only
+        self.rejoined = rejoined
+        self.pacer = Pacer(max_rate)  # acks wait for it, and the sender's window for acks
+        self.links: dict[str, _Link] = {}
+        self.offers: dict[str, tuple[str, str]] = {}  # session id -> (sender peer, offer SDP)
         self.files: list[PartialFile] = []
-        self.total = 0
-        self.done_bytes = 0
+        self.manifest: Manifest | None = None
         self.network_bytes = 0
-        self._manifest_shown = False
-        self._pc: RTCPeerConnection | None = None
         self.timeline: dict[str, float] = {}
-        self._disk_operation: asyncio.Future[Any] | None = None
+        self._keys: dict[tuple[str | None, int | None], bytes] = {}
+        self._writes: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+        self._result: asyncio.Future[ReceiveResult] = self.loop.create_future()
+        self._refusal: str | None = None
 
-    async def disk(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Run a blocking storage call in a thread. The call finishes even when the
-        session awaiting it is cancelled (a dropped connection), and the next session
-        waits for it, so two sessions never touch the files at once."""
-        operation = asyncio.ensure_future(asyncio.to_thread(function, *args))
-        self._disk_operation = operation
-        return await asyncio.shield(operation)
-
-    async def prepare(self, manifest: Manifest) -> list[PartialFile]:
-        if self._disk_operation is not None:
-            await asyncio.wait([self._disk_operation])  # its outcome belonged to the old session
-        for partial in self.files:
-            partial.close()
-        self.files = self.storage.match(manifest)
-        if not self._manifest_shown and self.on_manifest:
-            self.on_manifest(manifest)
-            self._manifest_shown = True
-        return self.files
-
-    def mark(self, event: str) -> None:
-        """Remember when something first happened (for the start-latency figure)."""
-        if event not in self.timeline:  # called per piece: no clock read after the first
-            self.timeline[event] = time.monotonic()
-
-    def begin(self, manifest: Manifest, held: int) -> None:
-        self.total = sum(f.size for f in manifest.files)
-        self.done_bytes = held
-        self._report()
-
-    def on_bytes(self, count: int) -> None:
-        self.done_bytes += count
-        self.network_bytes += count
-        self._report()
-
-    def _report(self) -> None:
-        if self.on_progress:
-            self.on_progress(self.done_bytes, self.total)
+    # -- running ------------------------------------------------------------------------
 
     async def run(self) -> ReceiveResult:
         """Receive everything; reconnect and resume until done or refused for good."""
-        sender = self._sender_in(self.signaling.welcome)
-        waiting_since = asyncio.get_running_loop().time()
-        pc: RTCPeerConnection | None = None
-        session: asyncio.Task[ReceiveResult] | None = None
+        self.spawn(self._write_loop())
+        self.spawn(self._signaling_loop())
+        self.feed({"type": "peers", "peers": self.signaling.welcome.get("peers", []),
+                   "rejoin": self.rejoined})
         try:
-            while True:
-                timeout = SENDER_WAIT - (asyncio.get_running_loop().time() - waiting_since)
-                if timeout <= 0:
-                    raise TransferRefused("The sender is gone (it did not come back in time).")
-                getter = asyncio.create_task(self.signaling.messages.get())
-                waiters: set[asyncio.Task[Any]] = {getter}
-                if session is not None:
-                    waiters.add(session)
-                done, _ = await asyncio.wait(waiters, timeout=None if session else timeout,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    getter.cancel()
-                if session is not None and session in done:
-                    try:
-                        result = session.result()
-                    except (TimeoutError, ConnectionLost, PeerError) as error:
-                        log.info("connection lost (%s); asking the sender to reconnect", error)
-                        session = None
-                        if pc is not None:
-                            await close_quietly(pc)
-                        waiting_since = asyncio.get_running_loop().time()
-                        if sender:
-                            await self.signaling.signal(sender, {"kind": "restart"})
-                        continue
-                    return self._finish(result)
-                if getter not in done:
-                    continue
-                message = getter.result()
-                kind = message.get("type")
-                if kind == "signal" and message.get("from") == sender:
-                    data = message.get("data") or {}
-                    if data.get("kind") == "offer" and isinstance(data.get("sdp"), str):
-                        if session is not None:
-                            session.cancel()
-                        if pc is not None:
-                            await close_quietly(pc)
-                        pc, session = await self._answer(sender, data)
-                        self._pc = pc
-                elif kind == "peer-joined" and message.get("role") == SENDER:
-                    sender = message["peer"]
-                    waiting_since = asyncio.get_running_loop().time()
-                elif kind == "reconnected":
-                    sender = self._sender_in(message["welcome"]) or sender
-                elif kind == "room-closed":
-                    reason = message.get("reason") or "The sender closed this transfer."
-                    if session is None:
-                        raise TransferRefused(reason)
-                    # A one-time sender closes the room as soon as it has our `complete`,
-                    # which may overtake the end of our own session: let it finish.
-                    try:
-                        result = await asyncio.wait_for(asyncio.shield(session), 30)
-                    except Exception:  # noqa: BLE001 - the session failed: the room is gone
-                        raise TransferRefused(reason) from None
-                    return self._finish(result)
+            waiters: set[asyncio.Future[Any]] = {self._result, self.stopped}
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if self.stopped in done:
+                self.stopped.result()  # raises what broke the driver
+            return self._result.result()
         finally:
-            if session is not None:
-                session.cancel()
-            if pc is not None:
-                await close_quietly(pc)
+            await self.shut_down()
+            for link in self.links.values():
+                if link.pc is not None:
+                    await close_quietly(link.pc)
             for partial in self.files:
                 partial.close()
 
-    def _finish(self, result: ReceiveResult) -> ReceiveResult:
-        result.bytes_transferred = self.network_bytes
-        if "accepted" in self.timeline and "first_byte" in self.timeline:
-            result.accept_to_first_byte = self.timeline["first_byte"] - self.timeline["accepted"]
-        self.storage.clean_journal(self.files)
-        return result
+    async def _signaling_loop(self) -> None:
+        while True:
+            message = await self.signaling.messages.get()
+            kind = message.get("type")
+            if kind == "peer-joined":
+                self.feed({"type": "peer_joined", "peer": message.get("peer"), "role": message.get("role")})
+            elif kind == "signal":
+                data = message.get("data") or {}
+                if data.get("kind") == "offer" and isinstance(data.get("sdp"), str) \
+                        and isinstance(data.get("session"), str):
+                    self.offers[data["session"]] = (str(message.get("from")), data["sdp"])
+                    self.feed({"type": "offer", "from": message.get("from"), "session": data["session"]})
+            elif kind == "reconnected":
+                self.feed({"type": "peers", "peers": message["welcome"].get("peers", []), "rejoin": True})
+            elif kind == "room-closed":
+                self.feed({"type": "room_gone", "reason": message.get("reason") or ""})
 
-    async def drop_connection(self) -> None:
-        """Close the peer connection as a network failure would (fault injection)."""
-        if self._pc is not None:
-            await close_quietly(self._pc)
+    def carry_out(self, event: Event, payload: Any, actions: list[Action]) -> None:
+        if event["type"] == "piece":
+            link = self.links.get(event["conn"])
+            if link is not None and not any(a["type"] == "drop_piece" for a in actions):
+                link.buffer += payload
+                link.hasher.update(payload)
+                if "first_byte" not in self.timeline:
+                    self.timeline["first_byte"] = time.monotonic()
+        super().carry_out(event, payload, actions)
 
-    @staticmethod
-    def _sender_in(welcome: dict[str, Any]) -> str | None:
-        for peer in welcome.get("peers", []):
-            if peer["role"] == SENDER:
-                return str(peer["peer"])
-        return None
+    # -- connections --------------------------------------------------------------------
 
-    async def _answer(self, sender: str, data: dict[str, Any]
-                      ) -> tuple[RTCPeerConnection, asyncio.Task[ReceiveResult]]:
-        pc = RTCPeerConnection(
-            ice_configuration(self.signaling.welcome.get("ice_servers", []), self.relay_only)
-        )
-        opened: asyncio.Future[Channel] = asyncio.get_running_loop().create_future()
+    def do_answer(self, action: Action) -> None:
+        sender, sdp = self.offers.pop(action["session"])
+        self.offers.clear()  # older offers will not be answered
+        link = self.links[action["conn"]] = _Link(sdp)
+        self.spawn(self._answer(action["conn"], link, sender, action["session"]))
+
+    async def _answer(self, conn: str, link: _Link, sender: str, session: str) -> None:
+        pc = await peer_connection(self.signaling.welcome.get("ice_servers", []), self.relay_only)
+        link.pc = pc
+        if link.closed:
+            await close_quietly(pc)
+            return
 
         @pc.on("datachannel")
-        def on_datachannel(channel: Any) -> None:
-            if channel.label == CHANNEL_LABEL and not opened.done():
-                opened.set_result(Channel(channel))
+        def on_datachannel(raw: Any) -> None:
+            if raw.label != CHANNEL_LABEL or link.channel is not None:
+                return
+            link.channel = Channel(raw, lambda data: self._on_data(conn, data),
+                                   lambda: self._lost(conn, "the sender's connection closed"))
+            if raw.readyState == "open":
+                self.feed({"type": "channel_open", "conn": conn})
+            else:
+                raw.on("open", lambda: self.feed({"type": "channel_open", "conn": conn}))
 
-        remote_sdp = data["sdp"]
-        await pc.setRemoteDescription(RTCSessionDescription(remote_sdp, "offer"))
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                self._lost(conn, f"the connection {pc.connectionState}")
+
+        await pc.setRemoteDescription(RTCSessionDescription(link.offer_sdp, "offer"))
         await pc.setLocalDescription(await pc.createAnswer())
-        local_sdp = pc.localDescription.sdp
+        link.local_sdp = pc.localDescription.sdp
         if self.relay_only:
-            local_sdp = relay_only_sdp(local_sdp)
-        await self.signaling.signal(
-            sender, {"kind": "answer", "session": data.get("session"), "sdp": local_sdp}
-        )
+            link.local_sdp = relay_only_sdp(link.local_sdp)
+        await self.signaling.signal(sender, {"kind": "answer", "session": session, "sdp": link.local_sdp})
 
-        async def run_session() -> ReceiveResult:
-            channel = await asyncio.wait_for(asyncio.shield(opened), 30)
-            return await ReceiveSession(self, channel, local_sdp, remote_sdp).run()
+    def _on_data(self, conn: str, data: str | bytes) -> None:
+        if isinstance(data, str):
+            self.feed({"type": "message", "conn": conn, "text": data})
+            return
+        piece = decode_piece(data)
+        self.network_bytes += len(data) - HEADER_SIZE
+        self.feed({"type": "piece", "conn": conn, "file": piece.file, "chunk": piece.chunk,
+                   "offset": piece.offset, "size": len(piece.payload)}, payload=piece.payload)
+        pc = self.links[conn].pc
+        if faults.drop_now(self.network_bytes) and pc is not None:
+            self.spawn(close_quietly(pc))
 
-        return pc, asyncio.create_task(run_session())
+    def _lost(self, conn: str, reason: str) -> None:
+        self.feed({"type": "connection_lost", "conn": conn, "reason": reason})
+
+    def do_restart(self, action: Action) -> None:
+        self.spawn(self.signaling.signal(action["to"], {"kind": "restart"}))
+
+    def do_send(self, action: Action) -> None:
+        link = self.links[action["conn"]]
+        if isinstance(action["message"], Accept) and "accepted" not in self.timeline:
+            self.timeline["accepted"] = time.monotonic()
+        if link.channel is not None:
+            link.channel.send_text(encode_message(action["message"]))
+
+    def do_close(self, action: Action) -> None:
+        link = self.links[action["conn"]]
+        self.spawn(self._close(link))
+
+    @staticmethod
+    async def _close(link: _Link) -> None:
+        link.closed = True
+        if link.channel is not None:
+            await link.channel.drain(1.0)
+        if link.pc is not None:
+            await close_quietly(link.pc)
+
+    # -- authentication -----------------------------------------------------------------
+
+    def do_ask_password(self, action: Action) -> None:
+        # The CLI asks nothing: its password, if any, was given up front.
+        self._refusal = ("This transfer needs a password: use --password." if action["remaining"] is None
+                         else "Wrong password.")
+        self.feed({"type": "user_cancelled"})
+
+    def do_make_proof(self, action: Action) -> None:
+        self.spawn(self._make_proof(action))
+
+    async def _make_proof(self, action: Action) -> None:
+        link = self.links[action["conn"]]
+        password, iterations = action["password"], action["iterations"]
+        key = self._keys.get((password, iterations))
+        if key is None:
+            # PBKDF2 takes a noticeable moment: keep the event loop (and ICE) alive.
+            key = await asyncio.to_thread(derive_auth_key, self.link_key, self.room, password,
+                                          *([iterations] if iterations else []))
+            self._keys[(password, iterations)] = key
+        link.key = key
+        link.sender_nonce = action["sender_nonce"]
+        link.receiver_nonce = new_nonce()
+        mac = link.handshake(self.room).mac(key, RECEIVER)
+        self.feed({"type": "proof_made", "conn": action["conn"], "nonce": link.receiver_nonce, "mac": mac})
+
+    def do_check_sender_proof(self, action: Action) -> None:
+        link = self.links[action["conn"]]
+        ok = link.handshake(self.room).verify(link.key, SENDER, action["mac"])
+        self.feed({"type": "sender_proof_checked", "conn": action["conn"], "ok": ok}, first=True)
+
+    # -- storage ------------------------------------------------------------------------
+
+    def do_load_records(self, action: Action) -> None:
+        manifest: Manifest = action["manifest"]
+        if self.manifest is None and self.on_manifest is not None:
+            self.on_manifest(manifest)
+        self.manifest = manifest
+        self.spawn(self._load_records(manifest))
+
+    async def _load_records(self, manifest: Manifest) -> None:
+        await self._after_writes()  # what an older connection was writing belongs to the record
+        for partial in self.files:
+            partial.close()
+        records = await asyncio.to_thread(self.storage.held, manifest)
+        # A reconnect continues from what the disk holds now, in the files it was writing.
+        self.files = [self.storage.loaded.get(partial.key, partial) for partial in self.files]
+        self.feed({"type": "records_loaded", "records": records})
+
+    def do_prepare_storage(self, action: Action) -> None:
+        self.spawn(self._prepare(action["manifest"], action["records"]))
+
+    async def _prepare(self, manifest: Manifest, chosen: list[str | None]) -> None:
+        try:
+            self.files = await asyncio.to_thread(self.storage.prepare, manifest, chosen)
+        except StorageError as error:
+            self.feed({"type": "storage_failed", "code": error.code, "message": str(error)})
+            return
+        self.feed({"type": "storage_ready"})
+
+    def do_reset_file(self, action: Action) -> None:
+        partial = self.files[action["file"]]
+        taken = {p.record.saved_name for p in self.files}
+        free = self.storage.free_name(partial.record.name, taken)
+        self._writes.put_nowait(lambda: asyncio.to_thread(partial.reset, free))
+
+    # -- data ---------------------------------------------------------------------------
+
+    def do_drop_piece(self, action: Action) -> None:
+        """Handled in carry_out: the payload is simply not kept."""
+
+    def do_hash_chunk(self, action: Action) -> None:
+        link = self.links[action["conn"]]
+        digest = link.hasher.digest()
+        link.hashed, link.buffer, link.hasher = link.buffer, bytearray(), hashlib.sha256()
+        self.feed({"type": "chunk_hashed", "conn": action["conn"], "file": action["file"],
+                   "chunk": action["chunk"], "digest": digest}, first=True)
+
+    def do_drop_chunk(self, action: Action) -> None:
+        self.links[action["conn"]].hashed = None
+
+    def do_write_chunk(self, action: Action) -> None:
+        link = self.links[action["conn"]]
+        data, link.hashed = link.hashed, None
+        assert data is not None
+        partial = self.files[action["file"]]
+
+        async def write() -> None:
+            await self.pacer.take(len(data))
+            try:
+                await asyncio.to_thread(partial.write_chunk, action["chunk"], data, action["digest"])
+            except StorageError as error:
+                self.feed({"type": "storage_failed", "code": error.code, "message": str(error)})
+                return
+            self.feed({"type": "chunk_written", "conn": action["conn"], "file": action["file"],
+                       "chunk": action["chunk"]})
+
+        self._writes.put_nowait(write)
+
+    def do_finish_file(self, action: Action) -> None:
+        partial = self.files[action["file"]]
+
+        async def finish() -> None:
+            try:
+                await asyncio.to_thread(partial.finish)
+            except StorageError as error:
+                self.feed({"type": "storage_failed", "code": error.code, "message": str(error)})
+                return
+            self.feed({"type": "file_finished", "file": action["file"]})
+
+        self._writes.put_nowait(finish)
+
+    async def _write_loop(self) -> None:
+        """The disk, one operation at a time, in the order the machine asked for them."""
+        while True:
+            operation = await self._writes.get()
+            try:
+                await operation()
+            finally:
+                self._writes.task_done()
+
+    async def _after_writes(self) -> None:
+        await self._writes.join()
+
+    # -- what the user sees ---------------------------------------------------------------
+
+    def do_status(self, action: Action) -> None:
+        if action["state"] == "reconnecting":
+            log.info("connection lost; asking the sender to reconnect")
+
+    def do_progress(self, action: Action) -> None:
+        if self.on_progress is not None:
+            self.on_progress(action["held"], action["total"])
+
+    def do_end(self, action: Action) -> None:
+        if self._result.done():
+            return
+        if action["outcome"] != "done":
+            self._result.set_exception(TransferRefused(
+                self._refusal or receive_ended(action["code"], action.get("detail", ""),
+                                               action.get("remote", False))))
+            return
+        self.spawn(self._finished(action["digests"]))
+
+    async def _finished(self, digests: list[str]) -> None:
+        await self._after_writes()
+        result = ReceiveResult([partial.final_path for partial in self.files], digests, self.network_bytes)
+        if "accepted" in self.timeline and "first_byte" in self.timeline:
+            result.accept_to_first_byte = self.timeline["first_byte"] - self.timeline["accepted"]
+        await asyncio.to_thread(self.storage.clean_journal, self.files)
+        # Let `complete` leave before the caller closes everything.
+        for link in self.links.values():
+            if link.channel is not None:
+                await link.channel.drain(1.0)
+        self._result.set_result(result)

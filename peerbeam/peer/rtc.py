@@ -7,12 +7,20 @@ import asyncio
 import logging
 import os
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import aioice.ice
-from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCIceTransportPolicy,
+    RTCPeerConnection,
+)
 
 from ..transfer import BUFFERED_HIGH_WATER, BUFFERED_LOW_WATER
+from .relays import PICKER, RelayPicker, TurnServer, split_ice_servers
 
 log = logging.getLogger(__name__)
 
@@ -32,25 +40,33 @@ def _loopback_host_candidates() -> None:
 _loopback_host_candidates()
 
 
-def ice_configuration(ice_servers: list[dict[str, Any]], relay_only: bool = False) -> RTCConfiguration:
-    servers = [
-        RTCIceServer(
-            urls=entry["urls"],
-            username=entry.get("username"),
-            credential=entry.get("credential"),
-        )
-        for entry in ice_servers
-    ]
-    if relay_only:
-        # aiortc has no iceTransportPolicy; keep only TURN servers and filter
-        # candidates in the SDP (see relay_only_sdp) for tests that force TURN.
-        servers = [server for server in servers if _is_turn(server)]
-    return RTCConfiguration(iceServers=servers)
+def ice_configuration(stun_urls: list[str], relay: TurnServer | None,
+                      relay_only: bool = False) -> RTCConfiguration:
+    """STUN as given, and the one TURN URL aiortc is able to use (see relays.py).
+
+    ``relay_only`` (tests that force the TURN path): only relayed candidates are gathered.
+    """
+    servers = [RTCIceServer(urls=list(stun_urls))] if stun_urls and not relay_only else []
+    if relay is not None:
+        servers.append(RTCIceServer(
+            urls=relay.url, username=relay.username, credential=relay.credential
+        ))
+    policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+    return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
 
 
-def _is_turn(server: RTCIceServer) -> bool:
-    urls = [server.urls] if isinstance(server.urls, str) else server.urls
-    return any(url.startswith(("turn:", "turns:")) for url in urls)
+async def peer_connection(ice_servers: list[dict[str, Any]], relay_only: bool = False,
+                          picker: RelayPicker = PICKER) -> RTCPeerConnection:
+    """A new RTCPeerConnection for the welcome's ``ice_servers``.
+
+    Of the TURN URLs, aiortc gets the first that answers a real allocation
+    (relays.RelayPicker); a connection that never connects makes the next one probe again.
+    """
+    stun_urls, relays = split_ice_servers(ice_servers)
+    choice = await picker.pick(relays)
+    pc = RTCPeerConnection(ice_configuration(stun_urls, choice.chosen, relay_only))
+    picker.watch(pc, relays)
+    return pc
 
 
 def relay_only_sdp(sdp: str) -> str:
@@ -63,19 +79,22 @@ def relay_only_sdp(sdp: str) -> str:
 
 
 class Channel:
-    """An RTCDataChannel as awaitables: recv() messages, send with backpressure."""
+    """An RTCDataChannel with send backpressure. Incoming messages go to `on_message`
+    and the end to `on_close` when given (the session drivers), else to recv()."""
 
-    def __init__(self, channel: RTCDataChannel) -> None:
+    def __init__(self, channel: RTCDataChannel,
+                 on_message: Callable[[str | bytes], None] | None = None,
+                 on_close: Callable[[], None] | None = None) -> None:
         self.channel = channel
         self.incoming: asyncio.Queue[Any] = asyncio.Queue()
         self._low = asyncio.Event()
         self._low.set()
         self.opened = asyncio.Event()
         channel.bufferedAmountLowThreshold = BUFFERED_LOW_WATER
-        channel.on("message", self.incoming.put_nowait)
+        channel.on("message", on_message or self.incoming.put_nowait)
         channel.on("bufferedamountlow", self._low.set)
         channel.on("open", self.opened.set)
-        channel.on("close", lambda: self.incoming.put_nowait(CLOSED))
+        channel.on("close", on_close or (lambda: self.incoming.put_nowait(CLOSED)))
         if channel.readyState == "open":
             self.opened.set()
 

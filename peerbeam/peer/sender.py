@@ -1,8 +1,8 @@
-"""The sending side: one room, one offer of files, a session per receiver.
-
-The sender is the offerer (docs/protocol.md §1.0). Each receiver gets its own
-RTCPeerConnection and SendSession; all sessions share the SourceFiles, so chunk
-digests computed for one receiver serve every other one and every resume.
+"""The sending side's driver: the sender session machine
+(peerbeam.transfer.sender_machine) decides; this module makes the aiortc peer connections
+(the sender is the offerer: docs/protocol.md §1.0), checks and makes MACs, reads and hashes
+chunks, sends them as pieces under the channel's backpressure, and reports to its listener.
+It holds no protocol rule of its own.
 """
 
 from __future__ import annotations
@@ -18,52 +18,26 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from ..transfer import (
     CHANNEL_LABEL,
-    CHUNK_SIZE,
     DEFAULT_ITERATIONS,
-    MAX_AUTH_ATTEMPTS,
     RECEIVER,
     SENDER,
-    FrameError,
-    IntegrityError,
-    ProtocolError,
-    SendWindow,
-    compute_mac,
+    Handshake,
     derive_auth_key,
-    new_nonce,
     sdp_fingerprints,
-    verify_mac,
 )
 from ..transfer.frames import iter_pieces, piece_payload_limit, sdp_max_message_size
-from ..transfer.messages import (
-    Accept,
-    Ack,
-    Auth,
-    AuthFailed,
-    AuthOk,
-    ChunkEnd,
-    Complete,
-    Decline,
-    Done,
-    ErrorMessage,
-    FileDone,
-    Hello,
-    Manifest,
-    Nack,
-    Start,
-    new_transfer_id,
-)
+from ..transfer.machine import Action
+from ..transfer.messages import encode_message, new_transfer_id
+from ..transfer.sender_machine import SenderMachine
 from . import faults
-from .rtc import Channel, close_quietly, ice_configuration, relay_only_sdp
-from .session import ConnectionLost, PeerError, ProtocolSession
+from .driver import MachineDriver
+from .pacer import Pacer
+from .rtc import Channel, close_quietly, peer_connection, relay_only_sdp
 from .signaling import SignalingClient
 from .source import SourceFile
+from .timing import session_timing
 
 log = logging.getLogger(__name__)
-
-OPEN_TIMEOUT = 30.0
-# Failed receiver proofs across all connections of a link before the sender stops
-# taking receivers: bounds online password guessing (protocol.md §6).
-MAX_FAILED_PROOFS = 20
 
 
 @dataclass
@@ -74,6 +48,7 @@ class ReceiverReport:
     state: str = "connecting"
     digests: list[str] = field(default_factory=list)
     error: str | None = None
+    code: str | None = None
 
 
 Listener = Callable[[ReceiverReport], None]
@@ -83,343 +58,254 @@ class Offer:
     """What is being sent: the files, the link key, the optional password."""
 
     def __init__(self, files: list[SourceFile], room: str, link_key: bytes,
-                 password: str | None = None) -> None:
+                 password: str | None = None, max_rate: float | None = None) -> None:
         self.files = files
         self.room = room
         self.transfer = new_transfer_id()
-        self.manifest = Manifest(self.transfer, tuple(f.entry for f in files))
         self.password = password
         self.iterations = DEFAULT_ITERATIONS
         # Derived once: PBKDF2 takes a noticeable fraction of a second.
         self.auth_key = derive_auth_key(link_key, room, password, self.iterations)
-        self.failed_proofs = 0
+        # One limit for the whole offer: it is the sender's uplink that it protects.
+        self.pacer = Pacer(max_rate)
 
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
 
 
-class SendSession(ProtocolSession):
-    """The protocol with one receiver over one data channel (protocol.md §14.1)."""
+@dataclass
+class _Link:
+    """One peer connection to one receiver (`pc` once made: picking a relay takes a moment)."""
 
-    peer_role = "receiver"
-
-    def __init__(self, offer: Offer, channel: Channel, local_sdp: str, remote_sdp: str,
-                 report: ReceiverReport, listener: Listener) -> None:
-        super().__init__(channel)
-        self.offer = offer
-        self.sender_fps = sdp_fingerprints(local_sdp)
-        self.receiver_fps = sdp_fingerprints(remote_sdp)
-        self.payload_limit = piece_payload_limit(sdp_max_message_size(remote_sdp))
-        self.report = report
-        self.listener = listener
-        self.window = SendWindow()
-        self.progress = asyncio.Event()
-        self.rewind: tuple[int, int] | None = None
-        self.complete: asyncio.Future[Complete] = asyncio.get_running_loop().create_future()
-        self.chunk_bytes: dict[tuple[int, int], int] = {}
-        self._done_sent = False
-
-    async def run(self) -> None:
-        try:
-            await asyncio.wait_for(self.channel.opened.wait(), OPEN_TIMEOUT)
-            await self._authenticate()
-            accept = await self._offer_files()
-            if accept is None:
-                self._set_state("declined")
-                return
-            await self._transfer(accept)
-        except ProtocolError as error:
-            self.send(ErrorMessage.of(error))
-            await self.channel.drain(1.0)
-            self._fail(str(error))
-            raise
-        except (TimeoutError, PeerError, ConnectionLost) as error:
-            self._fail(str(error) or "the connection timed out")
-            raise
-
-    def _fail(self, reason: str) -> None:
-        self.report.error = reason
-        self._set_state("failed")
-
-    def _set_state(self, state: str) -> None:
-        self.report.state = state
-        self.listener(self.report)
-
-    async def _authenticate(self) -> None:
-        offer = self.offer
-        nonce = new_nonce()
-        self.send(Hello(nonce, offer.password is not None,
-                        offer.iterations if offer.password is not None else None))
-        self._set_state("authenticating")
-        for attempt in range(1, MAX_AUTH_ATTEMPTS + 1):
-            message = await self.recv()
-            if not isinstance(message, Auth):
-                raise FrameError(f"expected auth, got {type(message).__name__}")
-            if verify_mac(offer.auth_key, message.mac, RECEIVER, offer.room, self.sender_fps,
-                          self.receiver_fps, nonce, message.nonce):
-                mac = compute_mac(offer.auth_key, SENDER, offer.room, self.sender_fps,
-                                  self.receiver_fps, nonce, message.nonce)
-                self.send(AuthOk(mac))
-                self._set_state("authenticated")
-                return
-            offer.failed_proofs += 1
-            remaining = MAX_AUTH_ATTEMPTS - attempt if offer.password is not None else 0
-            self.send(AuthFailed(remaining > 0, remaining))
-            if remaining == 0:
-                await self.channel.drain(1.0)
-                raise PeerError("the receiver could not prove it has the link (wrong link or password)")
-        raise AssertionError("unreachable")
-
-    async def _offer_files(self) -> Accept | None:
-        self.send(self.offer.manifest)
-        self._set_state("offered")
-        message = await self.recv()
-        if isinstance(message, Decline):
-            return None
-        if not isinstance(message, Accept):
-            raise FrameError(f"expected accept, got {type(message).__name__}")
-        message.check(self.offer.manifest)
-        return message
-
-    async def _transfer(self, accept: Accept) -> None:
-        offsets = []
-        for source, answer in zip(self.offer.files, accept.files, strict=True):
-            offset = answer.offset
-            if offset:
-                held = -(-offset // CHUNK_SIZE)
-                if await source.prefix_digest(held) != answer.prefix:
-                    offset = 0  # not our bytes: start this file over
-            offsets.append(offset)
-        start = Start(tuple(offsets))
-        start.check(accept)
-        self.send(start)
-        self.report.total_bytes = self.offer.total_bytes
-        self.report.acked_bytes = sum(offsets)
-        self._set_state("sending")
-        pump = asyncio.create_task(self._pump(offsets))
-        reader = asyncio.create_task(self._read_answers())
-        try:
-            done, _ = await asyncio.wait({pump, reader}, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                task.result()  # raise the first failure
-            if not reader.done():
-                await reader
-        finally:
-            pump.cancel()
-            reader.cancel()
-        complete = self.complete.result()
-        mine = [await source.digest() for source in self.offer.files]
-        if list(complete.digests) != mine:
-            raise IntegrityError("the receiver's file digests differ from ours")
-        self.report.digests = [digest.hex() for digest in mine]
-        self._set_state("done")
-        await self.channel.drain()
-
-    async def _read_answers(self) -> None:
-        """Acks and nacks while sending; returns once `complete` arrived."""
-        while not self.complete.done():
-            self._on_message(await self.recv())
-
-    def _on_message(self, message: Any) -> None:
-        if isinstance(message, Ack):
-            self.window.acked(message.file, message.chunk)
-            self.report.acked_bytes += self.chunk_bytes.pop((message.file, message.chunk), 0)
-            self.listener(self.report)
-        elif isinstance(message, Nack):
-            self.rewind = self.window.nacked(message.file, message.chunk)
-            log.warning("receiver rejected file %d chunk %d; re-sending", message.file, message.chunk)
-        elif isinstance(message, Complete):
-            if len(self.window) or not self._done_sent:
-                raise FrameError("complete before done")
-            self.complete.set_result(message)
-        else:
-            raise FrameError(f"unexpected {type(message).__name__} while sending")
-        self.progress.set()
-
-    async def _wait_progress(self) -> None:
-        self.progress.clear()
-        await self.progress.wait()
-
-    async def _pump(self, offsets: list[int]) -> None:
-        """Send every chunk from the start offsets, within the window (go-back-N on nack)."""
-        files = self.offer.files
-        position = self._first_position(offsets, 0)
-        next_read: asyncio.Task[tuple[bytes, bytes]] | None = None
-        while True:
-            if self.rewind is not None:
-                position, self.rewind = self.rewind, None
-                self.chunk_bytes.clear()
-                if next_read is not None:
-                    next_read.cancel()
-                    next_read = None
-            file_index, chunk = position
-            if file_index == len(files):
-                if len(self.window):
-                    await self._wait_progress()
-                    continue
-                self.send(Done())
-                self._done_sent = True
-                return
-            source = files[file_index]
-            if chunk >= source.chunks:
-                self.send(FileDone(file_index, await source.digest()))
-                position = self._first_position(offsets, file_index + 1)
-                continue
-            if self.window.full:
-                await self._wait_progress()
-                continue
-            read = next_read or asyncio.create_task(source.read(chunk))
-            data, digest = await read
-            following = (file_index, chunk + 1)
-            next_read = (asyncio.create_task(source.read(chunk + 1))
-                         if chunk + 1 < source.chunks else None)
-            wire = faults.corrupt_once(file_index, chunk, data)
-            for piece in iter_pieces(file_index, chunk, wire, self.payload_limit):
-                await self.channel.send_binary(piece)
-                if self.rewind is not None:
-                    break
-            else:
-                self.send(ChunkEnd(file_index, chunk, len(data), digest))
-                self.window.sent(file_index, chunk)
-                self.chunk_bytes[(file_index, chunk)] = len(data)
-                position = following
-
-    @staticmethod
-    def _first_position(offsets: list[int], file_index: int) -> tuple[int, int]:
-        if file_index >= len(offsets):
-            return (len(offsets), 0)
-        return (file_index, -(-offsets[file_index] // CHUNK_SIZE))
+    peer: str
+    pc: RTCPeerConnection | None = None
+    channel: Channel | None = None
+    closed: bool = False
+    session: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    local_sdp: str = ""
+    remote_sdp: str = ""
+    nonce: bytes = b""  # ours, from hello
+    reads: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    pieces: asyncio.Task[None] | None = None
 
 
-class Sender:
+class Sender(MachineDriver):
     """Serves an Offer to every receiver that joins the room, several at once."""
 
     def __init__(self, offer: Offer, signaling: SignalingClient, listener: Listener,
-                 relay_only: bool = False) -> None:
+                 relay_only: bool = False, one_time: bool = False) -> None:
+        super().__init__(SenderMachine(offer.transfer, [f.entry for f in offer.files],
+                                       offer.password is not None, offer.iterations, one_time,
+                                       session_timing()))
         self.offer = offer
         self.signaling = signaling
         self.listener = listener
         self.relay_only = relay_only
-        self.connections: dict[str, _Connection] = {}
+        self.links: dict[str, _Link] = {}
         self.reports: dict[str, ReceiverReport] = {}
         self.finished = asyncio.Event()  # a one-time transfer completed, or the room closed
-        self.one_time = False
-        self._locked = False
 
-    async def run(self, one_time: bool = False) -> None:
-        """Serve until the room closes or, for a one-time link, one receiver is done."""
-        self.one_time = one_time
-        for peer in self.signaling.welcome.get("peers", []):
-            if peer["role"] == RECEIVER:
-                await self._offer_to(peer["peer"])
-        while not self.finished.is_set():
-            getter = asyncio.create_task(self.signaling.messages.get())
-            stopper = asyncio.create_task(self.finished.wait())
-            done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if getter not in done:
-                getter.cancel()
-                break
-            try:
-                await self._on_signaling(getter.result())
-            except Exception:  # noqa: BLE001 - one bad moment with one receiver must not stop the offer
-                log.exception("handling a signaling message failed")
-        for connection in list(self.connections.values()):
-            await connection.close()
+    async def run(self) -> None:
+        """Serve until the offer is over (one-time done, room gone, a source failed)."""
+        self.spawn(self._signaling_loop())
+        self.feed({"type": "peers", "peers": self.signaling.welcome.get("peers", [])})
+        finished: asyncio.Future[Any] = asyncio.ensure_future(self.finished.wait())
+        waiters: set[asyncio.Future[Any]] = {finished, self.stopped}
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if self.stopped.done():
+                self.stopped.result()
+        finally:
+            finished.cancel()
+            await self.shut_down()
+            for link in self.links.values():
+                if link.pc is not None:
+                    await close_quietly(link.pc)
 
-    async def _on_signaling(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
-        if kind == "peer-joined" and message.get("role") == RECEIVER:
-            await self._offer_to(message["peer"])
-        elif kind == "reconnected":
-            for peer in message["welcome"].get("peers", []):
-                connection = self.connections.get(peer["peer"])
-                if connection is None or connection.failed:
-                    await self._offer_to(peer["peer"])
-        elif kind == "signal":
-            data = message.get("data") or {}
-            connection = self.connections.get(message.get("from", ""))
-            if data.get("kind") == "answer" and connection is not None:
-                await connection.answered(data)
-            elif data.get("kind") == "restart":
-                await self._offer_to(message["from"])
-        elif kind == "room-closed":
-            self.finished.set()
-        elif kind == "error":
-            log.info("signaling: %s", message.get("message"))
+    def stop(self) -> None:
+        """The user stops sharing: every receiver is told (`cancelled`), then closed."""
+        self.feed({"type": "stop"})
 
-    async def _offer_to(self, peer: str) -> None:
-        if self.offer.failed_proofs >= MAX_FAILED_PROOFS:
-            log.warning("too many failed proofs; not serving %s", peer)
+    async def _signaling_loop(self) -> None:
+        while True:
+            message = await self.signaling.messages.get()
+            kind = message.get("type")
+            if kind == "peer-joined":
+                self.feed({"type": "peer_joined", "peer": message.get("peer"), "role": message.get("role")})
+            elif kind == "reconnected":
+                self.feed({"type": "peers", "peers": message["welcome"].get("peers", [])})
+            elif kind == "signal":
+                data = message.get("data") or {}
+                if data.get("kind") == "answer":
+                    self._answered(str(message.get("from")), data)
+                elif data.get("kind") == "restart":
+                    self.feed({"type": "restart", "peer": message.get("from")})
+            elif kind == "room-closed":
+                self.feed({"type": "room_gone", "reason": message.get("reason") or "the room is closed"})
+            elif kind == "error":
+                log.info("signaling: %s", message.get("message"))
+
+    # -- connections --------------------------------------------------------------------
+
+    def do_open_connection(self, action: Action) -> None:
+        link = self.links[action["conn"]] = _Link(action["peer"])
+        self.spawn(self._offer(action["conn"], link))
+
+    async def _offer(self, conn: str, link: _Link) -> None:
+        pc = await peer_connection(self.signaling.welcome.get("ice_servers", []), self.relay_only)
+        link.pc = pc
+        if link.closed:
+            await close_quietly(pc)
             return
-        old = self.connections.pop(peer, None)
-        if old is not None:
-            await old.close()
-        report = self.reports.setdefault(peer, ReceiverReport(peer))
-        connection = _Connection(self, peer, report)
-        self.connections[peer] = connection
-        await connection.start()
+        raw = pc.createDataChannel(CHANNEL_LABEL, ordered=True)
+        link.channel = Channel(raw, lambda data: self._on_data(conn, data),
+                               lambda: self._lost(conn, "the receiver's connection closed"))
 
-    def on_report(self, report: ReceiverReport) -> None:
-        if report.state == "authenticated" and self.one_time and not self._locked:
-            # The one receiver of a one-time link proved the key: no one else may join.
-            self._locked = True
-            asyncio.create_task(self.signaling.send({"type": "lock"}))
+        @raw.on("open")
+        def on_open() -> None:
+            link.nonce = secrets.token_bytes(32)
+            self.feed({"type": "channel_open", "conn": conn, "nonce": link.nonce})
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                self._lost(conn, f"the connection {pc.connectionState}")
+
+        await pc.setLocalDescription(await pc.createOffer())
+        link.local_sdp = pc.localDescription.sdp
+        if self.relay_only:
+            link.local_sdp = relay_only_sdp(link.local_sdp)
+        await self.signaling.signal(link.peer, {"kind": "offer", "session": link.session,
+                                                "sdp": link.local_sdp})
+
+    def _answered(self, peer: str, data: dict[str, Any]) -> None:
+        link = next((candidate for candidate in self.links.values()
+                     if candidate.peer == peer and candidate.session == data.get("session")), None)
+        sdp = data.get("sdp")
+        if link is None or link.pc is None or link.remote_sdp or not isinstance(sdp, str):
+            return  # an answer to an older offer, or a second one
+        link.remote_sdp = sdp  # as received: its fingerprints go into the MAC
+
+        pc = link.pc
+
+        async def apply() -> None:
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+            except (ValueError, RuntimeError) as error:  # a malformed answer: that connection fails
+                log.info("answer from %s refused: %s", peer, error)
+                await close_quietly(pc)
+
+        self.spawn(apply())
+
+    def _on_data(self, conn: str, data: str | bytes) -> None:
+        if isinstance(data, str):
+            self.feed({"type": "message", "conn": conn, "text": data})
+        else:
+            self.feed({"type": "piece", "conn": conn})
+
+    def _lost(self, conn: str, reason: str) -> None:
+        self.feed({"type": "connection_lost", "conn": conn, "reason": reason})
+
+    def do_send(self, action: Action) -> None:
+        channel = self.links[action["conn"]].channel
+        if channel is not None:
+            channel.send_text(encode_message(action["message"]))
+
+    def do_close(self, action: Action) -> None:
+        link = self.links[action["conn"]]
+        link.closed = True
+        if link.pieces is not None:
+            link.pieces.cancel()
+
+        async def close() -> None:
+            if link.channel is not None:
+                await link.channel.drain(1.0)
+            if link.pc is not None:
+                await close_quietly(link.pc)
+
+        self.spawn(close())
+
+    def do_lock_room(self, action: Action) -> None:
+        self.spawn(self.signaling.send({"type": "lock"}))
+
+    # -- authentication -----------------------------------------------------------------
+
+    def do_check_proof(self, action: Action) -> None:
+        link = self.links[action["conn"]]
+        handshake = Handshake(self.offer.room, sdp_fingerprints(link.local_sdp),
+                              sdp_fingerprints(link.remote_sdp), link.nonce, action["nonce"])
+        ok = handshake.verify(self.offer.auth_key, RECEIVER, action["mac"])
+        mac = handshake.mac(self.offer.auth_key, SENDER) if ok else None
+        self.feed({"type": "proof_checked", "conn": action["conn"], "ok": ok, "mac": mac}, first=True)
+
+    # -- data ---------------------------------------------------------------------------
+
+    def do_read_chunk(self, action: Action) -> None:
+        self.spawn(self._read(action["file"], action["chunk"], self.links[action["conn"]], action["conn"]))
+
+    def do_hash_chunk(self, action: Action) -> None:
+        self.spawn(self._read(action["file"], action["chunk"], None, None))
+
+    async def _read(self, file: int, chunk: int, link: _Link | None, conn: str | None) -> None:
+        try:
+            data, digest = await self.offer.files[file].read(chunk)
+        except OSError as error:
+            self.feed({"type": "read_failed", "file": file, "chunk": chunk,
+                       "message": f"cannot read {self.offer.files[file].path.name} any more: {error}"})
+            return
+        event: dict[str, Any] = {"type": "chunk_read", "file": file, "chunk": chunk, "size": len(data),
+                                 "digest": digest}
+        if link is not None:
+            link.reads[(file, chunk)] = data
+            event["conn"] = conn
+        self.feed(event)
+
+    def do_send_pieces(self, action: Action) -> None:
+        link = self.links[action["conn"]]
+        data = link.reads.pop((action["file"], action["chunk"]))
+        link.pieces = self.spawn(self._pieces(link, action["conn"], action["file"], action["chunk"], data))
+
+    async def _pieces(self, link: _Link, conn: str, file: int, chunk: int, data: bytes) -> None:
+        limit = piece_payload_limit(sdp_max_message_size(link.remote_sdp))
+        assert link.channel is not None
+        wire = faults.corrupt_once(file, chunk, data)
+        if wire is not data:
+            log.warning("fault injection: corrupting file %d chunk %d", file, chunk)
+        try:
+            for piece in iter_pieces(file, chunk, wire, limit):
+                await self.offer.pacer.take(len(piece))
+                await link.channel.send_binary(piece)
+        except ConnectionError:
+            return  # the channel closed: connection_lost follows
+        link.pieces = None
+        self.feed({"type": "pieces_sent", "conn": conn, "file": file, "chunk": chunk})
+
+    def do_stop_pieces(self, action: Action) -> None:
+        link = self.links[action["conn"]]
+        if link.pieces is not None:
+            link.pieces.cancel()
+            link.pieces = None
+
+    # -- what the user sees ---------------------------------------------------------------
+
+    def do_receiver(self, action: Action) -> None:
+        report = self.reports.setdefault(action["peer"], ReceiverReport(action["peer"]))
+        report.state = action["state"]
+        report.acked_bytes = action["acked"]
+        report.total_bytes = action["total"]
+        report.digests = action.get("digests", report.digests)
+        report.error = action.get("detail") if action["state"] in ("failed", "lost") else None
+        report.code = action.get("code")
+        if action["state"] == "lost":
+            log.info("receiver %s: %s", action["peer"], report.error)
         self.listener(report)
 
-    def session_ended(self, connection: _Connection) -> None:
-        if connection.report.state == "done" and self.one_time:
-            self.finished.set()
+    def do_progress(self, action: Action) -> None:
+        report = self.reports.setdefault(action["peer"], ReceiverReport(action["peer"]))
+        report.acked_bytes = action["acked"]
+        self.listener(report)
 
-
-class _Connection:
-    """One RTCPeerConnection to one receiver, from offer to the end of its session."""
-
-    def __init__(self, sender: Sender, peer: str, report: ReceiverReport) -> None:
-        self.sender = sender
-        self.peer = peer
-        self.report = report
-        self.session_id = secrets.token_urlsafe(12)
-        self.pc = RTCPeerConnection(
-            ice_configuration(sender.signaling.welcome.get("ice_servers", []), sender.relay_only)
-        )
-        self.channel = Channel(self.pc.createDataChannel(CHANNEL_LABEL, ordered=True))
-        self.local_sdp = ""
-        self.task: asyncio.Task[None] | None = None
-        self.failed = False
-
-    async def start(self) -> None:
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        self.local_sdp = self.pc.localDescription.sdp
-        if self.sender.relay_only:
-            self.local_sdp = relay_only_sdp(self.local_sdp)
-        await self.sender.signaling.signal(
-            self.peer, {"kind": "offer", "session": self.session_id, "sdp": self.local_sdp}
-        )
-
-    async def answered(self, data: dict[str, Any]) -> None:
-        if data.get("session") != self.session_id or self.task is not None:
-            return  # an answer to an older offer
-        sdp = data.get("sdp")
-        if not isinstance(sdp, str):
-            return
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
-        session = SendSession(self.sender.offer, self.channel, self.local_sdp, sdp,
-                              self.report, self.sender.on_report)
-        self.task = asyncio.create_task(self._run(session))
-
-    async def _run(self, session: SendSession) -> None:
-        try:
-            await session.run()
-        except Exception as error:  # noqa: BLE001 - one receiver's failure must not stop the others
-            self.failed = True
-            log.info("session with %s ended: %s", self.peer, error)
-        finally:
-            await close_quietly(self.pc)
-            self.sender.session_ended(self)
-
-    async def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-        await close_quietly(self.pc)
+    def do_finished(self, action: Action) -> None:
+        log.info("the offer is over: %s", action["reason"])
+        self.finished.set()

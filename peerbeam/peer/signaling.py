@@ -18,9 +18,10 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from .timing import TIMING
+
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 240.0
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 REFUSALS = {
@@ -63,7 +64,7 @@ class SignalingClient:
         except BaseException:
             await self._session.close()
             raise
-        self._tasks = [asyncio.create_task(self._heartbeat())]
+        self._keep(asyncio.create_task(self._heartbeat()))
         return self.welcome
 
     def _query(self) -> str:
@@ -95,7 +96,12 @@ class SignalingClient:
         self._socket = socket
         self._connected.set()
         reader = asyncio.create_task(self._read(socket))
-        self._tasks.append(reader)
+        self._keep(reader)
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        """Hold a reference to every running task (so it is neither collected nor lost
+        at close), dropping those that ended."""
+        self._tasks = [t for t in self._tasks if not t.done()] + [task]
 
     async def _read(self, socket: aiohttp.ClientWebSocketResponse) -> None:
         async for frame in socket:
@@ -108,7 +114,7 @@ class SignalingClient:
         if self._closing or socket is not self._socket:
             return
         self._connected.clear()
-        asyncio.create_task(self._reconnect())
+        self._keep(asyncio.create_task(self._reconnect()))
 
     async def _reconnect(self) -> None:
         for attempt in range(1000):
@@ -124,20 +130,29 @@ class SignalingClient:
                     self._closing = True
                     return
                 log.info("signaling reconnect refused (%s); retrying", refusal.status)
-            except (TimeoutError, OSError, aiohttp.ClientError) as error:
+            except (TimeoutError, OSError, ValueError, KeyError, aiohttp.ClientError) as error:
                 log.info("signaling reconnect failed: %s", error)
             else:
+                log.info("signaling reconnected after %d attempt(s)", attempt + 1)
                 await self.messages.put({"type": "reconnected", "welcome": self.welcome})
                 return
 
     async def _heartbeat(self) -> None:
+        """Ping for as long as the client lives: a ping that cannot go out now (the
+        socket is down and reconnecting) is skipped, never the end of the heartbeat."""
         while not self._closing:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            await self.send({"type": "ping"})
+            await asyncio.sleep(TIMING.heartbeat)
+            if not self._connected.is_set():
+                continue
+            try:
+                await self.send({"type": "ping"})
+                log.info("signaling heartbeat sent")
+            except (ConnectionError, RuntimeError, TimeoutError, aiohttp.ClientError) as error:
+                log.info("signaling heartbeat not sent: %s", error)
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send, waiting (bounded) for a reconnect if the socket is down."""
-        await asyncio.wait_for(self._connected.wait(), 60)
+        await asyncio.wait_for(self._connected.wait(), TIMING.signaling_send_wait)
         assert self._socket is not None
         await self._socket.send_str(json.dumps(message))
 

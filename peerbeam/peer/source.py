@@ -1,7 +1,8 @@
 """Files being sent: metadata for the manifest, chunk reads with their digests.
 
-Digests are kept per file for the life of the offer (32 bytes per MiB), so a
-receiver that resumes has its prefix checked without reading the file again.
+The sender machine keeps the digests for the life of the offer (32 bytes per MiB), so a
+receiver that resumes has its prefix checked without reading the file again, and a chunk
+that reads back differently is noticed (the file changed).
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import os
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..transfer import CHUNK_SIZE, chunk_count, chunk_digest, chunk_length, file_digest
+from ..transfer import CHUNK_SIZE, chunk_count, chunk_digest, chunk_length
 from ..transfer.messages import FileEntry
+from . import faults
 
 
 @dataclass
@@ -21,7 +24,6 @@ class SourceFile:
     path: Path
     size: int
     mtime_ms: int
-    digests: list[bytes] = field(default_factory=list)
 
     @classmethod
     def open(cls, path: Path) -> SourceFile:
@@ -40,6 +42,8 @@ class SourceFile:
         return chunk_count(self.size)
 
     def _read(self, index: int) -> tuple[bytes, bytes]:
+        if delay := faults.slow_read():
+            time.sleep(delay)  # runs in a worker thread, like the read itself
         length = chunk_length(self.size, index)
         with open(self.path, "rb", buffering=0) as handle:
             data = os.pread(handle.fileno(), length, index * CHUNK_SIZE)
@@ -49,22 +53,4 @@ class SourceFile:
 
     async def read(self, index: int) -> tuple[bytes, bytes]:
         """Chunk bytes and digest, read and hashed off the event loop."""
-        data, digest = await asyncio.to_thread(self._read, index)
-        self._remember(index, digest)
-        return data, digest
-
-    def _remember(self, index: int, digest: bytes) -> None:
-        if index == len(self.digests):
-            self.digests.append(digest)
-        elif index < len(self.digests) and self.digests[index] != digest:
-            raise OSError(f"{self.path.name} changed while it was being sent")
-
-    async def prefix_digest(self, chunks: int) -> bytes:
-        """file_digest of the first `chunks` chunks, hashing from disk what is not known."""
-        while len(self.digests) < chunks:
-            _, digest = await asyncio.to_thread(self._read, len(self.digests))
-            self.digests.append(digest)
-        return file_digest(self.digests[:chunks])
-
-    async def digest(self) -> bytes:
-        return await self.prefix_digest(self.chunks)
+        return await asyncio.to_thread(self._read, index)

@@ -1,4 +1,4 @@
-"""Where the receiver keeps files, partial and finished, so it can resume.
+"""Where the CLI receiver keeps files, partial and finished, so it can resume.
 
 In the target directory ``DIR``:
 
@@ -14,27 +14,49 @@ record notes that count; on resume, chunks past it are re-hashed from disk befor
 they are claimed, so a crash can cost at most that much re-transfer, never a
 wrong byte. A finished file is renamed to its name (numbered if taken), and its
 record stays until the whole transfer is complete, so a re-run skips it.
+
+Which record serves which file is the protocol's rule (peerbeam.transfer.resume); this
+module only finds the records, checks what they hold, and does the writing. Files are
+opened when their first chunk arrives and closed when they are finished, so a transfer of
+many files holds two descriptors at a time, not two per file.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
+import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..transfer import CHUNK_SIZE, chunk_count, chunk_digest, chunk_length, file_digest
+from ..transfer import CHUNK_SIZE, chunk_count, chunk_digest, chunk_length
+from ..transfer.errors import DISK_FULL, STORAGE_ERROR
 from ..transfer.filenames import numbered_filename, sanitize_filename
-from ..transfer.messages import FileEntry, Manifest
+from ..transfer.messages import Manifest
+from ..transfer.resume import Record as HeldRecord
 
 JOURNAL = ".peerbeam"
 PART_SUFFIX = ".peerbeam-part"
 SYNC_EVERY = 64
 DIGEST_SIZE = 32
+# Room left on the disk beyond the files themselves (journals, the file system's own needs).
+FREE_SPACE_MARGIN = 64 * 1024 * 1024
+_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 class StorageError(Exception):
-    """Cannot write where asked (permissions, disk full)."""
+    """Cannot write where asked. `code`: disk_full or storage_error (protocol.md §12)."""
+
+    def __init__(self, message: str, code: str = STORAGE_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @classmethod
+    def of(cls, error: OSError, what: Path) -> StorageError:
+        code = DISK_FULL if error.errno in _FULL else STORAGE_ERROR
+        return cls(f"cannot write {what}: {error.strerror}", code)
 
 
 @dataclass
@@ -49,6 +71,12 @@ class Record:
     complete: bool = False
 
 
+def same_name_key(name: str) -> str:
+    """Two names that one file system may take for the same file: case-insensitive ones
+    (macOS and Windows by default) and Unicode-normalising ones (NFC vs NFD)."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 class PartialFile:
     """One file of a transfer on disk, growing chunk by chunk."""
 
@@ -57,7 +85,7 @@ class PartialFile:
         self.record = record
         self._data_fd: int | None = None
         self._digest_fd: int | None = None
-        self.digests: list[bytes] = []
+        self.digests: list[bytes] = []  # held, from chunk 0
 
     @property
     def key(self) -> str:
@@ -78,6 +106,12 @@ class PartialFile:
     @property
     def final_path(self) -> Path:
         return self.directory / self.record.saved_name
+
+    def held(self) -> HeldRecord:
+        """What this file holds, as the protocol's matching sees it."""
+        r = self.record
+        return HeldRecord(self.key, r.transfer, r.index, r.name, r.size, r.chunk_size, r.complete,
+                          tuple(self.digests))
 
     def save_record(self) -> None:
         path = self.record_path
@@ -123,36 +157,45 @@ class PartialFile:
         return [raw[i : i + DIGEST_SIZE] for i in range(0, usable, DIGEST_SIZE)]
 
     @property
-    def held_offset(self) -> int:
+    def held_bytes(self) -> int:
         return min(len(self.digests) * CHUNK_SIZE, self.record.size)
-
-    @property
-    def prefix(self) -> bytes:
-        return file_digest(self.digests)
 
     # -- writing --------------------------------------------------------------------
 
-    def open_for_writing(self, start_chunk: int) -> None:
-        """Keep chunks below start_chunk (held, confirmed by the sender), drop the rest."""
+    def reset(self, free_name: str) -> None:
+        """The sender's prefix check failed: this file starts over from chunk 0. A file
+        that was complete stays as it is, and the new one gets a name of its own."""
+        self.close()
         if self.record.complete:
-            return
-        self.digests = self.digests[:start_chunk]
-        self.record.synced_chunks = min(self.record.synced_chunks, start_chunk)
-        self.save_record()
+            self.record.complete = False
+            self.record.saved_name = free_name
+        self.digests = []
+        self.record.synced_chunks = 0
+        self.digests_path.unlink(missing_ok=True)
+        self.part_path.unlink(missing_ok=True)
+
+    def _open(self) -> None:
+        """Keep the held chunks, drop whatever lies beyond them, and write from there."""
+        start = len(self.digests)
+        self.record.synced_chunks = min(self.record.synced_chunks, start)
         try:
+            self.save_record()
             self._data_fd = os.open(self.part_path, os.O_RDWR | os.O_CREAT, 0o644)
-            os.ftruncate(self._data_fd, min(start_chunk * CHUNK_SIZE, self.record.size))
+            os.ftruncate(self._data_fd, min(start * CHUNK_SIZE, self.record.size))
             self._digest_fd = os.open(self.digests_path, os.O_RDWR | os.O_CREAT, 0o644)
-            os.ftruncate(self._digest_fd, len(self.digests) * DIGEST_SIZE)
+            os.ftruncate(self._digest_fd, start * DIGEST_SIZE)
             os.lseek(self._digest_fd, 0, os.SEEK_END)
         except OSError as error:
-            raise StorageError(f"cannot write {self.part_path}: {error.strerror}") from error
+            self.close()
+            raise StorageError.of(error, self.part_path) from error
 
     def write_chunk(self, chunk: int, data: bytes | bytearray, digest: bytes) -> None:
         """Blocking: call from a worker thread. The chunk is written when this returns."""
-        assert self._data_fd is not None and self._digest_fd is not None
         if chunk != len(self.digests):
-            raise StorageError(f"chunk {chunk} written out of order")
+            raise StorageError(f"chunk {chunk} of {self.record.saved_name} written out of order")
+        if self._data_fd is None:
+            self._open()
+        assert self._data_fd is not None and self._digest_fd is not None
         try:
             view = memoryview(data)
             position = chunk * CHUNK_SIZE
@@ -161,7 +204,7 @@ class PartialFile:
                 view, position = view[written:], position + written
             os.write(self._digest_fd, digest)
         except OSError as error:
-            raise StorageError(f"cannot write {self.part_path}: {error.strerror}") from error
+            raise StorageError.of(error, self.part_path) from error
         self.digests.append(digest)
         if len(self.digests) - self.record.synced_chunks >= SYNC_EVERY:
             self.sync()
@@ -169,28 +212,34 @@ class PartialFile:
     def sync(self) -> None:
         if self._data_fd is None or self._digest_fd is None:
             return
-        os.fsync(self._data_fd)
-        os.fsync(self._digest_fd)
-        self.record.synced_chunks = len(self.digests)
-        self.save_record()
+        try:
+            os.fsync(self._data_fd)
+            os.fsync(self._digest_fd)
+            self.record.synced_chunks = len(self.digests)
+            self.save_record()
+        except OSError as error:
+            raise StorageError.of(error, self.part_path) from error
 
     def finish(self) -> Path:
         """All chunks verified: close, move to its own name, remember it is complete."""
         if self.record.complete:
             return self.final_path
-        self.sync()
-        self.close()
-        if not self.part_path.exists():  # an empty file never had a chunk written
-            self.part_path.touch()
-        final = self.final_path
-        number = 1
-        while final.exists():
-            final = self.directory / numbered_filename(self.record.saved_name, number)
-            number += 1
-        os.replace(self.part_path, final)
-        self.record.saved_name = final.name
-        self.record.complete = True
-        self.save_record()
+        try:
+            self.sync()
+            self.close()
+            if not self.part_path.exists():  # a file with no chunk to write (empty, or held)
+                self.part_path.touch()
+            final = self.final_path
+            number = 1
+            while final.exists():
+                final = self.directory / numbered_filename(self.record.saved_name, number)
+                number += 1
+            os.replace(self.part_path, final)
+            self.record.saved_name = final.name
+            self.record.complete = True
+            self.save_record()
+        except OSError as error:
+            raise StorageError.of(error, self.part_path) from error
         return final
 
     def close(self) -> None:
@@ -211,6 +260,7 @@ class ReceiveDirectory:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
+        self.loaded: dict[str, PartialFile] = {}
 
     def _records(self) -> list[Record]:
         journal = self.directory / JOURNAL
@@ -218,55 +268,59 @@ class ReceiveDirectory:
             return []
         records = []
         for path in sorted(journal.glob("*.json")):
-            try:
-                records.append(Record(**json.loads(path.read_text())))
-            except (ValueError, TypeError):
-                continue  # a damaged record: ignore it, the data is re-sent
+            if not path.name.startswith("member-"):
+                try:
+                    records.append(Record(**json.loads(path.read_text())))
+                except (ValueError, TypeError):
+                    continue  # a damaged record: ignore it, the data is re-sent
         return records
 
-    def match(self, manifest: Manifest) -> list[PartialFile]:
-        """A PartialFile per manifest file: same transfer first, then same name and
-        size from another transfer (protocol.md §10), else a new one."""
-        records = self._records()
-        used: set[tuple[str, int]] = set()
-        taken = {r.saved_name for r in records}
+    def held(self, manifest: Manifest) -> list[HeldRecord]:
+        """The records that may hold files of this manifest (same name, size and chunk
+        size), with what each holds checked on disk. Blocking: call from a thread."""
+        wanted = {(entry.name, entry.size) for entry in manifest.files}
+        self.loaded = {}
+        for record in self._records():
+            if (record.name, record.size) in wanted and record.chunk_size == manifest.chunk_size:
+                partial = PartialFile(self.directory, record)
+                partial.load_held()
+                self.loaded[partial.key] = partial
+        return [partial.held() for partial in self.loaded.values()]
+
+    def prepare(self, manifest: Manifest, chosen: list[str | None]) -> list[PartialFile]:
+        """A PartialFile per manifest file: the record chosen for it (by
+        peerbeam.transfer.resume.match_records), or a new one under a free name. Refuses
+        (disk_full) when the disk cannot hold what is still to come."""
+        needed = 0
         files: list[PartialFile] = []
-        for index, entry in enumerate(manifest.files):
-            record = self._find(records, used, manifest, index, entry)
-            if record is None:
+        taken = {same_name_key(p.record.saved_name) for p in self.loaded.values()}
+        for index, (entry, key) in enumerate(zip(manifest.files, chosen, strict=True)):
+            partial = self.loaded.get(key) if key is not None else None
+            if partial is None:
                 record = Record(manifest.transfer, index, entry.name, entry.size,
-                                manifest.chunk_size, self._free_name(entry.name, taken))
-            else:
-                used.add((record.transfer, record.index))
-            taken.add(record.saved_name)
-            partial = PartialFile(self.directory, record)
-            partial.load_held()
+                                manifest.chunk_size, self.free_name(entry.name, taken))
+                partial = PartialFile(self.directory, record)
+            taken.add(same_name_key(partial.record.saved_name))
+            needed += entry.size - partial.held_bytes
             files.append(partial)
+        free = shutil.disk_usage(self.directory).free
+        if needed + FREE_SPACE_MARGIN > free:
+            raise StorageError(
+                f"these files need {needed} bytes more but {self.directory} has {free} free",
+                DISK_FULL)
         return files
 
-    @staticmethod
-    def _find(records: list[Record], used: set[tuple[str, int]], manifest: Manifest,
-              index: int, entry: FileEntry) -> Record | None:
-        for same_transfer in (True, False):
-            for record in records:
-                if (record.transfer, record.index) in used:
-                    continue
-                if same_transfer and (record.transfer != manifest.transfer or record.index != index):
-                    continue
-                if (record.name, record.size, record.chunk_size) == (
-                    entry.name, entry.size, manifest.chunk_size
-                ):
-                    return record
-        return None
-
-    def _free_name(self, name: str, taken: set[str]) -> str:
+    def free_name(self, name: str, taken: set[str]) -> str:
+        """A name for `name` in DIR that no file there and no file of this transfer has,
+        also when the file system ignores case or Unicode normalisation."""
+        try:
+            present = {same_name_key(existing) for existing in os.listdir(self.directory)}
+        except OSError:
+            present = set()
         base = sanitize_filename(name)
         candidate, number = base, 1
-        while (
-            candidate in taken
-            or (self.directory / candidate).exists()
-            or (self.directory / (candidate + PART_SUFFIX)).exists()
-        ):
+        while (same_name_key(candidate) in taken or same_name_key(candidate) in present
+               or same_name_key(candidate + PART_SUFFIX) in present):
             candidate = numbered_filename(base, number)
             number += 1
         return candidate

@@ -2,7 +2,7 @@
 
 | path           | what                                                          |
 |----------------|---------------------------------------------------------------|
-| ``/``          | the static web client (``webclient/``)                        |
+| ``/``          | the static web client (``peerbeam.website``)                  |
 | ``/config.json``| where the web client finds the API and the WebSocket         |
 | ``/api/...``   | REST: API Gateway-shaped events into the app.py handlers      |
 | ``/ws``        | WebSocket: $connect / $default / $disconnect into app.py      |
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,39 +23,35 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.abc import AbstractAccessLogger
 from chalice.local import LambdaContext
 
+from ..website import INDEX, WEBCLIENT_DIR, content_type, security_headers
 from .connections import LocalConnections, LocalManagementSession
 from .events import LOCAL_STAGE, RestEvents, new_connection_id, websocket_event
 
 log = logging.getLogger("peerbeam.server")
 
-WEBCLIENT_DIR = Path(__file__).resolve().parent.parent.parent / "webclient"
 # Frames above the relay's own 64 KiB limit must reach the handler so it can
 # answer with message_too_large; far larger ones are cut off like API Gateway does.
 MAX_FRAME_BYTES = 1024 * 1024
 HANDLER_THREADS = 16
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-        "connect-src 'self' ws: wss:; worker-src 'self'; object-src 'none'; base-uri 'none'; "
-        "form-action 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-}
 
-CONTENT_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".mjs": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".json": "application/json",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".ico": "image/x-icon",
-    ".webmanifest": "application/manifest+json",
-}
+@dataclass(frozen=True)
+class SocketLimits:
+    """API Gateway's WebSocket limits, which clients must live with, applied locally too
+    so that every run of the product exercises the reconnects they cause. Tests shorten
+    them (PEERBEAM_WS_MAX_LIFE, PEERBEAM_WS_IDLE_TIMEOUT, seconds)."""
+
+    max_life: float = 2 * 3600.0  # every connection is closed after 2 hours
+    idle_timeout: float = 600.0  # ... and after 10 minutes without a frame from the client
+
+    @classmethod
+    def from_env(cls) -> SocketLimits:
+        base = cls()
+        return cls(float(os.environ.get("PEERBEAM_WS_MAX_LIFE") or base.max_life),
+                   float(os.environ.get("PEERBEAM_WS_IDLE_TIMEOUT") or base.idle_timeout))
+
+
+SECURITY_HEADERS = security_headers()
 
 
 class PathOnlyAccessLogger(AbstractAccessLogger):
@@ -69,8 +67,10 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
 class LocalGateway:
     """Invokes app.py the way API Gateway and Lambda would, one request at a time per socket."""
 
-    def __init__(self, app_module: Any, webclient_dir: Path, scheme: str) -> None:
+    def __init__(self, app_module: Any, webclient_dir: Path, scheme: str,
+                 limits: SocketLimits | None = None) -> None:
         self.app_module = app_module
+        self.limits = limits or SocketLimits.from_env()
         self.webclient_dir = webclient_dir
         self.scheme = scheme
         self.connections: LocalConnections | None = None
@@ -143,10 +143,21 @@ class LocalGateway:
             )
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, autoping=True)
         self._sockets.add(ws)
+        loop = asyncio.get_running_loop()
+        end_of_life = loop.time() + self.limits.max_life
         try:
             await ws.prepare(request)
             writer = asyncio.create_task(self.connections.pump(queue, ws))
-            async for frame in ws:
+            while True:
+                wait = min(self.limits.idle_timeout, end_of_life - loop.time())
+                try:
+                    frame = await ws.receive(timeout=max(wait, 0.001))
+                except TimeoutError:
+                    # Idle for too long, or at the end of its life: API Gateway closes it.
+                    await ws.close(code=WSCloseCode.GOING_AWAY)
+                    break
+                if frame.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                    break
                 if frame.type == WSMsgType.TEXT:
                     body = frame.data
                 elif frame.type == WSMsgType.BINARY:
@@ -175,13 +186,14 @@ class LocalGateway:
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     async def static(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info.get("path") or "index.html"
+        name = request.match_info.get("path") or INDEX
         root = self.webclient_dir.resolve()
         target = (root / name).resolve()
         if root not in target.parents or not target.is_file():
             raise web.HTTPNotFound(text="Not found")
-        content_type = CONTENT_TYPES.get(target.suffix, "application/octet-stream")
-        headers = {"Content-Type": content_type, "Cache-Control": "no-cache", **SECURITY_HEADERS}
+        headers = {
+            "Content-Type": content_type(target.name), "Cache-Control": "no-cache", **SECURITY_HEADERS
+        }
         return web.FileResponse(target, headers=headers)
 
 

@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ..private_files import write_private
+
 
 def ensure_certificate(data_dir: Path, hosts: list[str]) -> tuple[Path, Path]:
     cert_path, key_path = data_dir / "tls-cert.pem", data_dir / "tls-key.pem"
@@ -44,14 +46,11 @@ def ensure_certificate(data_dir: Path, hosts: list[str]) -> tuple[Path, Path]:
         .sign(key, hashes.SHA256())
     )
     data_dir.mkdir(parents=True, exist_ok=True)
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
+    write_private(key_path, key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
 

@@ -14,14 +14,12 @@ from .auth import (
     MIN_ITERATIONS,
     RECEIVER,
     SENDER,
+    Handshake,
     Role,
-    compute_mac,
     derive_auth_key,
     new_nonce,
     sdp_fingerprint_list,
     sdp_fingerprints,
-    transcript,
-    verify_mac,
 )
 from .chunks import (
     ChunkAssembler,
@@ -142,7 +140,7 @@ __all__ = [
     "chunk_count",
     "chunk_digest",
     "chunk_length",
-    "compute_mac",
+    "Handshake",
     "decode_piece",
     "derive_auth_key",
     "encode_message",
@@ -161,6 +159,4 @@ __all__ = [
     "sdp_fingerprint_list",
     "sdp_fingerprints",
     "sdp_max_message_size",
-    "transcript",
-    "verify_mac",
 ]

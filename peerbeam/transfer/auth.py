@@ -19,6 +19,7 @@ import re
 import secrets
 import struct
 import unicodedata
+from dataclasses import dataclass
 from typing import Literal
 
 from .errors import SdpError
@@ -40,7 +41,7 @@ PBKDF2_NAME = "pbkdf2-sha256"
 # so it can be raised later without a protocol change; receivers bound it so that a hostile
 # sender can neither downgrade the stretching nor freeze the receiver's tab.
 DEFAULT_ITERATIONS = 600_000
-MIN_ITERATIONS = 100_000
+MIN_ITERATIONS = 600_000
 MAX_ITERATIONS = 10_000_000
 MAX_AUTH_ATTEMPTS = 5  # password tries per connection before the sender hangs up
 
@@ -174,77 +175,55 @@ def _field(value: bytes) -> bytes:
     return struct.pack(">I", len(value)) + value
 
 
-def transcript(
-    role: Role,
-    room: str,
-    sender_fingerprints: str,
-    receiver_fingerprints: str,
-    sender_nonce: bytes,
-    receiver_nonce: bytes,
-) -> bytes:
-    """The bytes a MAC covers: seven fields, each u32 big-endian length || bytes:
-
-    label "peerbeam/v1/auth", prover role, room, sender fingerprints, receiver
-    fingerprints, sender nonce (raw 32 bytes), receiver nonce (raw 32 bytes).
-
-    The role makes the sender's and the receiver's MAC different (no reflection);
-    the nonces make them fresh (no replay of an old connection's MAC).
+@dataclass(frozen=True)
+class Handshake:
+    """What one connection's authentication binds (protocol.md §5.3): the room, both
+    sides' DTLS fingerprints as this peer sees them, and both nonces. Each side builds it
+    from the SDPs it sent and received, so a man in the middle makes the two views differ.
     """
-    if role not in (SENDER, RECEIVER):
-        raise ValueError("role must be 'sender' or 'receiver'")
-    for name, nonce in (("sender", sender_nonce), ("receiver", receiver_nonce)):
-        if not isinstance(nonce, bytes | bytearray) or len(nonce) != NONCE_SIZE:
-            raise ValueError(f"{name} nonce must be {NONCE_SIZE} bytes")
-    for name, fps in (("sender", sender_fingerprints), ("receiver", receiver_fingerprints)):
-        if not isinstance(fps, str) or not fps or not fps.isascii():
-            raise ValueError(f"{name} fingerprints must be the non-empty canonical text")
-    return b"".join(
-        (
-            _field(TRANSCRIPT_LABEL),
-            _field(role.encode("ascii")),
-            _field(validate_room(room).encode("utf-8")),
-            _field(sender_fingerprints.encode("ascii")),
-            _field(receiver_fingerprints.encode("ascii")),
-            _field(bytes(sender_nonce)),
-            _field(bytes(receiver_nonce)),
+
+    room: str
+    sender_fingerprints: str
+    receiver_fingerprints: str
+    sender_nonce: bytes
+    receiver_nonce: bytes
+
+    def __post_init__(self) -> None:
+        validate_room(self.room)
+        for name, nonce in (("sender", self.sender_nonce), ("receiver", self.receiver_nonce)):
+            if not isinstance(nonce, bytes | bytearray) or len(nonce) != NONCE_SIZE:
+                raise ValueError(f"{name} nonce must be {NONCE_SIZE} bytes")
+        for name, fps in (("sender", self.sender_fingerprints), ("receiver", self.receiver_fingerprints)):
+            if not isinstance(fps, str) or not fps or not fps.isascii():
+                raise ValueError(f"{name} fingerprints must be the non-empty canonical text")
+
+    def transcript(self, role: Role) -> bytes:
+        """The bytes a MAC covers: seven fields, each u32 big-endian length || bytes:
+
+        label "peerbeam/v1/auth", prover role, room, sender fingerprints, receiver
+        fingerprints, sender nonce (raw 32 bytes), receiver nonce (raw 32 bytes).
+
+        The role makes the sender's and the receiver's MAC different (no reflection);
+        the nonces make them fresh (no replay of an old connection's MAC).
+        """
+        if role not in (SENDER, RECEIVER):
+            raise ValueError("role must be 'sender' or 'receiver'")
+        return b"".join(
+            (
+                _field(TRANSCRIPT_LABEL),
+                _field(role.encode("ascii")),
+                _field(self.room.encode("utf-8")),
+                _field(self.sender_fingerprints.encode("ascii")),
+                _field(self.receiver_fingerprints.encode("ascii")),
+                _field(bytes(self.sender_nonce)),
+                _field(bytes(self.receiver_nonce)),
+            )
         )
-    )
 
+    def mac(self, auth_key: bytes, role: Role) -> bytes:
+        """HMAC-SHA256(auth_key, transcript): what `role` sends to prove the key."""
+        return hmac.new(auth_key, self.transcript(role), hashlib.sha256).digest()
 
-def compute_mac(
-    auth_key: bytes,
-    role: Role,
-    room: str,
-    sender_fingerprints: str,
-    receiver_fingerprints: str,
-    sender_nonce: bytes,
-    receiver_nonce: bytes,
-) -> bytes:
-    """HMAC-SHA256(auth_key, transcript(...)): what `role` sends to prove the key."""
-    data = transcript(
-        role, room, sender_fingerprints, receiver_fingerprints, sender_nonce, receiver_nonce
-    )
-    return hmac.new(auth_key, data, hashlib.sha256).digest()
-
-
-def verify_mac(
-    auth_key: bytes,
-    mac: bytes,
-    role: Role,
-    room: str,
-    sender_fingerprints: str,
-    receiver_fingerprints: str,
-    sender_nonce: bytes,
-    receiver_nonce: bytes,
-) -> bool:
-    """Constant-time check of the MAC the peer playing `role` sent."""
-    expected = compute_mac(
-        auth_key,
-        role,
-        room,
-        sender_fingerprints,
-        receiver_fingerprints,
-        sender_nonce,
-        receiver_nonce,
-    )
-    return hmac.compare_digest(expected, bytes(mac))
+    def verify(self, auth_key: bytes, role: Role, mac: bytes) -> bool:
+        """Constant-time check of the MAC the peer playing `role` sent."""
+        return hmac.compare_digest(self.mac(auth_key, role), bytes(mac))

@@ -14,8 +14,8 @@ MIB = 1024 * KIB
 CHUNK_SIZE = 1 * MIB
 
 # Largest payload of one binary message. 256 KiB messages were the fastest measured
-# (docs: DESIGN.md section 5); the header comes on top, and senders also stay under the
-# peer's SCTP max-message-size (see frames.piece_payload_limit).
+# between browsers (docs/measurements.md); the header comes on top, and senders also stay
+# under the peer's SCTP max-message-size (see frames.piece_payload_limit).
 MAX_PIECE_PAYLOAD = 256 * KIB
 
 # Text (JSON) messages are at most 64 KiB of UTF-8: aiortc, and RFC 8841 peers that
@@ -31,7 +31,9 @@ BUFFERED_LOW_WATER = 2 * MIB
 
 # A chunk index is a u32 in the binary header, so a file has at most 2**32 chunks.
 MAX_FILE_SIZE = CHUNK_SIZE * 2**32  # 4 PiB; also below JavaScript's 2**53 safe integers
-MAX_FILES = 1000  # the manifest must fit one text message anyway
+# Every per-file message must fit one 64 KiB text message: the worst is an `accept` that
+# resumes every file (about 105 bytes a file), which fits 623 files; 500 leaves room.
+MAX_FILES = 500
 MAX_NAME_BYTES = 1024  # UTF-8 bytes of a file name in the manifest (saving truncates more)
 MAX_TYPE_CHARS = 255
 MAX_ERROR_MESSAGE_CHARS = 1000

@@ -11,11 +11,12 @@ async (v) => {
 
   out.linksValid = v.links.valid.map((c) => {
     const l = link.parseLink(c.url);
-    const again = link.parseLink(link.makeLink(l.baseUrl, l.room, l.key));
-    return [l.baseUrl, l.room, hex(l.key), again.room === l.room && hex(again.key) === hex(l.key)];
+    const again = link.parseLink(link.makeLink(l.baseUrl, l.room, l.key, l.password));
+    return [l.baseUrl, l.room, hex(l.key), l.password,
+      again.room === l.room && hex(again.key) === hex(l.key) && again.password === l.password];
   });
   out.linksInvalid = v.links.invalid.map((c) => code(() => link.parseLink(c.url)));
-  out.linksMake = v.links.make.map((c) => link.makeLink(c.base_url, c.room, fromHex(c.key_hex)));
+  out.linksMake = v.links.make.map((c) => link.makeLink(c.base_url, c.room, fromHex(c.key_hex), c.password));
 
   out.authKeys = [];
   for (const c of v.auth_keys) {

@@ -40,7 +40,7 @@ def results(server: LocalServer, browser_a: Any) -> dict[str, Any]:
 
 def test_links(results: dict[str, Any]) -> None:
     assert results["linksValid"] == [
-        [c["base_url"], c["room"], c["key_hex"], True] for c in VECTORS["links"]["valid"]
+        [c["base_url"], c["room"], c["key_hex"], c["password"], True] for c in VECTORS["links"]["valid"]
     ]
     assert results["linksInvalid"] == [c["code"] for c in VECTORS["links"]["invalid"]]
     assert results["linksMake"] == [c["link"] for c in VECTORS["links"]["make"]]

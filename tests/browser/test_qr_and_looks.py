@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
-from pyzbar.pyzbar import ZBarSymbol, decode
+from pyzbar.pyzbar import ZBarSymbol, decode  # type: ignore[import-untyped]  # pyzbar ships no type hints
 
 from tests.fixtures.servers import LocalServer
 

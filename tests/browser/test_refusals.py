@@ -123,7 +123,8 @@ def test_wrong_password_then_right_one_and_nothing_leaks(
     wait_done(receiver, sender)
     assert opfs_files(receiver)[f"picked/{source.name}"] == [source.stat().st_size, sha256_file(source)]
 
-    key = link.rsplit(".", 1)[1]
+    assert link.endswith(".p")  # the link says a password is set (protocol.md 3)
+    key = link.split("#", 1)[1].split(".")[1]
     assert len(wiretap.sent) > 10  # the tap saw the signaling traffic
     assert any("signal" in text for text in wiretap.sent)
     secrets = [key, base64.urlsafe_b64decode(key + "==").hex(), password, "incorrect pony",

@@ -4,9 +4,8 @@
  * another (the protocol is ordered, and handlers await WebCrypto), JSON out, the
  * bufferedAmount flow control of protocol.md section 9, and the keepalive of section 11.
  */
-import {
-  BUFFERED_HIGH_WATER, BUFFERED_LOW_WATER, DEAD_AFTER_MS, PING_AFTER_MS,
-} from "./protocol/constants.js";
+import { BUFFERED_HIGH_WATER, BUFFERED_LOW_WATER } from "./protocol/constants.js";
+import { TIMING } from "./timing.js";
 import { ProtocolError, WIRE_CODES, INTERNAL } from "./protocol/errors.js";
 import { encodeMessage, parseMessage } from "./protocol/messages.js";
 
@@ -16,6 +15,15 @@ import { encodeMessage, parseMessage } from "./protocol/messages.js";
  *            onPiece: (data: ArrayBuffer) => Promise<void> | void,
  *            onClose: (error: ProtocolError | null, remote: boolean) => void}} ChannelHandlers
  */
+
+/** @param {string} text */
+function isPing(text) {
+  try {
+    return parseMessage(text).t === "ping";
+  } catch {
+    return false; // the handler's parse reports it
+  }
+}
 
 export class PeerChannel {
   /**
@@ -34,11 +42,14 @@ export class PeerChannel {
     channel.onmessage = (event) => {
       this.lastReceived = performance.now();
       const data = event.data;
+      // A ping is answered at once, not in turn: a handler may be busy for minutes (hashing
+      // a resumed prefix) and the peer must still see this side alive.
+      if (typeof data === "string" && data.length <= 64 && isPing(data)) return this.send({ t: "pong" });
       this.queue = this.queue.then(() => (this.closed ? undefined : this.dispatch(data)));
     };
     channel.onclose = () => this.finish(null, true);
     channel.onerror = () => this.finish(null, true);
-    this.keepalive = setInterval(() => this.checkAlive(), 5000);
+    this.keepalive = setInterval(() => this.checkAlive(), TIMING.pingAfterMs / 3);
   }
 
   /** @param {string | ArrayBuffer} data */
@@ -63,8 +74,8 @@ export class PeerChannel {
 
   checkAlive() {
     const silent = performance.now() - this.lastReceived;
-    if (silent > DEAD_AFTER_MS) this.finish(new ProtocolError("timeout", "the other side stopped answering"), false);
-    else if (silent > PING_AFTER_MS) this.send({ t: "ping" });
+    if (silent > TIMING.deadAfterMs) this.finish(new ProtocolError("timeout", "the other side stopped answering"), false);
+    else if (silent > TIMING.pingAfterMs) this.send({ t: "ping" });
   }
 
   /** @param {Message} message */

@@ -9,6 +9,7 @@
 import { answerOffer, readSignal } from "./rtc.js";
 import { PeerChannel } from "./channel.js";
 import { SignalingClient } from "./signaling.js";
+import { TIMING } from "./timing.js";
 import { getRoom } from "./api.js";
 import { computeMac, deriveAuthKey, newNonce, normalizePassword, sdpFingerprints, verifyMac } from "./protocol/auth.js";
 import { b64urlEncode, randomBytes } from "./protocol/codec.js";
@@ -22,8 +23,6 @@ import {
   OpfsSink, PickerSink, canPickFile, canPickFolder, canUseOpfs, opfsFile, storageError,
 } from "./storage/sinks.js";
 
-/** Close ourselves if the sender has not closed this long after `complete`. */
-const CLOSE_AFTER_COMPLETE_MS = 5000;
 
 /**
  * @typedef {import("./protocol/link.js").Link} Link
@@ -82,8 +81,10 @@ export class Receiver extends EventTarget {
     /** @type {RTCIceServer[]} */
     this.iceServers = [];
     this.senderPeer = "";
-    /** @type {Map<string, Promise<Uint8Array>>} */
+    /** @type {Map<string, Promise<Uint8Array<ArrayBuffer>>>} */
     this.keys = new Map();
+    /** Why the room ended while a transfer still ran on (it stops when that connection ends). @type {{problem: string, message: string} | null} */
+    this.ended = null;
     /** Resume-record updates, batched; outlives connections (a clear must follow their writes). */
     this.log = new DigestLog();
     // Save what is pending when the page goes away or to the background (best effort:
@@ -104,8 +105,16 @@ export class Receiver extends EventTarget {
     this.setState("connecting", "Connecting to the sender…");
     const signaling = new SignalingClient({ wsUrl: this.config.wsUrl, room: this.link.room, role: "receiver", token: me.token, peer: me.peer });
     this.signaling = signaling;
+    let rejoin = Boolean(me.peer);
     signaling.addEventListener("welcome", (e) => {
       const welcome = /** @type {CustomEvent} */ (e).detail;
+      const senderPeer = welcome.peers.find((/** @type {any} */ p) => p.role === "sender")?.peer;
+      // Back in a room we were in before (a reload, a signaling reconnect) without a working
+      // connection: the sender may still hold one to our old self and would not offer.
+      if (rejoin && senderPeer && !(this.connection && !this.connection.closed) && this.state !== "done" && this.state !== "stopped") {
+        signaling.signal(senderPeer, { kind: "restart" });
+      }
+      rejoin = true;
       sessionStorage.setItem(`peerbeam:receiver:${this.link.room}`, JSON.stringify({ peer: welcome.peer, token: me.token }));
       this.iceServers = welcome.ice_servers;
       const sender = welcome.peers.find((/** @type {any} */ p) => p.role === "sender");
@@ -121,12 +130,10 @@ export class Receiver extends EventTarget {
       const signal = readSignal(data);
       if (signal?.kind === "offer") this.onOffer(from, signal.session, signal.sdp);
     });
-    signaling.addEventListener("room-closed", () => {
-      if (this.state !== "done") this.stop("closed", "The sender stopped sharing these files.");
-    });
+    signaling.addEventListener("room-closed", () => this.roomEnded("closed", "The sender stopped sharing these files."));
     signaling.addEventListener("refused", async () => {
       const state = await getRoom(this.config.apiUrl, this.link.room).catch(() => undefined);
-      if (state === null) this.stop("gone", "This link has expired or does not exist. Ask the sender for a new one.");
+      if (state === null) this.roomEnded("gone", "This link has expired or does not exist. Ask the sender for a new one.");
       else if (state?.locked && !signaling.peer) this.stop("used", "This one-time link has already been used by someone else.");
     });
     signaling.addEventListener("server-error", (e) => {
@@ -135,6 +142,19 @@ export class Receiver extends EventTarget {
       }
     });
     signaling.connect();
+  }
+
+  /**
+   * The room is over (closed, expired). A transfer whose connection still works goes on to
+   * its end, judged by its own keepalive: only a reconnect is impossible from now on.
+   * @param {string} problem
+   * @param {string} message
+   */
+  roomEnded(problem, message) {
+    if (this.state === "done" || this.state === "stopped") return;
+    this.signaling?.stop();
+    if (this.connection && !this.connection.closed && this.busy) this.ended = { problem, message };
+    else this.stop(problem, message);
   }
 
   /**
@@ -566,7 +586,7 @@ class ReceiverConnection {
     } else if (this.phase === "authing" && m.t === "auth-ok") {
       const hello = /** @type {import("./protocol/messages.js").Hello} */ (this.hello);
       const [senderFps, receiverFps] = this.fingerprints;
-      const ok = await verifyMac(/** @type {Uint8Array} */ (this.authKey), m.mac, "sender", r.link.room, senderFps, receiverFps, hello.nonce, this.nonce);
+      const ok = await verifyMac(/** @type {Uint8Array<ArrayBuffer>} */ (this.authKey), m.mac, "sender", r.link.room, senderFps, receiverFps, hello.nonce, this.nonce);
       if (!ok) {
         const error = new ProtocolError(AUTH_FAILED, "the sender's proof failed: possible tampering");
         this.channel?.fail(error);
@@ -595,7 +615,7 @@ class ReceiverConnection {
         this.channel?.send({ t: "complete", digests });
         const { hexEncode } = await import("./protocol/codec.js");
         r.completed(digests.map(hexEncode));
-        setTimeout(() => this.close(), CLOSE_AFTER_COMPLETE_MS);
+        setTimeout(() => this.close(), TIMING.closeAfterCompleteMs);
       });
     } else {
       throw frameError(`unexpected '${m.t}' now`);
@@ -735,6 +755,10 @@ class ReceiverConnection {
     if (error && error.code !== "timeout") {
       if (error.code === BAD_FRAME && !remote) console.error(error);
       r.fail(error, remote);
+      return;
+    }
+    if (r.ended) {
+      r.stop(r.ended.problem, r.ended.message); // no room to reconnect through any more
       return;
     }
     // Lost: keep everything, ask the sender for a new connection (it may not have noticed

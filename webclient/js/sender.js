@@ -8,6 +8,7 @@
 import { applyAnswer, createOffer, newSessionId, readSignal } from "./rtc.js";
 import { PeerChannel } from "./channel.js";
 import { SignalingClient } from "./signaling.js";
+import { TIMING } from "./timing.js";
 import { computeMac, deriveAuthKey, newNonce, sdpFingerprints, verifyMac } from "./protocol/auth.js";
 import { bytesEqual, hexEncode } from "./protocol/codec.js";
 import { chunkCount, chunkDigest, chunkLength, fileDigest, SendWindow } from "./protocol/chunks.js";
@@ -18,8 +19,6 @@ import { checkAccept, newTransferId } from "./protocol/messages.js";
 
 /** Stop accepting receivers after this many failed proofs across all connections (protocol.md 6). */
 const MAX_FAILURES_PER_LINK = 20;
-/** Re-offer to a receiver whose connection dropped while it is still in the room. */
-const REOFFER_DELAY_MS = 1500;
 
 /**
  * @typedef {import("./protocol/messages.js").Message} Message
@@ -30,7 +29,7 @@ const REOFFER_DELAY_MS = 1500;
 export class Offer extends EventTarget {
   /**
    * @param {{files: File[], password: string | null, room: string, ownerToken: string,
-   *          wsUrl: string, linkKey: Uint8Array, oneTime: boolean, iterations?: number}} options
+   *          wsUrl: string, linkKey: Uint8Array<ArrayBuffer>, oneTime: boolean, iterations?: number}} options
    */
   constructor({ files, password, room, ownerToken, wsUrl, linkKey, oneTime, iterations = DEFAULT_ITERATIONS }) {
     super();
@@ -49,7 +48,7 @@ export class Offer extends EventTarget {
     };
     /** Chunk digests per file, filled as chunks are read: shared by all receivers. @type {Uint8Array[][]} */
     this.digests = files.map(() => []);
-    /** @type {Promise<Uint8Array>} */
+    /** @type {Promise<Uint8Array<ArrayBuffer>>} */
     this.authKey = deriveAuthKey(linkKey, room, password, iterations);
     /** @type {Map<string, SenderSession>} */
     this.sessions = new Map();
@@ -67,7 +66,12 @@ export class Offer extends EventTarget {
     });
     this.signaling.addEventListener("peer-joined", (e) => {
       const { peer, role } = /** @type {CustomEvent} */ (e).detail;
-      if (role === "receiver") this.join(peer);
+      if (role !== "receiver") return;
+      // A known receiver whose signaling socket reconnected (a server restart, API Gateway's
+      // 2-hour limit) still has its peer connection: keep it. A receiver that lost its
+      // connection too asks with `restart` (protocol.md 1.0).
+      if (this.sessions.get(peer)?.live) this.present.add(peer);
+      else this.join(peer);
     });
     this.signaling.addEventListener("peer-left", (e) => {
       this.present.delete(/** @type {CustomEvent} */ (e).detail.peer);
@@ -109,7 +113,7 @@ export class Offer extends EventTarget {
     if (this.closed || this.sessions.get(session.peer) !== session) return;
     setTimeout(() => {
       if (this.sessions.get(session.peer) === session && this.present.has(session.peer)) this.join(session.peer);
-    }, REOFFER_DELAY_MS);
+    }, TIMING.reofferDelayMs);
   }
 
   /** A receiver's proof failed. */
@@ -355,7 +359,7 @@ export class SenderSession {
     const startChunk = (/** @type {number} */ f) => (f < files.length ? chunkCount(this.starts[f]) : 0);
     let file = 0;
     let chunk = startChunk(0);
-    /** @type {Promise<Uint8Array> | null} */
+    /** @type {Promise<Uint8Array<ArrayBuffer>> | null} */
     let ahead = null;
     let aheadAt = "";
     // One frame buffer for every piece: send() copies what it is given.
@@ -436,6 +440,11 @@ export class SenderSession {
     this.setState("failed");
     this.channel?.close();
     this.pc?.close();
+  }
+
+  /** Still connecting or connected: not lost, failed, declined or done. */
+  get live() {
+    return !["lost", "failed", "declined", "done"].includes(this.state);
   }
 
   /** @param {SessionState} state */

@@ -5,9 +5,7 @@
  * 2-hour connection limit, network changes, server restarts) with the same peer id.
  */
 
-/** Ping every 4 minutes: API Gateway closes connections idle for 10. */
-export const HEARTBEAT_MS = 4 * 60 * 1000;
-const MAX_BACKOFF_MS = 15_000;
+import { TIMING } from "./timing.js";
 
 /**
  * @typedef {{peer: string, role: "sender" | "receiver"}} PeerInfo
@@ -26,7 +24,7 @@ export class SignalingClient extends EventTarget {
    * @param {{wsUrl: string, room: string, role: "sender" | "receiver", token: string,
    *          peer?: string | null, heartbeatMs?: number}} options
    */
-  constructor({ wsUrl, room, role, token, peer = null, heartbeatMs = HEARTBEAT_MS }) {
+  constructor({ wsUrl, room, role, token, peer = null, heartbeatMs = TIMING.heartbeatMs }) {
     super();
     this.wsUrl = wsUrl;
     this.room = room;
@@ -116,7 +114,7 @@ export class SignalingClient extends EventTarget {
   scheduleReconnect() {
     if (this.stopped) return;
     this.setState("reconnecting");
-    const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.attempt) * (0.75 + Math.random() / 2);
+    const delay = Math.min(TIMING.maxBackoffMs, 500 * 2 ** this.attempt) * (0.75 + Math.random() / 2);
     this.attempt += 1;
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.connect(), delay);

@@ -37,9 +37,9 @@ function checkLinkKey(linkKey) {
 
 /**
  * HKDF-SHA256 (RFC 5869) through WebCrypto.
- * @param {Uint8Array} ikm
- * @param {Uint8Array} salt
- * @param {Uint8Array} info
+ * @param {Uint8Array<ArrayBuffer>} ikm
+ * @param {Uint8Array<ArrayBuffer>} salt
+ * @param {Uint8Array<ArrayBuffer>} info
  * @param {number} [length]
  */
 export async function hkdfSha256(ikm, salt, info, length = AUTH_KEY_SIZE) {
@@ -66,7 +66,7 @@ export async function stretchPassword(linkKey, room, password, iterations) {
 
 /**
  * The 32-byte auth key both peers prove knowledge of.
- * @param {Uint8Array} linkKey
+ * @param {Uint8Array<ArrayBuffer>} linkKey
  * @param {string} room
  * @param {string | null} password
  * @param {number} [iterations]
@@ -163,13 +163,13 @@ export function transcript(role, room, senderFingerprints, receiverFingerprints,
   );
 }
 
-/** @param {Uint8Array} authKey */
+/** @param {Uint8Array<ArrayBuffer>} authKey */
 const hmacKey = (authKey) =>
   crypto.subtle.importKey("raw", authKey, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
 
 /**
  * HMAC-SHA256(auth_key, transcript(...)).
- * @param {Uint8Array} authKey
+ * @param {Uint8Array<ArrayBuffer>} authKey
  * @param {Role} role
  * @param {string} room
  * @param {string} senderFingerprints
@@ -184,8 +184,8 @@ export async function computeMac(authKey, role, room, senderFingerprints, receiv
 
 /**
  * Constant-time check (crypto.subtle.verify) of the MAC the peer playing `role` sent.
- * @param {Uint8Array} authKey
- * @param {Uint8Array} mac
+ * @param {Uint8Array<ArrayBuffer>} authKey
+ * @param {Uint8Array<ArrayBuffer>} mac
  * @param {Role} role
  * @param {string} room
  * @param {string} senderFingerprints

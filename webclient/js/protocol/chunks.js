@@ -129,7 +129,7 @@ export class SendWindow {
 const SPARE_BUFFERS = 4;
 
 /**
- * @typedef {{file: number, chunk: number, position: number, data: Uint8Array,
+ * @typedef {{file: number, chunk: number, position: number, data: Uint8Array<ArrayBuffer>,
  *            digest: Uint8Array, ok: boolean}} ReceivedChunk
  */
 
@@ -158,9 +158,9 @@ export class ChunkAssembler {
     this.digests = held.map((h) => [...h]);
     this.discarding = false;
     this.file = 0;
-    /** @type {Uint8Array | null} */
+    /** @type {Uint8Array<ArrayBuffer> | null} */
     this.buffer = null;
-    /** Full-size chunk buffers given back after their write: reused instead of allocated. @type {Uint8Array[]} */
+    /** Full-size chunk buffers given back after their write: reused instead of allocated. @type {Uint8Array<ArrayBuffer>[]} */
     this.spare = [];
     this.filled = 0;
     this.chunk = 0;
@@ -248,7 +248,7 @@ export class ChunkAssembler {
   /**
    * Give back a chunk's buffer once nothing reads it any more (its write completed): the
    * next chunk is assembled in it. Every byte of a chunk is overwritten before it is used.
-   * @param {Uint8Array} buffer
+   * @param {Uint8Array<ArrayBuffer>} buffer
    */
   recycle(buffer) {
     if (buffer.length === this.chunkSize && buffer.byteLength === buffer.buffer.byteLength && this.spare.length < SPARE_BUFFERS) {

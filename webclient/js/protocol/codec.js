@@ -21,7 +21,7 @@ export function b64urlEncode(bytes) {
 /**
  * @param {string} text
  * @param {number} [size] expected byte length
- * @returns {Uint8Array}
+ * @returns {Uint8Array<ArrayBuffer>}
  */
 export function b64urlDecode(text, size) {
   if (typeof text !== "string" || !B64URL.test(text)) {

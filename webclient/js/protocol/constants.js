@@ -21,7 +21,8 @@ export const BUFFERED_HIGH_WATER = 8 * MIB;
 export const BUFFERED_LOW_WATER = 2 * MIB;
 
 export const MAX_FILE_SIZE = CHUNK_SIZE * 2 ** 32;
-export const MAX_FILES = 1000;
+/** Every per-file message (an accept resuming every file: ~105 bytes each) fits 64 KiB. */
+export const MAX_FILES = 500;
 export const MAX_NAME_BYTES = 1024;
 export const MAX_TYPE_CHARS = 255;
 export const MAX_ERROR_MESSAGE_CHARS = 1000;
@@ -29,7 +30,7 @@ export const MAX_SAFE_INTEGER = Number.MAX_SAFE_INTEGER;
 export const MAX_CHUNK_NACKS = 3;
 
 export const DEFAULT_ITERATIONS = 600_000;
-export const MIN_ITERATIONS = 100_000;
+export const MIN_ITERATIONS = 600_000;
 export const MAX_ITERATIONS = 10_000_000;
 export const MAX_AUTH_ATTEMPTS = 5;
 export const PBKDF2_NAME = "pbkdf2-sha256";

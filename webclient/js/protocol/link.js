@@ -1,7 +1,8 @@
 // @ts-check
 /**
- * The share link `<site>/#<room>.<key>` (protocol.md section 3). The room id and the key
- * live in the fragment, which browsers never send to a server.
+ * The share link `<site>/#<room>.<key>[.<flags>]` (protocol.md section 3). The room id and
+ * the key live in the fragment, which browsers never send to a server. Flag `p`: the sender
+ * set a password, so a "sender" that asks for none is refused.
  */
 import { b64urlDecode, b64urlEncode, randomBytes } from "./codec.js";
 import { BAD_LINK, ProtocolError } from "./errors.js";
@@ -9,8 +10,11 @@ import { BAD_LINK, ProtocolError } from "./errors.js";
 export const LINK_KEY_SIZE = 16;
 export const LINK_KEY_CHARS = 22;
 const ROOM = /^[A-Za-z0-9_-]{1,64}$/;
+/** Distinct lowercase letters; those other than PASSWORD_FLAG are reserved. */
+const FLAGS = /^(?!.*(.).*\1)[a-z]{1,26}$/;
+const PASSWORD_FLAG = "p";
 
-/** @typedef {{baseUrl: string, room: string, key: Uint8Array}} Link */
+/** @typedef {{baseUrl: string, room: string, key: Uint8Array<ArrayBuffer>, password: boolean}} Link */
 
 /** @param {string} message */
 const linkError = (message) => new ProtocolError(BAD_LINK, message);
@@ -55,7 +59,11 @@ export function parseLink(text) {
   const dot = fragment.indexOf(".");
   if (dot < 0) throw linkError("link fragment must be '<room>.<key>'");
   const room = validateRoom(fragment.slice(0, dot));
-  const keyText = fragment.slice(dot + 1);
+  const rest = fragment.slice(dot + 1);
+  const flagsDot = rest.indexOf(".");
+  const keyText = flagsDot < 0 ? rest : rest.slice(0, flagsDot);
+  const flags = flagsDot < 0 ? "" : rest.slice(flagsDot + 1);
+  if (flagsDot >= 0 && !FLAGS.test(flags)) throw linkError("link flags after the key must be distinct lowercase letters");
   if (keyText.length !== LINK_KEY_CHARS) {
     throw linkError(
       `link key must be ${LINK_KEY_CHARS} base64url characters, got ${keyText.length} (was the link cut off?)`,
@@ -67,7 +75,7 @@ export function parseLink(text) {
   } catch (error) {
     throw linkError(`link key is not valid: ${/** @type {Error} */ (error).message}`);
   }
-  return { baseUrl, room, key };
+  return { baseUrl, room, key, password: flags.includes(PASSWORD_FLAG) };
 }
 
 /**
@@ -75,8 +83,9 @@ export function parseLink(text) {
  * @param {string} baseUrl
  * @param {string} room
  * @param {Uint8Array} key
+ * @param {boolean} [password] the sender set a password (flag `p`)
  */
-export function makeLink(baseUrl, room, key) {
+export function makeLink(baseUrl, room, key, password = false) {
   if (baseUrl.includes("#")) throw linkError("base URL must not contain '#'");
   checkBaseUrl(baseUrl);
   validateRoom(room);
@@ -89,5 +98,5 @@ export function makeLink(baseUrl, room, key) {
   const end = rest.search(/[/?]/);
   if (end < 0) baseUrl += "/";
   else if (rest[end] === "?") baseUrl = baseUrl.slice(0, scheme + end) + "/" + rest.slice(end);
-  return `${baseUrl}#${room}.${b64urlEncode(key)}`;
+  return `${baseUrl}#${room}.${b64urlEncode(key)}${password ? `.${PASSWORD_FLAG}` : ""}`;
 }

@@ -24,10 +24,10 @@ const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 
 /**
  * @typedef {{name: string, size: number, type: string, mtime: number | null}} FileEntry
- * @typedef {{t: "hello", nonce: Uint8Array, password: boolean, iterations: number | null}} Hello
- * @typedef {{t: "auth", nonce: Uint8Array, mac: Uint8Array}} Auth
+ * @typedef {{t: "hello", nonce: Uint8Array<ArrayBuffer>, password: boolean, iterations: number | null}} Hello
+ * @typedef {{t: "auth", nonce: Uint8Array<ArrayBuffer>, mac: Uint8Array<ArrayBuffer>}} Auth
  * @typedef {{t: "auth-failed", retry: boolean, remaining: number}} AuthFailed
- * @typedef {{t: "auth-ok", mac: Uint8Array}} AuthOk
+ * @typedef {{t: "auth-ok", mac: Uint8Array<ArrayBuffer>}} AuthOk
  * @typedef {{t: "manifest", transfer: string, chunkSize: number, files: FileEntry[]}} Manifest
  * @typedef {{offset: number, prefix: Uint8Array | null}} AcceptedFile
  * @typedef {{t: "accept", transfer: string, files: AcceptedFile[]}} Accept

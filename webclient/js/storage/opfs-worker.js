@@ -23,7 +23,7 @@ async function openSync(handle) {
   // A tab that was just reloaded may not have released its handle yet.
   for (let attempt = 0; ; attempt++) {
     try {
-      return await /** @type {any} */ (handle).createSyncAccessHandle();
+      return await handle.createSyncAccessHandle();
     } catch (error) {
       if (attempt >= 20 || /** @type {Error} */ (error).name !== "NoModificationAllowedError") throw error;
       await new Promise((resolve) => setTimeout(resolve, 100));

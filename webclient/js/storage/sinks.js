@@ -1,6 +1,6 @@
 // @ts-check
 /**
- * Where received bytes go (DESIGN.md 3.3), never the whole file in memory:
+ * Where received bytes go (docs/webclient.md, "Saving"), never the whole file in memory:
  *
  * 1. "picker": a file the user chose (showSaveFilePicker, or showDirectoryPicker for
  *    several files), written with a FileSystemWritableFileStream. Its bytes become

@@ -108,7 +108,7 @@ export function showSender(config) {
       encodeMessage(manifestCheck); // too many files for one manifest: say so before making a room
       const room = await createRoom(config.apiUrl, { expires_in: expiresIn, one_time: oneTime });
       const base = location.href.split("#")[0];
-      const link = makeLink(base, room.room, linkKey);
+      const link = makeLink(base, room.room, linkKey, Boolean(password));
       const offer = new Offer({
         files: [...files], password: password || null, room: room.room, ownerToken: room.owner_token,
         wsUrl: room.ws_url || config.wsUrl, linkKey, oneTime,

@@ -1,0 +1,1 @@
+"""Behaviour traces of the session machines (docs/protocol-traces.json)."""

@@ -1,0 +1,49 @@
+// @ts-check
+/**
+ * Every interval and deadline of the web client, in one place (the Python peer's twin is
+ * peerbeam/peer/timing.py). Transfers run for hours; tests make that clock short instead of
+ * the file large, by setting `globalThis.PEERBEAM_TIMING` in an init script before the page
+ * loads (for example `{heartbeatMs: 500}`). Pages themselves never set it.
+ *
+ * The rule every timer follows: a deadline counts from the last sign of progress (a
+ * message, a byte, an ack), never from the start of a run, a session or a chunk.
+ */
+import { DEAD_AFTER_MS, PING_AFTER_MS } from "./protocol/constants.js";
+
+const DEFAULTS = Object.freeze({
+  /** Signaling ping: API Gateway closes WebSockets idle for 10 minutes. */
+  heartbeatMs: 4 * 60 * 1000,
+  /** Longest wait between signaling reconnect attempts. */
+  maxBackoffMs: 15_000,
+  /** Data channel: ping after this much silence (protocol.md section 11). */
+  pingAfterMs: PING_AFTER_MS,
+  /** Data channel: silence after which the peer counts as gone. */
+  deadAfterMs: DEAD_AFTER_MS,
+  /** Sender: re-offer to a receiver whose connection dropped while it is still in the room. */
+  reofferDelayMs: 1500,
+  /** Receiver: close if the sender has not closed this long after `complete`. */
+  closeAfterCompleteMs: 5000,
+});
+
+/** @typedef {typeof DEFAULTS} Timing */
+
+/**
+ * The defaults with valid overrides applied; an unknown name or a bad value is reported on
+ * the console and ignored, never half-applied.
+ * @param {unknown} overrides
+ * @returns {Timing}
+ */
+export function resolveTiming(overrides) {
+  /** @type {Record<string, number>} */
+  const timing = { ...DEFAULTS };
+  if (overrides && typeof overrides === "object") {
+    for (const [name, value] of Object.entries(overrides)) {
+      if (!(name in DEFAULTS)) console.warn(`PEERBEAM_TIMING: unknown timer ${name}`);
+      else if (typeof value !== "number" || !(value > 0)) console.warn(`PEERBEAM_TIMING: ${name} must be a positive number`);
+      else timing[name] = value;
+    }
+  }
+  return /** @type {Timing} */ (Object.freeze(timing));
+}
+
+export const TIMING = resolveTiming(/** @type {any} */ (globalThis).PEERBEAM_TIMING);
