@@ -171,11 +171,11 @@ def load() -> float:
 class Side:
     """One Chromium process with a persistent profile; a marker flag finds its process."""
 
-    def __init__(self, playwright: Playwright, name: str, profile: Path) -> None:
+    def __init__(self, playwright: Playwright, name: str, profile: Path, **context_args: Any) -> None:
         self.marker = f"--peerbeam-bench={name}-{os.getpid()}"
         self.context: BrowserContext = playwright.chromium.launch_persistent_context(
             str(profile), executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, self.marker],
-            headless=True, accept_downloads=True,
+            headless=True, accept_downloads=True, **context_args,
         )
         self.context.add_init_script(PICKER_TO_OPFS)
         self.context.add_init_script(TIMING)

@@ -49,15 +49,15 @@ def svg_plot(samples: list[list[float]], title: str, path: Path, ylabel: str = "
         top = height - pad - y / y_max * (height - 2 * pad)
         return f"{left:.1f},{top:.1f}"
 
-    colours = ["#2563eb", "#dc2626", "#16a34a"]
+    colours = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c"]
     lines = "".join(
-        f'<polyline fill="none" stroke="{colours[i % 3]}" stroke-width="1.5" '
+        f'<polyline fill="none" stroke="{colours[i % len(colours)]}" stroke-width="1.5" '
         f'points="{" ".join(point(s[0], s[1] / 2**20) for s in line)}"/>'
         for i, (_, line) in enumerate(series)
     )
     legend = "".join(
         f'<text x="{width - pad}" y="{pad / 2 + 14 * (i + 1)}" text-anchor="end" '
-        f'fill="{colours[i % 3]}">{name}</text>'
+        f'fill="{colours[i % len(colours)]}">{name}</text>'
         for i, (name, _) in enumerate(series) if name
     )
     ticks = "".join(
@@ -324,6 +324,162 @@ well under the bar.\
 """
 
 
+def digest_section(result: dict[str, Any]) -> str:
+    chromium, firefox = result["chromium"], result["firefox"]
+    ms_per_mib = 1000 / result["hashlib_mb_s"] * 1.048576
+    speeds = "\n".join(
+        f"| {name} | {b['streamed_mb_s']:.0f} MB/s | {b['webcrypto_per_chunk_mb_s']:.0f} MB/s |"
+        for name, b in ((f"Chromium {chromium['version']}", chromium),
+                        (f"Firefox {firefox['version'].split('/')[-1]}", firefox))
+    )
+    rounds = "\n".join(
+        f"| {i + 1} | {r['plain_s']:.1f} | {r['hashed_s']:.1f} | **{r['ratio']:.2f}** | "
+        f"{sum(r['plain_cpu_s']):.0f} / {sum(r['hashed_cpu_s']):.0f} | "
+        f"{r['load'][0]:.1f}–{r['load'][1]:.1f} |"
+        for i, r in enumerate(result["rounds"])
+    )
+    return f"""## Digest: what a streamed plain SHA-256 of each file would cost
+
+`python -m benchmarks.digest_cost` — {result['when']}. The peerbeam digest (docs/protocol.md
+§8.5) is SHA-256 over the 1 MiB chunk SHA-256s, which the protocol computes anyway. A
+plain SHA-256 of each file needs an incremental SHA-256; in the browser our own JavaScript
+(`benchmarks/js/sha256.js`, checked against the FIPS 180-4 examples and hashlib first).
+
+Speed of one core, {result['size_mib']} MiB in 1 MiB pieces, in a worker:
+
+| | streamed SHA-256 (JavaScript) | WebCrypto, one digest per 1 MiB chunk (today) |
+|---|---|---|
+{speeds}
+
+Python's hashlib (OpenSSL): {result['hashlib_mb_s']:.0f} MB/s, about {ms_per_mib:.1f} ms of CPU per
+MiB against roughly 80 ms per MiB that `peerbeam receive` spends on a transfer (10 s of
+CPU for 128 MiB, "CLI transfer" above): under 2 %. The CLI could afford the plain
+SHA-256, but it must show what the browser shows, and its resume would still have to read
+back and hash the bytes it already holds.
+
+Cost in a transfer: the web client Chromium → Chromium, {result['size_mib']} MiB, as it is
+("plain") and with every binary data-channel message also fed to the JavaScript SHA-256
+in a worker at both ends ("hashed"), rounds interleaved (Accept → Done, s; CPU seconds of
+both browsers; the machine's load average):
+
+| round | plain s | hashed s | plain / hashed | CPU s plain / hashed | load |
+|---|---|---|---|---|---|
+{rounds}
+
+Mean throughput ratio **{result['ratio']:.2f}**; the hashed runs used **{result['cpu_ratio']:.2f}×**
+the CPU of the plain ones. Where the transfer is CPU-bound (2 cores, as here) that CPU is
+throughput: the plain SHA-256 costs about {(1 - 1 / result['cpu_ratio']) * 100:.0f} % of it (the limit
+was 10 %), and it would not survive resume (protocol.md §8.5). Decision: keep the peerbeam
+digest, name it in both pages, and print it (beside the plain SHA-256) with
+`peerbeam digest FILE`.
+"""
+
+
+LARGE_HEADER = ("| scenario | size | MB/s | stall s | checkpoint s | writes ÷ size (dirtied / net) "
+                "| extra disk | memory | load | when |\n|---|---|---|---|---|---|---|---|---|---|")
+CHECKPOINT_BASE = 64 * 2**20  # webclient/js/storage/sinks.js MIN_CHECKPOINT
+
+
+def picker_at(size: float) -> tuple[float, float]:
+    """The picker path's checkpoints for a file of `size` bytes (sinks.js: commit when the
+    uncommitted part reaches max(64 MiB, committed), so commits at 64 MiB x 2^k): the
+    largest copy made by a re-open, and the bytes all re-opens copy."""
+    largest = 0.0
+    checkpoint = float(CHECKPOINT_BASE)
+    while checkpoint <= size:
+        largest, checkpoint = checkpoint, checkpoint * 2
+    return largest, 2 * largest - CHECKPOINT_BASE if largest else 0.0
+
+
+def throughput(samples: list[list[float]], window: float = 5.0) -> list[list[float]]:
+    """[t, bytes/s] over sliding windows of `window` seconds, from [t, bytes, ...] samples."""
+    out, start = [], 0
+    for end in range(len(samples)):
+        while samples[end][0] - samples[start][0] > window:
+            start += 1
+        span = samples[end][0] - samples[start][0]
+        if span > 0:
+            out.append([samples[end][0], (samples[end][1] - samples[start][1]) / span])
+    return out
+
+
+def large_section(result: dict[str, Any]) -> str:
+    runs = sorted(((k, r) for k, r in result.items() if isinstance(r, dict)),
+                  key=lambda kv: (kv[1]["scenario"], kv[1]["size_bytes"]))
+    def row(r: dict[str, Any]) -> str:
+        checkpoint = f"{r['longest_checkpoint_ms'] / 1000:.1f}" if "longest_checkpoint_ms" in r else "–"
+        return (f"| {r['scenario']} | {r['size_bytes'] / 2**30:.1f} GiB | {r['mb_s']:.1f} | "
+                f"{r['longest_stall_ms'] / 1000:.1f} | {checkpoint} | "
+                f"{r['amplification']:.2f} / {r['net_amplification']:.2f} | "
+                f"{r['peak_extra_disk_bytes'] / 2**30:.2f} GiB | "
+                f"{r['memory_peak_growth_bytes'] / 2**20:.0f} MiB | "
+                f"{r['load'][0]:.1f}–{r['load'][1]:.1f} | {r['when']} |")
+
+    rows = "\n".join(row(r) for _, r in runs)
+    biggest: dict[str, dict[str, Any]] = {}
+    for _, r in runs:
+        biggest[r["scenario"]] = r  # sorted by size: the largest run of each scenario wins
+    lines = [(f"{name} {r['size_bytes'] / 2**30:.0f} GiB", throughput(r["samples"]))
+             for name, r in biggest.items()]
+    if lines:
+        svg_plot(lines[0][1], "received MiB/s over time (5 s windows)", PLOTS / "large-throughput.svg",
+                 ylabel="MiB/s", label=lines[0][0], others=lines[1:])
+    picker = [r for _, r in runs if r["scenario"] == "chromium-picker" and r.get("checkpoints")]
+    findings = ""
+    if picker:
+        p = picker[-1]
+        copies = [c for c in p["checkpoints"] if c[2] > 0]
+        rate = max(c[0] for c in copies) / (max(copies, key=lambda c: c[0])[2] / 1000)
+        rows_cp = "\n".join(f"| {c[0] / 2**20:.0f} MiB | {c[1]} | {c[2]} |" for c in p["checkpoints"])
+        largest, copied = picker_at(100e9)
+        findings = f"""
+### The picker path's checkpoints
+
+Checkpoints of the {p['size_bytes'] / 2**30:.1f} GiB picker run (`close()` commits, the
+re-open with `keepExistingData` copies everything committed):
+
+| committed | close ms | re-open ms |
+|---|---|---|
+{rows_cp}
+
+The re-open copied the largest checkpoint at {rate / 1e6:.0f} MB/s. A checkpoint comes
+whenever the uncommitted part reaches max(64 MiB, the committed part), so commits land at
+64 MiB × 2^k, and each re-open copies everything committed so far: 64 MiB + 128 MiB + … + C
+= 2C − 64 MiB of copies, C the largest 64 MiB × 2^k ≤ S for a file of S bytes. Writes are
+therefore (S + 2C − 64 MiB) / S, between 2 and 3 times the file (3 just above a power of
+two, like the 1 and 2 GiB runs here), and the last checkpoint holds the writes for a copy
+of C bytes while C extra bytes sit on disk. For 100 GB: C = {largest / 2**30:.0f} GiB,
+{copied / 2**30:.0f} GiB of copies (writes {(100e9 + copied) / 100e9:.2f} × the file), and a
+stall of about {largest / rate:.0f} s at this copy
+rate (local files add a SHA-256 of the whole file at every close, for Safe Browsing).
+Both bounds (amplification ≤ 2, stall ≤ 2 s) fail by design: see docs/webclient.md,
+"Picker path at 100 GB", for the redesign.
+"""
+    return f"""## Large files
+
+`python -m benchmarks.large_transfer` (`make bench-large`; not part of `make bench`). One
+file per run, not a whole number of chunks; every received file checked byte for byte.
+"stall": the longest gap between two binary data-channel messages in the receiving page
+(CLI: between growths of the file on disk, sampled every 0.5 s); "checkpoint": the
+longest `close()` + re-open of the picker's writable stream; "writes": `write_bytes` of
+the receiving process tree ÷ file size, and net of `cancelled_write_bytes` (data deleted
+before it reached the disk); "extra disk": the most disk space used beyond the bytes
+received; "memory": peak growth of the receiving tree's PSS (CLI: RSS). The picker run
+writes to a file in the origin private file system (headless Chromium cannot grant write
+access to a local file: benchmarks/large_transfer.py). `firefox-stream` is the streamed
+download alone, fed by the page as fast as Firefox takes it (the receiver page does not
+choose it yet); its memory is the engine's uncollected chunk buffers at that rate, a
+sawtooth that does not grow with the file. `firefox-opfs` writes the file twice (the
+private copy, then the download Firefox makes of it) and keeps the private copy until
+the next visit: its extra disk space is the whole file.
+
+{LARGE_HEADER}
+{rows}
+
+![received MiB/s over time](img/large-throughput.svg)
+{findings}"""
+
+
 def soak_section(result: dict[str, Any]) -> str:
     rows = []
     for run in result["runs"]:
@@ -370,6 +526,12 @@ def main() -> None:
     swarm = load("swarm")
     if swarm:
         sections.append(swarm_section(swarm))
+    digest = load("digest_cost")
+    if digest:
+        sections.append(digest_section(digest))
+    large = load("large_transfer")
+    if large:
+        sections.append(large_section(large))
     soak = load("soak")
     if soak:
         sections.append(soak_section(soak))

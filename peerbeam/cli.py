@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
                               "progress (default 600)")
     receive.add_argument("--relay-only", action="store_true", help=argparse.SUPPRESS)
 
+    digest = commands.add_parser(
+        "digest", help="print the peerbeam digest (as shown after a transfer) and the SHA-256 of files"
+    )
+    digest.add_argument("files", nargs="+", type=Path)
+
     from .deploy.commands import add_deploy_arguments, add_stage_arguments
 
     add_deploy_arguments(commands.add_parser("deploy", help="deploy to AWS (docs/deploy.md)"))
@@ -80,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         serve(args.host, args.port, args.data_dir or default_data_dir(), args.tls)
         return 0
+    if args.command == "digest":
+        from .digest import run as run_digest
+
+        return run_digest(args.files)
     if args.command in ("deploy", "destroy"):
         from .deploy.commands import run as run_deploy
 

@@ -119,7 +119,7 @@ async def send(paths: list[Path], server: str | None, password: str | None, one_
             if bar is not None:
                 bar.finish()
             say(f"Receiver {report.peer[:6]} has everything ({report.path}); "
-                f"digests: {' '.join(report.digests)}")
+                f"peerbeam digests: {' '.join(report.digests)}")
         elif report.state == "failed":
             say(f"Receiver {report.peer[:6]}: {receiver_failed(report.code, report.error)}")
 
@@ -263,5 +263,6 @@ async def receive(link: str, directory: Path, password: str | None,
         say(f"first byte {result.accept_to_first_byte:.3f} s after accepting")
     for path, digest in zip(result.files, result.digests, strict=True):
         print(path, flush=True)
-        say(f"verified {terminal_safe(path.name)}  sha256-of-chunks {digest}")
+        say(f"verified {terminal_safe(path.name)}  peerbeam digest {digest}"
+            " (check a copy: peerbeam digest FILE)")
     return 0

@@ -1,5 +1,5 @@
 // @ts-check
-/** Numbers for people: sizes, speeds, remaining time. */
+/** Numbers and words for people: sizes, speeds, remaining time, what the digest is. */
 
 const UNITS = ["B", "KB", "MB", "GB", "TB", "PB"];
 
@@ -61,3 +61,7 @@ export class RateMeter {
     return `${formatSpeed(rate)} · ${formatDuration((total - done) / rate)} left`;
   }
 }
+
+/** What the shown digest is (docs/protocol.md 8.5): not what sha256sum prints. */
+export const DIGEST_HINT = "SHA-256 over each file's 1 MiB chunk SHA-256s, not the file's plain SHA-256. " +
+  "Both pages show the same; for a copy on disk, “peerbeam digest FILE” prints it.";

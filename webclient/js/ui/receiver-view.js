@@ -3,7 +3,7 @@
 import { Receiver } from "../receiver.js";
 import { sanitizeFilename } from "../protocol/filenames.js";
 import { byId, h } from "./dom.js";
-import { formatBytes, RateMeter } from "./format.js";
+import { DIGEST_HINT, formatBytes, RateMeter } from "./format.js";
 import { KeepAwake } from "./keep-awake.js";
 
 /** Progress-only updates repaint at most this often. */
@@ -85,7 +85,8 @@ function build(r) {
   }
   if (r.state === "done") {
     parts.push(h("div", { id: "downloads", class: "downloads" }));
-    parts.push(h("p", { class: "digest" }, `Digest${r.digests.length > 1 ? "s" : ""} `, ...r.digests.map((d) => h("code", {}, d))));
+    parts.push(h("p", { class: "digest" }, `peerbeam digest${r.digests.length > 1 ? "s" : ""} `, ...r.digests.map((d) => h("code", {}, d))));
+    parts.push(h("p", { class: "hint" }, DIGEST_HINT));
   }
   if (r.state === "stopped") parts.push(h("p", {}, h("a", { href: "./", class: "button secondary" }, "Send files yourself")));
   return parts.filter((p) => p !== null);

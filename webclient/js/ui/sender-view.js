@@ -7,7 +7,7 @@ import { normalizePassword } from "../protocol/auth.js";
 import { encodeMessage } from "../protocol/messages.js";
 import { qrSvg } from "../qr.js";
 import { byId, h } from "./dom.js";
-import { formatBytes, RateMeter } from "./format.js";
+import { DIGEST_HINT, formatBytes, RateMeter } from "./format.js";
 import { KeepAwake } from "./keep-awake.js";
 
 /** @typedef {import("../sender.js").SenderSession} SenderSession */
@@ -227,9 +227,10 @@ function renderReceiver(row, session, meter) {
       : null,
     session.detail && session.state !== "done" ? h("p", { class: "receiver-detail" }, session.detail) : null,
     session.digest
-      ? h("p", { class: "digest" }, `Digest${session.digest.includes(" ") ? "s" : ""}`,
+      ? h("p", { class: "digest" }, `peerbeam digest${session.digest.includes(" ") ? "s" : ""}`,
         ...session.digest.split(" ").map((d) => h("code", {}, d)))
       : null,
+    session.digest ? h("p", { class: "hint" }, DIGEST_HINT) : null,
   ];
   row.replaceChildren(...parts.filter((part) => part !== null));
 }
