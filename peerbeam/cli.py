@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--max-receivers", type=int, metavar="N")
     send.add_argument("--max-rate", type=rate, metavar="RATE",
                       help="upload at most RATE bytes/s in all (e.g. 800K, 2M, 1.5G)")
+    send.add_argument("--connections", type=int, choices=range(1, 9), metavar="N",
+                      help="connections per receiver (1-8; default: add up to 4 while they help)")
     send.add_argument("--relay-only", action="store_true", help=argparse.SUPPRESS)
 
     receive = commands.add_parser("receive", help="receive the files behind a link")
@@ -98,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "send":
         return peer_commands.run(peer_commands.send(
             args.files, args.server, args.password, args.one_time, args.expires,
-            args.max_receivers, args.relay_only, args.max_rate,
+            args.max_receivers, args.relay_only, args.max_rate, args.connections,
         ))
     if args.command == "receive":
         return peer_commands.run(peer_commands.receive(

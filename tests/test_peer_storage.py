@@ -139,3 +139,26 @@ def test_files_that_do_not_fit_are_refused_before_anything_is_written(tmp_path: 
         prepared(ReceiveDirectory(tmp_path / "out"), manifest(("huge.iso", free + CHUNK_SIZE)))
     assert refused.value.code == "disk_full"
     assert not list((tmp_path / "out").iterdir())
+
+
+def test_chunks_written_out_of_order_are_held_once_the_run_reaches_them(tmp_path: Path) -> None:
+    """Several connections deliver chunks in any order, and a lost ack brings one again:
+    what is held (and claimed on resume) is always the run of chunks from 0."""
+    out = tmp_path / "out"
+    offer = manifest(("lanes.bin", 4 * CHUNK_SIZE))
+    chunks = [os.urandom(CHUNK_SIZE) for _ in range(4)]
+    [partial] = prepared(ReceiveDirectory(out), offer)
+    for index in (2, 0, 3):
+        partial.write_chunk(index, chunks[index], chunk_digest(chunks[index]))
+    assert partial.held_bytes == CHUNK_SIZE  # chunk 1 is missing: 2 and 3 are not held yet
+    partial.write_chunk(0, chunks[0], chunk_digest(chunks[0]))  # again: harmless
+    with pytest.raises(StorageError):
+        partial.write_chunk(0, chunks[1], chunk_digest(chunks[1]))  # again, but different
+    partial.close()
+    [resumed] = prepared(ReceiveDirectory(out), offer)
+    assert resumed.held_bytes == CHUNK_SIZE  # a restart claims only the run
+    resumed.write_chunk(1, chunks[1], chunk_digest(chunks[1]))
+    for index in (3, 2):
+        resumed.write_chunk(index, chunks[index], chunk_digest(chunks[index]))
+    assert resumed.held_bytes == 4 * CHUNK_SIZE
+    assert resumed.finish().read_bytes() == b"".join(chunks)

@@ -296,3 +296,24 @@ def test_receiver_gives_up_when_the_sender_never_comes_back(
         assert part.exists()  # kept for a later resume
     finally:
         sender.stop()
+
+
+def test_several_connections_carry_one_transfer_and_survive_losing_one(
+    local_server: LocalServer, tmp_path: Path
+) -> None:
+    """Protocol v1.1: three connections (lanes) between the same two peers share the
+    chunks; one of them is closed mid-transfer as a network failure would, and the
+    transfer goes on, re-sending at most the chunks in flight."""
+    size = 40 * MiB + 9
+    source = random_file(tmp_path / "lanes.bin", size, seed=13)
+    sender = SendProcess(local_server.base, [source], "--connections", "3", "--max-rate", "12M")
+    try:
+        result = receive(sender.link, tmp_path / "out", env={"PEERBEAM_FAULTS": f"drop={16 * MiB}"},
+                         timeout=180)
+        assert result.returncode == 0, result.stderr
+        assert_same([source], tmp_path / "out")
+        sender.wait_for_log("has everything")
+        assert "3 connections" in sender.log() or "2 connections" in sender.log(), sender.log()
+        assert network_bytes(result.stderr) < size + 17 * MiB
+    finally:
+        sender.stop()

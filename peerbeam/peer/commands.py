@@ -73,7 +73,7 @@ def show_qr(link: str) -> None:
 
 async def send(paths: list[Path], server: str | None, password: str | None, one_time: bool,
                expires: int | None, max_receivers: int | None, relay_only: bool = False,
-               max_rate: float | None = None) -> int:
+               max_rate: float | None = None, connections: int | None = None) -> int:
     try:
         files = [SourceFile.open(path) for path in paths]
     except (OSError, ValueError) as error:
@@ -118,7 +118,8 @@ async def send(paths: list[Path], server: str | None, password: str | None, one_
         if report.state == "done":
             if bar is not None:
                 bar.finish()
-            say(f"Receiver {report.peer[:6]} has everything ({report.path}); "
+            over = f", {report.lanes} connections" if report.lanes > 1 else ""
+            say(f"Receiver {report.peer[:6]} has everything ({report.path}{over}); "
                 f"peerbeam digests: {' '.join(report.digests)}")
         elif report.state == "failed":
             say(f"Receiver {report.peer[:6]}: {receiver_failed(report.code, report.error)}")
@@ -136,7 +137,8 @@ async def send(paths: list[Path], server: str | None, password: str | None, one_
         say(f"peerbeam: cannot join the room on the signaling server: {error}")
         await close_room()
         return EXIT_FAILED
-    sender = Sender(offer, signaling, listener, relay_only=relay_only, one_time=one_time)
+    sender = Sender(offer, signaling, listener, relay_only=relay_only, one_time=one_time,
+                    connections=connections)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

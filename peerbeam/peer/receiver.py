@@ -27,6 +27,7 @@ from ..transfer import (
     new_nonce,
     sdp_fingerprints,
 )
+from ..transfer.constants import MAX_LANES
 from ..transfer.machine import Action, Event
 from ..transfer.messages import Accept, Manifest, encode_message
 from ..transfer.receiver_machine import ReceiverMachine
@@ -64,6 +65,7 @@ class _Link:
     """One peer connection to the sender (`pc` once made: picking a relay takes a moment)."""
 
     offer_sdp: str
+    lane: int = 0  # protocol v1.1: an extra connection of the running transfer when > 0
     pc: RTCPeerConnection | None = None
     relay: str = "none"  # how the relay stood when it was made (rtc.peer_connection)
     closed: bool = False
@@ -96,7 +98,7 @@ class Receiver(MachineDriver):
         # asks for none is refused (protocol.md §3).
         expect = True if expect_password or password is not None else None
         super().__init__(ReceiverMachine(expect, password, auto_accept=True,
-                                         timing=session_timing(give_up_after)))
+                                         timing=session_timing(give_up_after), lanes=MAX_LANES))
         self.signaling = signaling
         self.room = room
         self.link_key = link_key
@@ -109,7 +111,7 @@ class Receiver(MachineDriver):
         self.rejoined = rejoined
         self.pacer = Pacer(max_rate)  # acks wait for it, and the sender's window for acks
         self.links: dict[str, _Link] = {}
-        self.offers: dict[str, tuple[str, str]] = {}  # session id -> (sender peer, offer SDP)
+        self.offers: dict[str, tuple[str, str, int]] = {}  # session -> (sender, offer SDP, lane)
         self.files: list[PartialFile] = []
         self.manifest: Manifest | None = None
         self.network_bytes = 0
@@ -151,8 +153,11 @@ class Receiver(MachineDriver):
                 data = message.get("data") or {}
                 if data.get("kind") == "offer" and isinstance(data.get("sdp"), str) \
                         and isinstance(data.get("session"), str):
-                    self.offers[data["session"]] = (str(message.get("from")), data["sdp"])
-                    self.feed({"type": "offer", "from": message.get("from"), "session": data["session"]})
+                    lane = data.get("lane")
+                    lane = lane if isinstance(lane, int) and not isinstance(lane, bool) else 0
+                    self.offers[data["session"]] = (str(message.get("from")), data["sdp"], lane)
+                    self.feed({"type": "offer", "from": message.get("from"), "session": data["session"],
+                               "lane": lane})
             elif kind == "reconnected":
                 self.feed({"type": "peers", "peers": message["welcome"].get("peers", []), "rejoin": True})
             elif kind == "room-closed":
@@ -171,9 +176,8 @@ class Receiver(MachineDriver):
     # -- connections --------------------------------------------------------------------
 
     def do_answer(self, action: Action) -> None:
-        sender, sdp = self.offers.pop(action["session"])
-        self.offers.clear()  # older offers will not be answered
-        link = self.links[action["conn"]] = _Link(sdp)
+        sender, sdp, lane = self.offers.pop(action["session"])
+        link = self.links[action["conn"]] = _Link(sdp, lane=lane)
         self.spawn(self._answer(action["conn"], link, sender, action["session"]))
 
     async def _answer(self, conn: str, link: _Link, sender: str, session: str) -> None:
@@ -191,9 +195,10 @@ class Receiver(MachineDriver):
             link.channel = Channel(raw, lambda data: self._on_data(conn, data),
                                    lambda: self._lost(conn, "the sender's connection closed"))
             def opened() -> None:
-                self.path = describe_path(pc)
-                if self.on_connected is not None:
-                    self.on_connected(self.path)
+                if not link.lane:
+                    self.path = describe_path(pc)
+                    if self.on_connected is not None:
+                        self.on_connected(self.path)
                 self.feed({"type": "channel_open", "conn": conn})
 
             if raw.readyState == "open":

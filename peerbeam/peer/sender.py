@@ -37,6 +37,9 @@ from .signaling import SignalingClient
 from .source import SourceFile
 from .timing import session_timing
 
+# Connections one transfer may grow to (protocol v1.1 lanes; docs/benchmarks.md).
+DEFAULT_LANES = 4
+
 log = logging.getLogger(__name__)
 
 
@@ -50,6 +53,7 @@ class ReceiverReport:
     error: str | None = None
     code: str | None = None
     path: str = ""  # how the current connection reaches the receiver
+    lanes: int = 1  # connections the transfer uses (protocol v1.1)
 
 
 Listener = Callable[[ReceiverReport], None]
@@ -80,6 +84,7 @@ class _Link:
     """One peer connection to one receiver (`pc` once made: picking a relay takes a moment)."""
 
     peer: str
+    lane: int = 0
     pc: RTCPeerConnection | None = None
     channel: Channel | None = None
     relay: str = "none"  # how the relay stood when it was made (rtc.peer_connection)
@@ -96,10 +101,14 @@ class Sender(MachineDriver):
     """Serves an Offer to every receiver that joins the room, several at once."""
 
     def __init__(self, offer: Offer, signaling: SignalingClient, listener: Listener,
-                 relay_only: bool = False, one_time: bool = False) -> None:
+                 relay_only: bool = False, one_time: bool = False,
+                 connections: int | None = None) -> None:
+        """`connections`: use exactly that many per receiver (protocol v1.1 lanes) instead
+        of adding them, up to DEFAULT_LANES, while they make the transfer faster."""
         super().__init__(SenderMachine(offer.transfer, [f.entry for f in offer.files],
                                        offer.password is not None, offer.iterations, one_time,
-                                       session_timing()))
+                                       session_timing(), connections or DEFAULT_LANES,
+                                       fixed_lanes=connections is not None))
         self.offer = offer
         self.signaling = signaling
         self.listener = listener
@@ -151,7 +160,7 @@ class Sender(MachineDriver):
     # -- connections --------------------------------------------------------------------
 
     def do_open_connection(self, action: Action) -> None:
-        link = self.links[action["conn"]] = _Link(action["peer"])
+        link = self.links[action["conn"]] = _Link(action["peer"], action.get("lane", 0))
         self.spawn(self._offer(action["conn"], link))
 
     async def _offer(self, conn: str, link: _Link) -> None:
@@ -168,7 +177,10 @@ class Sender(MachineDriver):
         @raw.on("open")
         def on_open() -> None:
             report = self.reports.setdefault(link.peer, ReceiverReport(link.peer))
-            report.path = describe_path(pc)
+            if not link.lane:
+                report.path = describe_path(pc)
+            else:
+                report.lanes += 1
             link.nonce = secrets.token_bytes(32)
             self.feed({"type": "channel_open", "conn": conn, "nonce": link.nonce})
 
@@ -181,8 +193,10 @@ class Sender(MachineDriver):
         link.local_sdp = pc.localDescription.sdp
         if self.relay_only:
             link.local_sdp = relay_only_sdp(link.local_sdp)
-        await self.signaling.signal(link.peer, {"kind": "offer", "session": link.session,
-                                                "sdp": link.local_sdp})
+        offer: dict[str, Any] = {"kind": "offer", "session": link.session, "sdp": link.local_sdp}
+        if link.lane:
+            offer["lane"] = link.lane  # an extra connection for the running transfer
+        await self.signaling.signal(link.peer, offer)
 
     def _answered(self, peer: str, data: dict[str, Any]) -> None:
         link = next((candidate for candidate in self.links.values()

@@ -49,6 +49,10 @@ class SessionTiming:
     #: asking for a new connection again: after retry_min, doubling up to retry_max
     retry_min: float = 1.0
     retry_max: float = 30.0
+    #: sender, v1.1: how often to decide whether another connection (lane) helps, and by
+    #: how much the last one must have raised the throughput for another to be added
+    grow_interval: float = 5.0
+    grow_gain: float = 0.1
 
     @classmethod
     def from_json(cls, obj: dict[str, Any] | None) -> SessionTiming:

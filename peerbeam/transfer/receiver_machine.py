@@ -56,6 +56,7 @@ from .messages import (
     ErrorMessage,
     FileDone,
     Hello,
+    Join,
     Manifest,
     Message,
     Nack,
@@ -112,6 +113,8 @@ class _Stream:
     outcomes: deque[tuple[str, int, int]] = field(default_factory=deque)  # ack/nack in order
     unacked: int = 0  # chunk messages taken and not yet answered
     done: bool = False
+    window: int = WINDOW_CHUNKS  # chunks this connection may have unanswered
+    assembling: tuple[int, int] | None = None  # lane mode: the chunk whose pieces come now
 
     def __post_init__(self) -> None:
         self.chunk = chunk_count(self.offsets[0]) if self.offsets else 0
@@ -141,14 +144,25 @@ class _Connection:
     nonce: bytes = b""  # ours, of the proof in flight
     accept: Accept | None = None
     stream: _Stream | None = None
+    lane: int = 0  # v1.1: 0 for the connection that started the transfer, k for an extra one
 
 
 class ReceiverMachine(Machine):
     def __init__(self, expect_password: bool | None = None, password: str | None = None,
-                 auto_accept: bool = False, timing: SessionTiming | None = None) -> None:
+                 auto_accept: bool = False, timing: SessionTiming | None = None,
+                 lanes: int | None = None) -> None:
         """`expect_password`: the link says a password is set (True) or not (False);
-        None for an old link that does not say. `password`: known up front (the CLI)."""
+        None for an old link that does not say. `password`: known up front (the CLI).
+        `lanes`: protocol v1.1, the most connections this receiver takes for one transfer
+        (None: a v1 receiver)."""
         super().__init__(timing or SessionTiming())
+        self.max_lanes = lanes
+        self.lane_mode = False  # both sides speak v1.1: chunks may come on several lanes
+        self.lanes: dict[int, str] = {}  # lane index -> conn, while a transfer runs
+        self.agreed = 1
+        self.taken: dict[tuple[int, int], str] = {}  # chunk -> the lane assembling it
+        self.written: list[set[int]] = []  # per file: chunks written, held or not yet
+        self.expected: list[bytes | None] = []  # lane mode: each file's digest from file-done
         self.expect_password = expect_password
         self.password = password
         self.auto_accept = auto_accept
@@ -231,6 +245,10 @@ class ReceiverMachine(Machine):
     def _on_offer(self, event: Event) -> None:
         if event["from"] != self.sender or self.ended:
             return
+        lane = int(event.get("lane") or 0)
+        if lane:
+            self._lane_offer(lane, event["session"])
+            return
         if self.current is not None:
             self._close(self.current)  # a new offer replaces the connection we had
         self._serial += 1
@@ -256,9 +274,17 @@ class ReceiverMachine(Machine):
         self.emit("send", conn=connection.conn, message=message)
 
     def _close(self, connection: _Connection) -> None:
-        if connection.state != CLOSED:
-            connection.state = CLOSED
-            self.emit("close", conn=connection.conn)
+        if connection.state == CLOSED:
+            return
+        connection.state = CLOSED
+        self.emit("close", conn=connection.conn)
+        if self.lanes.get(connection.lane) != connection.conn:
+            return
+        del self.lanes[connection.lane]
+        self.taken = {chunk: conn for chunk, conn in self.taken.items() if conn != connection.conn}
+        if connection.lane == 0:
+            for conn in list(self.lanes.values()):  # the transfer ends with its primary
+                self._close(self.connections[conn])
 
     def _on_connection_lost(self, event: Event) -> None:
         self.relay = str(event.get("relay") or self.relay)
@@ -270,7 +296,7 @@ class ReceiverMachine(Machine):
         was_done = connection.state == DONE
         self._close(connection)
         if connection is not self.current or self.ended or was_done:
-            return
+            return  # an extra lane costs only the chunks it was carrying
         if self.room_gone is not None:
             self._end(ROOM_CLOSED, self.room_gone)
             return
@@ -352,21 +378,25 @@ class ReceiverMachine(Machine):
             assert connection.hello is not None
             self.emit("check_sender_proof", conn=connection.conn, mac=message.mac,
                       sender_nonce=connection.hello.nonce, receiver_nonce=connection.nonce)
-        elif connection.state == MANIFEST and isinstance(message, Manifest):
+        elif connection.state == MANIFEST and isinstance(message, Manifest) and not connection.lane:
             self._manifest(connection, message)
+        elif connection.state == MANIFEST and isinstance(message, Join) and connection.lane:
+            self._join(connection, message)
         elif connection.state == STARTING and isinstance(message, Start):
             self._start(connection, message)
         elif connection.state == RECEIVING and isinstance(message, ChunkEnd):
             self._chunk_end(connection, message)
-        elif connection.state == RECEIVING and isinstance(message, FileDone):
+        elif connection.state == RECEIVING and isinstance(message, FileDone) and not connection.lane:
             self._file_done(connection, message)
-        elif connection.state == RECEIVING and isinstance(message, Done):
+        elif connection.state == RECEIVING and isinstance(message, Done) and not connection.lane:
             self._done(connection)
         else:
             raise FrameError(f"unexpected '{message.TYPE}' while {connection.state}")
 
     def _hello(self, connection: _Connection, hello: Hello) -> None:
         connection.hello = hello
+        if not connection.lane:
+            self.lane_mode = hello.lanes is not None and self.max_lanes is not None
         if self.expect_password and not hello.password:
             # The link was made with a password: a "sender" that asks for none does not
             # know it, and would pass its own proof with the link key alone.
@@ -483,7 +513,8 @@ class ReceiverMachine(Machine):
         for entry, held in zip(self.manifest.files, self.held, strict=True):
             offset = min(entry.size, len(held) * self.manifest.chunk_size)
             files.append(AcceptedFile(offset, file_digest(held) if offset else None))
-        connection.accept = Accept(self.manifest.transfer, tuple(files))
+        connection.accept = Accept(self.manifest.transfer, tuple(files),
+                                   self.max_lanes if self.lane_mode else None)
         connection.state = STARTING
         self._send(connection, connection.accept)
 
@@ -521,8 +552,14 @@ class ReceiverMachine(Machine):
         connection.stream = _Stream(sizes, list(start.offsets))
         connection.state = RECEIVING
         self.digests = [list(held) for held in self.held]
+        self.written = [set(range(len(held))) for held in self.held]
         self.file_digests = [None] * len(sizes)
+        self.expected = [None] * len(sizes)
         self.finishing, self.finished = set(), set()
+        self.taken = {}
+        self.lanes = {0: connection.conn}
+        self.agreed = start.lanes or 1
+        connection.stream.window = max(2, WINDOW_CHUNKS // self.agreed)
         self.emit("progress", held=self._held_bytes(), total=sum(sizes))
 
     # -- data (protocol.md §8) ----------------------------------------------------------
@@ -542,6 +579,9 @@ class ReceiverMachine(Machine):
         if stream.hashing is not None:
             raise ValueError("the driver must deliver chunk_hashed before the next piece")
         file, chunk, offset, size = event["file"], event["chunk"], event["offset"], event["size"]
+        if self.lane_mode:
+            self._lane_piece(connection, stream, file, chunk, offset, size)
+            return
         expecting = stream.expecting()
         if stream.discarding is not None:
             # After a nack everything up to the re-sent chunk's first piece is stale.
@@ -563,16 +603,17 @@ class ReceiverMachine(Machine):
         assert stream is not None
         if stream.discarding is not None:
             return  # stale: sent before the sender saw our nack
-        if stream.expecting() != (message.file, message.chunk):
+        expecting = stream.assembling if self.lane_mode else stream.expecting()
+        if expecting != (message.file, message.chunk):
             raise FrameError(f"chunk end for file {message.file} chunk {message.chunk}, "
-                             f"expected {stream.expecting()}")
+                             f"expected {expecting}")
         need = chunk_length(stream.sizes[message.file], message.chunk)
         if message.size != need or stream.received != need:
             raise FrameError(f"chunk {message.chunk} of file {message.file}: announced {message.size} "
                              f"bytes, received {stream.received}, expected {need}")
         stream.unacked += 1
-        if stream.unacked > WINDOW_CHUNKS:
-            raise FrameError(f"more than {WINDOW_CHUNKS} chunks sent without acknowledgement")
+        if stream.unacked > stream.window:
+            raise FrameError(f"more than {stream.window} chunks sent without acknowledgement")
         stream.hashing = (message.file, message.chunk, message.sha256)
         self.emit("hash_chunk", conn=connection.conn, file=message.file, chunk=message.chunk)
 
@@ -586,14 +627,21 @@ class ReceiverMachine(Machine):
             raise ValueError(f"chunk_hashed for {event['file']}/{event['chunk']}, hashing {file}/{chunk}")
         stream.hashing = None
         stream.received = 0
+        stream.assembling = None
+        self.taken.pop((file, chunk), None)
         digest = event["digest"]
         if digest != announced:
             self.emit("drop_chunk", conn=connection.conn, file=file, chunk=chunk)
             stream.discarding = (file, chunk)
             stream.outcomes.append(("nack", file, chunk))
         else:
-            self.digests[file].append(digest)
-            stream.chunk += 1
+            if self.lane_mode:
+                known = self.digests[file]
+                known.extend([b""] * (chunk + 1 - len(known)))
+                known[chunk] = digest
+            else:
+                self.digests[file].append(digest)
+                stream.chunk += 1
             stream.outcomes.append(("ack", file, chunk))
             assert self.manifest is not None
             self.emit("write_chunk", conn=connection.conn, file=file, chunk=chunk,
@@ -611,8 +659,10 @@ class ReceiverMachine(Machine):
 
     def _on_chunk_written(self, event: Event) -> None:
         file, chunk = event["file"], event["chunk"]
-        if chunk == len(self.held[file]):
-            self.held[file].append(self.digests[file][chunk])
+        self.written[file].add(chunk)
+        held = self.held[file]
+        while len(held) in self.written[file]:  # held: the run of chunks from 0
+            held.append(self.digests[file][len(held)])
         assert self.manifest is not None
         self.emit("progress", held=self._held_bytes(), total=self.manifest.total_size)
         connection = self._connection(event)
@@ -625,11 +675,19 @@ class ReceiverMachine(Machine):
         stream.unacked -= 1
         self._send(connection, Ack(file, chunk))
         self._answer_in_order(connection)
+        if self.lane_mode and self.current is not None:
+            self._guarded(self.current, lambda _: self._check_file(file))
         self._maybe_finish_file(connection, file)
 
     def _file_done(self, connection: _Connection, message: FileDone) -> None:
         stream = connection.stream
         assert stream is not None
+        if self.lane_mode:
+            if self.expected[message.file] is not None:
+                raise FrameError(f"a second file-done for file {message.file}")
+            self.expected[message.file] = message.digest
+            self._check_file(message.file)
+            return
         if stream.discarding is not None:
             return
         if stream.expecting() != (message.file, -1):
@@ -656,6 +714,13 @@ class ReceiverMachine(Machine):
     def _done(self, connection: _Connection) -> None:
         stream = connection.stream
         assert stream is not None
+        if self.lane_mode:
+            if any(digest is None for digest in self.file_digests):
+                raise FrameError("'done' before every file was verified")
+            stream.done = True
+            connection.state = FINISHING
+            self._maybe_complete(connection)
+            return
         if stream.discarding is not None:
             raise FrameError("'done' while a re-sent chunk is still expected")
         if stream.expecting() is not None:
@@ -678,6 +743,87 @@ class ReceiverMachine(Machine):
         connection.state = DONE
         connection.opened_at = self.now  # the close-after-complete clock
         self._end("done", digests=[d.hex() for d in digests])
+
+    # -- lane mode (protocol v1.1, §8.7) --------------------------------------------------
+
+    def _lane_offer(self, lane: int, session: str) -> None:
+        """An extra connection for the running transfer (never a replacement of it)."""
+        primary = self.current
+        limit = self.agreed if primary is not None and primary.state == RECEIVING else self.max_lanes or 1
+        if not self.lane_mode or primary is None or primary.state not in (STARTING, RECEIVING) \
+                or lane >= limit:
+            return  # nothing it could join: do not answer
+        old = self.lanes.get(lane)
+        if old is not None:
+            self._close(self.connections[old])
+        self._serial += 1
+        connection = _Connection(f"c{self._serial}", self.now, lane=lane)
+        self.connections[connection.conn] = connection
+        self.emit("answer", conn=connection.conn, session=session)
+
+    def _join(self, connection: _Connection, join: Join) -> None:
+        primary = self.current
+        if primary is None or primary.state != RECEIVING or self.manifest is None:
+            # Nothing (yet) to join here: this lane goes, the transfer does not.
+            self._send(connection, ErrorMessage("bad_frame", "'join' before the transfer started"))
+            self._close(connection)
+            return
+        if join.transfer != self.manifest.transfer or join.lane != connection.lane \
+                or join.lane >= self.agreed:
+            raise FrameError("'join' for another transfer, or past the agreed lanes")
+        old = self.lanes.get(join.lane)
+        if old is not None and old != connection.conn:
+            self._close(self.connections[old])
+        self.lanes[join.lane] = connection.conn
+        connection.stream = _Stream([entry.size for entry in self.manifest.files],
+                                    [0] * len(self.manifest.files))
+        connection.stream.window = max(2, WINDOW_CHUNKS // self.agreed)
+        connection.state = RECEIVING
+
+    def _lane_piece(self, connection: _Connection, stream: _Stream, file: int, chunk: int,
+                    offset: int, size: int) -> None:
+        """A chunk's pieces come in order on one lane; which chunk is the sender's choice,
+        as long as no other lane is carrying it (protocol.md §8.7)."""
+        if stream.discarding is not None:
+            if (file, chunk, offset) != (*stream.discarding, 0):
+                self.emit("drop_piece", conn=connection.conn)
+                return
+            stream.discarding = None
+        if stream.assembling is None:
+            if offset != 0:
+                raise FrameError(f"piece at offset {offset} starts no chunk")
+            if not 0 <= file < len(stream.sizes) or not 0 <= chunk < chunk_count(stream.sizes[file]):
+                raise FrameError(f"piece of file {file} chunk {chunk}, which does not exist")
+            if self.taken.get((file, chunk), connection.conn) != connection.conn:
+                raise FrameError(f"file {file} chunk {chunk} is coming on another connection")
+            self.taken[(file, chunk)] = connection.conn
+            stream.assembling = (file, chunk)
+            stream.received = 0
+        elif stream.assembling != (file, chunk):
+            raise FrameError(f"piece of file {file} chunk {chunk}, expected {stream.assembling}")
+        if offset != stream.received:
+            raise FrameError(f"piece at offset {offset} of chunk {chunk}, expected {stream.received}")
+        need = chunk_length(stream.sizes[file], chunk)
+        if stream.received + size > need:
+            raise FrameError(f"chunk {chunk} of file {file} is longer than {need}")
+        stream.received += size
+
+    def _check_file(self, file: int) -> None:
+        """Lane mode: verify a file once its file-done came and all its chunks are verified."""
+        expected = self.expected[file]
+        if expected is None or self.file_digests[file] is not None:
+            return
+        known = self.digests[file]
+        count = chunk_count(self.manifest.files[file].size) if self.manifest else 0
+        if len(known) < count or any(not digest for digest in known[:count]):
+            return
+        mine = file_digest(known[:count])
+        if mine != expected:
+            raise IntegrityError(f"file {file}: digest {mine.hex()} differs from the sender's "
+                                 f"{expected.hex()}")
+        self.file_digests[file] = mine
+        if self.current is not None:
+            self._maybe_finish_file(self.current, file)
 
     # -- time ---------------------------------------------------------------------------
 
