@@ -96,7 +96,7 @@ def test_transfer_runs_through_heartbeats_reconnects_and_other_receivers(
     short_lived_sockets: LocalServer, tmp_path: Path
 ) -> None:
     local_server = short_lived_sockets
-    source = random_file(tmp_path / "slow.bin", 10 * MiB + 3, seed=21)
+    source = random_file(tmp_path / "slow.bin", 14 * MiB + 3, seed=21)
     sender = SendProcess(local_server.base, [source], "--max-rate", "600K", env=LONG_CLOCK)
     try:
         started = time.monotonic()

@@ -74,7 +74,7 @@ def wait_for_sockets(page: Page, sockets: list[WebSocket], count: int, timeout: 
 def test_cli_sender_to_browser_through_heartbeats_and_reconnects(
     server: LocalServer, pages: Pages, browser_b: Browser, tmp_path: Path
 ) -> None:
-    source = write_file(tmp_path / "slow to browser.bin", 8 * MIB + 7, seed=31)
+    source = write_file(tmp_path / "slow to browser.bin", 10 * MIB + 7, seed=31)
     sender = SendProcess(server.base, [source], "--max-rate", "500K", env=LONG_CLOCK)
     try:
         receiver, pings, sockets = long_clock_page(pages, browser_b)
@@ -101,7 +101,7 @@ def test_cli_sender_to_browser_through_heartbeats_and_reconnects(
 def test_browser_sender_to_cli_through_heartbeats_and_reconnects(
     server: LocalServer, pages: Pages, browser_a: Browser, tmp_path: Path
 ) -> None:
-    source = write_file(tmp_path / "slow from browser.bin", 8 * MIB + 9, seed=32)
+    source = write_file(tmp_path / "slow from browser.bin", 10 * MIB + 9, seed=32)
     sender, pings, sockets = long_clock_page(pages, browser_a)
     link = create_link(sender, server, [source])
     started = time.monotonic()
