@@ -12,6 +12,7 @@ without padding (nonces, MACs) or lowercase hex (digests). See docs/protocol.md.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ _U32_MAX = 2**32 - 1
 _TRANSFER_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def new_transfer_id() -> str:
@@ -636,8 +638,11 @@ class ErrorMessage:
         if not isinstance(self.code, str) or not _ERROR_CODE.fullmatch(self.code):
             raise ValueError("error code must be lowercase snake_case, at most 32 characters")
         # Long texts are cut, not refused: the connection is ending anyway and the code
-        # says what matters. Display it as plain text only, never as HTML.
-        object.__setattr__(self, "message", str(self.message)[:MAX_ERROR_MESSAGE_CHARS])
+        # says what matters. Cut by code points and with unpaired surrogates replaced, as
+        # the JavaScript twin does, so both read the same text and can always encode it.
+        # Display it as plain text only, never as HTML.
+        text = _LONE_SURROGATE.sub("\ufffd", str(self.message)[:MAX_ERROR_MESSAGE_CHARS])
+        object.__setattr__(self, "message", text)
 
     @classmethod
     def of(cls, exc: ProtocolError) -> ErrorMessage:
@@ -705,6 +710,16 @@ def _reject_constant(name: str) -> Any:
     raise FrameError(f"JSON value {name} is not allowed")
 
 
+def _number(literal: str) -> int | float:
+    """A JSON number with a fraction or an exponent, read as JavaScript reads it: 1.0 and
+    1e0 are the integer 1 there (JSON.parse cannot tell them apart), so they are here too;
+    anything else stays a float, which no integer field accepts."""
+    value = Decimal(literal)
+    if value.is_finite() and value == value.to_integral_value() and abs(value) <= MAX_SAFE_INTEGER:
+        return int(value)
+    return float(literal)
+
+
 def parse_message(text: str) -> Message:
     """Parse one text frame. Raises FrameError, ManifestError or VersionError."""
     if not isinstance(text, str):
@@ -713,7 +728,7 @@ def parse_message(text: str) -> Message:
         raise FrameError(f"text message exceeds {MAX_TEXT_MESSAGE} bytes")
     try:
         # NaN and Infinity are Python extensions; JavaScript's JSON.parse rejects them.
-        obj = json.loads(text, parse_constant=_reject_constant)
+        obj = json.loads(text, parse_constant=_reject_constant, parse_float=_number)
     except ProtocolError:
         raise
     except json.JSONDecodeError as exc:

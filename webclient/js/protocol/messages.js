@@ -250,7 +250,9 @@ const PARSERS = {
   error(obj) {
     const code = str(obj, "code");
     if (!ERROR_CODE.test(code)) throw frameError("'code' must be lowercase snake_case, at most 32 characters");
-    const message = typeof obj.message === "string" ? obj.message.slice(0, MAX_ERROR_MESSAGE_CHARS) : "";
+    // Cut by code points, unpaired surrogates replaced: the same text as the Python twin.
+    const message = typeof obj.message === "string"
+      ? Array.from(obj.message).slice(0, MAX_ERROR_MESSAGE_CHARS).join("").toWellFormed() : "";
     return { t: "error", code, message };
   },
 };
@@ -334,7 +336,7 @@ export function toJson(m) {
     case "complete":
       return { t: m.t, digests: m.digests.map(hexEncode) };
     case "error":
-      return { t: m.t, code: m.code, message: m.message.slice(0, MAX_ERROR_MESSAGE_CHARS) };
+      return { t: m.t, code: m.code, message: Array.from(m.message).slice(0, MAX_ERROR_MESSAGE_CHARS).join("").toWellFormed() };
     default:
       return { t: m.t };
   }
