@@ -12,10 +12,10 @@ without padding (nonces, MACs) or lowercase hex (digests). See docs/protocol.md.
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 import re
 import secrets
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, ClassVar, Self, TypeAlias
 
 from . import errors
