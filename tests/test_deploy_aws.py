@@ -342,10 +342,12 @@ def test_deploy_twice_publishes_once(aws: None, capsys: pytest.CaptureFixture[st
     client, stubber = stubbed_cloudformation()
     expect_deploy(stubber, True, outputs, [
         {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "true"},
+        {"ParameterKey": "RestRequestsPerFiveMinutes", "ParameterValue": "600"},
     ], stack="peerbeam-prod")
     expect_no_change(stubber, outputs, [
         {"ParameterKey": "ExtraAllowedOrigins", "UsePreviousValue": True},
         {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "true"},
+        {"ParameterKey": "RestRequestsPerFiveMinutes", "ParameterValue": "600"},
     ], stack="peerbeam-prod")
     session = AwsSession(client)
     with stubber:
@@ -395,7 +397,8 @@ def test_deploy_command_line() -> None:
         "--allowed-origin", "https://a.example", "--allowed-origin", "https://b.example",
     ])
     assert commands.stack_parameters(args.stage, args.allowed_origins) == {
-        "PointInTimeRecovery": "true", "ExtraAllowedOrigins": "https://a.example,https://b.example"
+        "PointInTimeRecovery": "true", "RestRequestsPerFiveMinutes": "600",
+        "ExtraAllowedOrigins": "https://a.example,https://b.example",
     }
     # Without --allowed-origin the stack keeps what it had.
     assert commands.stack_parameters("dev", None)["ExtraAllowedOrigins"] is None
