@@ -39,6 +39,12 @@ run: install
 test: install system-deps
 	$(BIN)/python -m pytest -q
 
+# The property-based fuzzers of tests/test_fuzz_*.py with many more examples than `make test`
+# runs (HYPOTHESIS_PROFILE=fuzz: 3000 per property; failures are kept in .hypothesis/).
+.PHONY: fuzz
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_fuzz_handlers.py tests/test_fuzz_server.py
+
 # Benchmarks run side by side with their baselines and rewrite docs/benchmarks.md.
 bench: install system-deps
 	$(BIN)/python -m benchmarks.cli_transfer
@@ -46,6 +52,7 @@ bench: install system-deps
 	$(BIN)/python -m benchmarks.handler_cost
 	$(BIN)/python -m benchmarks.swarm
 	$(BIN)/python -m benchmarks.browser_transfer
+	$(BIN)/python -m benchmarks.attacks
 	$(BIN)/python -m benchmarks.report
 
 lint: install

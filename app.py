@@ -119,7 +119,10 @@ def cors_headers() -> ResponseHeaders:
 
 
 def respond(status: int, body: Any) -> Response:
-    return Response(body=body, status_code=status, headers=cors_headers())
+    headers = cors_headers()
+    if isinstance(body, dict):
+        headers["Content-Type"] = "application/json"
+    return Response(body=body, status_code=status, headers=headers)
 
 
 def error_response(error: PeerbeamError) -> Response:

@@ -115,7 +115,9 @@ class Signaling:
             self._post(connection_id, error_message(InternalError("The server failed; try again.")))
 
     def _parse(self, body: str | bytes | None) -> dict[str, Any]:
-        raw = body.encode("utf-8") if isinstance(body, str) else (body or b"")
+        # surrogatepass: a lone surrogate (from a JSON-escaped event body) becomes bytes that
+        # are not UTF-8, which parse() refuses as bad_json, instead of failing here.
+        raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else (body or b"")
         limit = self.rooms.settings.max_message_bytes
         if len(raw) > limit:
             raise MessageTooLarge(f"Messages may be at most {limit} bytes.")

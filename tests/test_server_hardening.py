@@ -56,9 +56,11 @@ def assert_contract_error(status: int, headers: dict[str, str], body: object, co
 # -- memory: a client that never reads -------------------------------------------------
 
 
-async def test_a_client_that_never_reads_is_cut_off(local_server: LocalServer) -> None:
+async def test_a_client_that_never_reads_is_cut_off(server_with: object) -> None:
     """The queue towards a socket is bounded in bytes: 200 relayed 60 KB signals to a
     receiver that reads nothing cut it off (peer-left), instead of being held for it."""
+    # The sender's byte budget would only slow this down (tested on its own below).
+    local_server = server_with(PEERBEAM_CLIENT_BYTES_PER_SECOND="0")  # type: ignore[operator]
     room = create_room(local_server.api)
     sender = await Peer.join(local_server.ws, room=room["room"], role="sender",
                              token=room["owner_token"])
@@ -82,6 +84,33 @@ async def test_a_client_that_never_reads_is_cut_off(local_server: LocalServer) -
     assert raw_clients.closed_by_server(stuck, 5)
     assert "is not reading" in local_server.log()
     stuck.close()
+
+
+async def test_a_flooding_client_is_slowed_and_others_are_not(server_with: object) -> None:
+    """WebSocket bytes are budgeted per client address: 500 KB of messages against a budget
+    of 200 KB/s (50 KB burst) take seconds to be answered, while another address is served
+    at once."""
+    server = server_with(PEERBEAM_CLIENT_BYTES_PER_SECOND="200000",  # type: ignore[operator]
+                         PEERBEAM_CLIENT_BYTES_BURST="50000")
+    room = create_room(server.api)
+    flooder = raw_clients.websocket(server.port, f"room={room['room']}&role=receiver",
+                                    source="127.0.0.2")
+    other = await Peer.join(server.ws, room=room["room"], role="receiver")
+    started = time.monotonic()
+    heavy = raw_clients.frame({"type": "ping", "padding": "x" * 50_000})
+    for _ in range(10):
+        flooder.sendall(heavy)
+    await other.send({"type": "ping"})
+    await other.expect("pong")
+    assert time.monotonic() - started < 1
+    flooder.settimeout(15)
+    answers = b""
+    while answers.count(b'"pong"') < 10:
+        chunk = flooder.recv(65536)
+        assert chunk, "the flooder was disconnected"
+        answers += chunk
+    assert time.monotonic() - started > 1.5
+    flooder.close()
 
 
 # -- connections: caps, timeouts, descriptors -----------------------------------------

@@ -58,6 +58,11 @@ class ServeConfig:
     rooms_burst: int = 60
     joins_per_minute: float = 120.0
     joins_burst: int = 120
+    # WebSocket message bytes one client address may make the relay handle per second (and
+    # in a burst); past that its sockets are read more slowly. Signaling is a few KB per
+    # transfer: this only ever slows a flood.
+    client_bytes_per_second: float = float(MIB)
+    client_bytes_burst: float = 4.0 * MIB
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServeConfig:
@@ -81,6 +86,10 @@ class ServeConfig:
             rooms_burst=int(_number(env, "PEERBEAM_ROOMS_BURST", base.rooms_burst)),
             joins_per_minute=_number(env, "PEERBEAM_JOINS_PER_MINUTE", base.joins_per_minute),
             joins_burst=int(_number(env, "PEERBEAM_JOINS_BURST", base.joins_burst)),
+            client_bytes_per_second=_number(
+                env, "PEERBEAM_CLIENT_BYTES_PER_SECOND", base.client_bytes_per_second
+            ),
+            client_bytes_burst=_number(env, "PEERBEAM_CLIENT_BYTES_BURST", base.client_bytes_burst),
         )
 
     def with_options(self, public_url: str | None, allowed_hosts: list[str] | None) -> ServeConfig:

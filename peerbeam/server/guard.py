@@ -36,6 +36,9 @@ from chalicelib.errors import ServerBusy, excerpt, for_status
 
 log = logging.getLogger("peerbeam.server")
 
+# The kernel's queue of connections not yet accepted: deep, so that a burst waits there
+# (costing us no descriptor) instead of having its SYNs dropped along with everyone's.
+KERNEL_BACKLOG = 4096
 REFUSAL_GRACE = 2.0
 REFUSALS_PER_CLIENT = 8
 RETRY_AFTER_SECONDS = 5
@@ -254,3 +257,11 @@ class GuardedSite(web.BaseSite):
             reuse_address=True,
             ssl_handshake_timeout=self._header_timeout if self._ssl_context else None,
         )
+        # asyncio accepts up to ``backlog`` connections per turn and passes the same number
+        # to listen(); deepen only the kernel's queue (on a duplicate of the socket).
+        for listening in self._server.sockets:
+            duplicate = listening.dup()
+            try:
+                duplicate.listen(KERNEL_BACKLOG)
+            finally:
+                duplicate.close()

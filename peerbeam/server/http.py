@@ -37,7 +37,8 @@ from .config import ServeConfig
 from .connections import LocalConnections, LocalManagementSession
 from .events import LOCAL_STAGE, RestEvents, new_connection_id, websocket_event
 from .hosts import HostPolicy
-from .limits import TokenBuckets
+from .limits import ByteBudget, TokenBuckets
+from .memory import Trimmer
 
 log = logging.getLogger("peerbeam.server")
 
@@ -143,6 +144,8 @@ class LocalGateway:
         self.hello_timeout = Settings.from_env().hello_timeout
         self.rooms_limit = TokenBuckets(config.rooms_per_minute, config.rooms_burst)
         self.joins_limit = TokenBuckets(config.joins_per_minute, config.joins_burst)
+        self.input_budget = ByteBudget(config.client_bytes_per_second, config.client_bytes_burst)
+        self.trimmer = Trimmer()
         self.connections: LocalConnections | None = None
         # Open sockets and their transports (to cut those that will not close).
         self._sockets: dict[web.WebSocketResponse, asyncio.BaseTransport | None] = {}
@@ -164,6 +167,7 @@ class LocalGateway:
         )
 
     async def stop(self, _app: web.Application) -> None:
+        self.trimmer.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def invoke(self, handler: Callable[..., Any], event: dict[str, Any]) -> Any:
@@ -259,15 +263,19 @@ class LocalGateway:
                 status=status, body=result.get("body", ""), content_type="application/json",
                 headers=result.get("headers") or {},
             )
-        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, autoping=True)
+        # No permessage-deflate: API Gateway offers none, and a compressed frame of 100 bytes
+        # can inflate to 1 MiB, so one TCP read could queue hundreds of MiB of messages.
+        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, autoping=True, compress=False)
         self._sockets[ws] = transport
         writer: asyncio.Task[None] | None = None
         try:
             await ws.prepare(request)
             writer = asyncio.create_task(self.connections.pump(outbox, ws))
-            await self._read_frames(ws, transport, connection_id, domain)
+            await self._read_frames(ws, transport, connection_id, domain,
+                                    client_key(request.remote))
         finally:
             self._sockets.pop(ws, None)
+            self.trimmer.soon()
             self.connections.forget(connection_id)
             if writer is not None:
                 # Nothing may keep the writer (and the frames it holds) alive after the socket.
@@ -279,9 +287,11 @@ class LocalGateway:
         return ws
 
     async def _read_frames(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None,
-                           connection_id: str, domain: str) -> None:
+                           connection_id: str, domain: str, client: str) -> None:
         """Feed frames to $default until the socket ends. The first frame (hello) must come
-        within the hello timeout and later ones within the idle timeout (API Gateway's)."""
+        within the hello timeout and later ones within the idle timeout (API Gateway's).
+        A client over its byte budget waits before its next frame is handled (limits.py)."""
+        loop = asyncio.get_running_loop()
         timeout: float = self.hello_timeout
         while True:
             try:
@@ -299,6 +309,11 @@ class LocalGateway:
             else:
                 continue
             timeout = self.config.idle_timeout
+            wait = self.input_budget.charge(client, len(body), loop.time())
+            if wait:
+                await asyncio.sleep(wait)
+                if transport is not None and transport.is_closing():
+                    return  # a flooding client that left: its backlog is not worth handling
             event = websocket_event("$default", connection_id, domain, body=body)
             try:
                 await self.invoke(self.app_module.websocket_message, event)
