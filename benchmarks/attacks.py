@@ -8,7 +8,8 @@ keeps doing what a sender does (create a room, join it, hello, ping) twice a sec
 
 - never-reading: 25 receivers that say hello and then read nothing; each sends 100
   messages with a 60 KB unknown type (answered with an error it never reads) while a
-  colluding sender relays 100 signals of 60 KB to it;
+  colluding sender relays 100 signals of 60 KB to it (once with the defaults, once
+  with the per-address byte budget off, so that the outbox bound alone is measured);
 - many-connection: 1100 TCP connections that send nothing, opened at once and opened
   again every two seconds;
 - join/leave: 5000 receivers join one room, say hello and leave (half of them with a
@@ -224,11 +225,13 @@ def join_leave(server: LocalServer, cycles: int = 5000, workers: int = 8) -> dic
     def cycle_many(count: int) -> None:
         for index in range(count):
             token = f"&token={secrets.token_urlsafe(24)}" if index % 2 else ""
-            try:
-                sock = raw_clients.websocket(server.port, f"room={room['room']}&role=receiver{token}",
-                                             source=ATTACKER)
-            except ConnectionRefusedError:
-                continue  # room full for a moment: the slots of leavers come back
+            while True:
+                try:
+                    sock = raw_clients.websocket(
+                        server.port, f"room={room['room']}&role=receiver{token}", source=ATTACKER)
+                    break
+                except ConnectionRefusedError:
+                    time.sleep(0.01)  # room full for a moment: the slots of leavers come back
             sock.sendall(raw_clients.frame({"type": "hello"}))
             sock.recv(65536)
             sock.close()
@@ -255,6 +258,10 @@ def main() -> None:
     results: dict[str, Any] = {}
     with watched() as (server, sampler, canary):
         results["never_reading"] = measure(server, sampler, canary, lambda: never_reading(server))
+    # The same with the per-address byte budget off: the outbox bound alone must hold.
+    with watched({"PEERBEAM_CLIENT_BYTES_PER_SECOND": "0"}) as (server, sampler, canary):
+        results["never_reading_unbudgeted"] = measure(
+            server, sampler, canary, lambda: never_reading(server))
     with watched() as (server, sampler, canary):
         results["many_connections"] = measure(
             server, sampler, canary, lambda: many_connections(server, seconds=args.seconds))
