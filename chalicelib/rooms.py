@@ -190,7 +190,9 @@ class RoomService:
 
     def _with_reclaim(self, room_id: str, take_slot: Callable[[], object]) -> tuple[Connection, ...]:
         """Take a receiver slot; if the room is full, reclaim slots held past the hello
-        deadline and try once more. The evicted connections are returned."""
+        deadline and try once more. The evicted connections are returned. (Should another
+        receiver win the freed slot first, RoomFull propagates; the evicted connections then
+        learn on their next message, not_joined, and the local server closes them anyway.)"""
         try:
             take_slot()
             return ()
