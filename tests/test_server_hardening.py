@@ -185,6 +185,16 @@ def test_slow_headers_are_cut_at_the_header_timeout(server_with: object) -> None
     slow.close()
 
 
+async def test_an_open_websocket_outlives_the_header_timeout(server_with: object) -> None:
+    """The header timeout is for requests, not for a WebSocket that is talking."""
+    server = server_with(PEERBEAM_HEADER_TIMEOUT="1")  # type: ignore[operator]
+    room = create_room(server.api)
+    peer = await Peer.join(server.ws, room=room["room"], role="receiver")
+    await asyncio.sleep(2.5)
+    await peer.send({"type": "ping"})
+    assert await peer.expect("pong") == {"type": "pong"}
+
+
 def test_a_slow_request_body_times_out(server_with: object) -> None:
     server = server_with(PEERBEAM_HEADER_TIMEOUT="1")  # type: ignore[operator]
     sock = raw_clients.connect(server.port)
