@@ -58,6 +58,12 @@ run: install
 test: install system-deps node-install
 	$(BIN)/python -m pytest -q
 
+# The property-based fuzzers of tests/test_fuzz_*.py with many more examples than `make test`
+# runs (HYPOTHESIS_PROFILE=fuzz: 3000 per property; failures are kept in .hypothesis/).
+.PHONY: fuzz
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_fuzz_handlers.py tests/test_fuzz_server.py
+
 # Benchmarks run side by side with their baselines and rewrite docs/benchmarks.md.
 bench: install system-deps node-install
 	$(BIN)/python -m benchmarks.cli_transfer
@@ -66,6 +72,7 @@ bench: install system-deps node-install
 	$(BIN)/python -m benchmarks.swarm
 	$(BIN)/python -m benchmarks.browser_transfer
 	$(BIN)/python -m benchmarks.digest_cost
+	$(BIN)/python -m benchmarks.attacks
 	$(BIN)/python -m benchmarks.report
 
 # Transfers that last 15 minutes with the real timers, on loopback and across an emulated

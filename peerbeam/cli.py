@@ -42,6 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--tls", action="store_true", help="HTTPS/WSS with a self-signed certificate"
     )
+    serve.add_argument(
+        "--public-url", default=None, metavar="URL",
+        help="the URL users reach this server at (a reverse proxy, a DNS name); "
+        "default: $PEERBEAM_PUBLIC_URL, else the address it listens on",
+    )
+    serve.add_argument(
+        "--allowed-host", action="append", dest="allowed_hosts", default=None, metavar="NAME",
+        help="another host name to answer for (repeatable; default: its own names only)",
+    )
 
     send = commands.add_parser("send", help="offer files; prints the link on stdout")
     send.add_argument("files", nargs="+", type=Path)
@@ -83,9 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
+        from .server.config import ServeConfig
         from .server.run import default_data_dir, serve
 
-        serve(args.host, args.port, args.data_dir or default_data_dir(), args.tls)
+        try:
+            config = ServeConfig.from_env().with_options(args.public_url, args.allowed_hosts)
+        except ValueError as error:
+            build_parser().error(str(error))
+        serve(args.host, args.port, args.data_dir or default_data_dir(), args.tls, config)
         return 0
     if args.command == "digest":
         from .digest import run as run_digest

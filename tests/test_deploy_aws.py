@@ -347,10 +347,12 @@ def test_deploy_twice_publishes_once(aws: None, capsys: pytest.CaptureFixture[st
     client, stubber = stubbed_cloudformation()
     expect_deploy(stubber, True, outputs, [
         {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "true"},
+        {"ParameterKey": "RestRequestsPerFiveMinutes", "ParameterValue": "600"},
     ], stack="peerbeam-prod")
     expect_no_change(stubber, outputs, [
         {"ParameterKey": "ExtraAllowedOrigins", "UsePreviousValue": True},
         {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "true"},
+        {"ParameterKey": "RestRequestsPerFiveMinutes", "ParameterValue": "600"},
         {"ParameterKey": "PriceClass", "UsePreviousValue": True},  # whatever the stack has
         {"ParameterKey": "TurnRelay", "UsePreviousValue": True},
     ], stack="peerbeam-prod")
@@ -402,7 +404,7 @@ def test_deploy_command_line() -> None:
         "--allowed-origin", "https://a.example", "--allowed-origin", "https://b.example",
     ])
     assert commands.stack_parameters(args.stage, args.allowed_origins, args.turn_relay) == {
-        "PointInTimeRecovery": "true", "ExtraAllowedOrigins": "https://a.example,https://b.example",
+        "PointInTimeRecovery": "true", "RestRequestsPerFiveMinutes": "600", "ExtraAllowedOrigins": "https://a.example,https://b.example",
         "TurnRelay": None,
     }
     # Without --allowed-origin or --[no-]turn-relay the stack keeps what it had.

@@ -73,7 +73,7 @@ def test_welcome_keeps_the_configured_order() -> None:
     urls = ("turn:t.example:3478?transport=udp", "turn:t.example:3478?transport=tcp",
             "turns:t.example:5349?transport=tcp")
     settings = Settings(stun_urls=("stun:t.example:3478",), turn_urls=urls, turn_secret="s")
-    stun, turn = server_ice_servers(settings, "peer-1", 1_000)
+    stun, turn = server_ice_servers(settings, "peer-1", 1_000, room_expires_at=100_000)
     assert stun == {"urls": ["stun:t.example:3478"]} and turn["urls"] == list(urls)
     _, relays = split_ice_servers([stun, turn])
     assert [relay.url for relay in relays] == list(urls)
