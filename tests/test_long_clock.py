@@ -25,7 +25,7 @@ MiB = 1024 * 1024
 SENDER_WAIT = 2.0
 # Heartbeats every half second; the receiver waits only 2 s for an absent sender.
 LONG_CLOCK = {
-    "PEERBEAM_TIMING": f"heartbeat=0.5,sender_wait={SENDER_WAIT},ping_after=0.5,dead_after=5",
+    "PEERBEAM_TIMING": f"heartbeat=0.5,sender_wait={SENDER_WAIT},ping_after=0.5,dead_after=15",
     "PEERBEAM_LOG": "INFO",
 }
 

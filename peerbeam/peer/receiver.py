@@ -226,9 +226,10 @@ class Receiver(MachineDriver):
         self.network_bytes += len(data) - HEADER_SIZE
         self.feed({"type": "piece", "conn": conn, "file": piece.file, "chunk": piece.chunk,
                    "offset": piece.offset, "size": len(piece.payload)}, payload=piece.payload)
-        pc = self.links[conn].pc
-        if faults.drop_now(self.network_bytes) and pc is not None:
-            self.spawn(close_quietly(pc))
+        link = self.links[conn]
+        if link.pc is not None and (faults.drop_now(self.network_bytes) or (
+                link.lane and faults.drop_now(self.network_bytes, "drop_lane"))):
+            self.spawn(close_quietly(link.pc))
 
     def _lost(self, conn: str, reason: str) -> None:
         self.feed({"type": "connection_lost", "conn": conn, "reason": reason,

@@ -179,6 +179,7 @@ class Sender(MachineDriver):
             report = self.reports.setdefault(link.peer, ReceiverReport(link.peer))
             if not link.lane:
                 report.path = describe_path(pc)
+                report.lanes = 1  # a new transfer session: its lanes are counted afresh
             else:
                 report.lanes += 1
             link.nonce = secrets.token_bytes(32)

@@ -31,7 +31,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     instance.stop()
 
 
-PAGE_TIMING = {"heartbeatMs": 500, "pingAfterMs": 500, "deadAfterMs": 5000, "maxBackoffMs": 1000}
+PAGE_TIMING = {"heartbeatMs": 500, "pingAfterMs": 500, "deadAfterMs": 15000, "maxBackoffMs": 1000}
 
 
 # Counts the peer connections a page makes: one transfer, one connection, however many
