@@ -3,7 +3,8 @@
  * Chunks (protocol.md section 8): arithmetic, digests, and the bookkeeping of both ends,
  * mirroring peerbeam/transfer/chunks.py: SendWindow (sender) and ChunkAssembler (receiver).
  */
-import { bytesEqual, concatBytes, hexEncode } from "./codec.js";
+import { bytesEqual, hexEncode } from "./codec.js";
+import { Sha256 } from "./sha256.js";
 import { CHUNK_SIZE, MAX_CHUNK_NACKS, WINDOW_CHUNKS } from "./constants.js";
 import { INTEGRITY, ProtocolError, frameError } from "./errors.js";
 
@@ -35,12 +36,17 @@ export async function chunkDigest(data) {
 }
 
 /**
- * SHA-256 over the raw chunk digests in order; also an accept's `prefix`.
+ * SHA-256 over the raw chunk digests in order; also an accept's `prefix`. Synchronous
+ * (sha256.js), as the session machines need it: at most 32 bytes per MiB of files.
  * @param {Uint8Array[]} digests
  */
-export async function fileDigest(digests) {
-  for (const d of digests) if (d.length !== 32) throw new Error("chunk digests are 32 bytes");
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", concatBytes(...digests)));
+export function fileDigest(digests) {
+  const hash = new Sha256();
+  for (const d of digests) {
+    if (d.length !== 32) throw new Error("chunk digests are 32 bytes");
+    hash.update(d);
+  }
+  return hash.digest();
 }
 
 /**

@@ -1,0 +1,842 @@
+// @ts-check
+/**
+ * The receiver's session machine (protocol.md section 14.2): one per run of a link (a
+ * receiver page), across every connection to the sender. Pure: no I/O, no clock, no
+ * randomness. The Python twin is peerbeam/transfer/receiver_machine.py; both must produce
+ * exactly the actions of docs/protocol-traces.json.
+ *
+ * Events (driver → machine), besides `tick`:
+ * - signaling: `peers {peers: [{peer, role}], rejoin}` (a welcome; `rejoin`: we were in
+ *   this room before, or the socket reconnected), `peer_joined {peer, role}`,
+ *   `offer {from, session}`, `room_gone {reason}`;
+ * - one connection: `channel_open {conn}`, `message {conn, text}`,
+ *   `piece {conn, file, chunk, offset, size}` (a binary frame's header and payload length),
+ *   `connection_lost {conn, reason}`;
+ * - the user: `password_entered {password}`, `user_accepted`, `user_declined`,
+ *   `user_cancelled`;
+ * - results of actions: `proof_made {conn, nonce, mac}`, `sender_proof_checked {conn, ok}`,
+ *   `records_loaded {records}`, `storage_ready`, `storage_failed {code, message}`,
+ *   `chunk_hashed {conn, file, chunk, digest}`, `chunk_written {conn, file, chunk}`,
+ *   `file_finished {file}`.
+ *
+ * Actions (machine → driver), besides `wake`: `answer {conn, session}`, `restart {to}`,
+ * `send {conn, message}`, `close {conn}`, `ask_password {remaining}`,
+ * `make_proof {conn, password, iterations, sender_nonce}`,
+ * `check_sender_proof {conn, mac, sender_nonce, receiver_nonce}`, `load_records {manifest}`,
+ * `ask_accept {manifest, held}`, `prepare_storage {manifest, records}`, `reset_file {file}`,
+ * `drop_piece {conn}`, `hash_chunk {conn, file, chunk}`, `drop_chunk {conn, file, chunk}`,
+ * `write_chunk {conn, file, chunk, position, digest}`, `finish_file {file, digest}`,
+ * `status {state, …}`, `progress {held, total}`, `end {outcome, code, detail, …}` (`code`
+ * says why; the user interface words it).
+ *
+ * The driver delivers `chunk_hashed` before any further event of that connection, and
+ * carries out `write_chunk` / `finish_file` / `reset_file` strictly in order.
+ */
+import { bytesEqual, hexEncode } from "./codec.js";
+import { chunkCount, chunkLength, fileDigest } from "./chunks.js";
+import { WINDOW_CHUNKS } from "./constants.js";
+import {
+  AUTH_FAILED, CANCELLED, DECLINED, DISK_FULL, DONE, INTEGRITY, PASSWORD_DOWNGRADE, ProtocolError,
+  ROOM_CLOSED, SENDER_GONE, STORAGE_ERROR, WRONG_LINK, WRONG_PASSWORD, errorMessage, frameError,
+} from "./errors.js";
+import { Keepalive, Machine, DEFAULT_TIMING } from "./machine.js";
+import { checkStart, parseMessage } from "./messages.js";
+import { matchRecords } from "./resume.js";
+
+/**
+ * @typedef {import("./machine.js").MachineEvent} MachineEvent
+ * @typedef {import("./machine.js").Position} Position
+ * @typedef {import("./machine.js").SessionTiming} SessionTiming
+ * @typedef {import("./messages.js").Message} Message
+ * @typedef {import("./messages.js").Manifest} Manifest
+ * @typedef {import("./messages.js").Hello} Hello
+ * @typedef {import("./messages.js").Accept} Accept
+ * @typedef {import("./resume.js").ResumeRecord} ResumeRecord
+ */
+
+// Connection states.
+const OPENING = "opening";
+const HELLO = "hello";
+const PASSWORD = "password";
+const PROVING = "proving";
+const AUTHING = "authing";
+const VERIFYING = "verifying";
+const MANIFEST = "manifest";
+const MATCHING = "matching";
+const ASKING = "asking";
+const PREPARING = "preparing";
+const STARTING = "starting";
+const RECEIVING = "receiving";
+const FINISHING = "finishing";
+const COMPLETED = "done";
+const CLOSED = "closed";
+
+/** The whole receive ends (not only this connection). */
+class End extends Error {
+  /**
+   * @param {string} code
+   * @param {string} [detail]
+   * @param {ProtocolError | null} [wire] what to tell the sender, if anything
+   * @param {boolean} [remote] the sender said so
+   */
+  constructor(code, detail = "", wire = null, remote = false) {
+    super(detail || code);
+    this.code = code;
+    this.detail = detail;
+    this.wire = wire;
+    this.remote = remote;
+  }
+}
+
+/**
+ * Where the data phase of one connection stands (protocol.md 8): which piece, chunk
+ * message and file-done may come next, and what is in flight to the disk.
+ */
+class Stream {
+  /**
+   * @param {number[]} sizes
+   * @param {number[]} offsets
+   */
+  constructor(sizes, offsets) {
+    this.sizes = sizes;
+    this.offsets = offsets;
+    this.file = 0;
+    this.chunk = offsets.length ? chunkCount(offsets[0]) : 0;
+    /** Payload bytes of the current chunk. */
+    this.received = 0;
+    /** After a nack: drop until this chunk restarts. @type {Position | null} */
+    this.discarding = null;
+    /** The chunk being hashed: file, chunk, announced digest. @type {[number, number, Uint8Array] | null} */
+    this.hashing = null;
+    /** Acks and nacks to send, in order. @type {["ack" | "nack", number, number][]} */
+    this.outcomes = [];
+    /** Chunk messages taken and not yet answered. */
+    this.unacked = 0;
+    this.done = false;
+  }
+
+  /**
+   * (file, chunk) whose pieces come next, (file, -1) for its file-done, null: all done.
+   * @returns {Position | null}
+   */
+  expecting() {
+    if (this.file >= this.sizes.length) return null;
+    if (this.chunk >= chunkCount(this.sizes[this.file])) return [this.file, -1];
+    return [this.file, this.chunk];
+  }
+
+  nextFile() {
+    this.file += 1;
+    this.received = 0;
+    if (this.file < this.sizes.length) this.chunk = chunkCount(this.offsets[this.file]);
+  }
+}
+
+class Connection {
+  /**
+   * @param {string} conn
+   * @param {number} openedAt
+   */
+  constructor(conn, openedAt) {
+    this.conn = conn;
+    this.openedAt = openedAt;
+    this.state = OPENING;
+    /** @type {Keepalive | null} */
+    this.keepalive = null;
+    /** @type {Hello | null} */
+    this.hello = null;
+    /** Ours, of the proof in flight. */
+    this.nonce = new Uint8Array(0);
+    /** @type {Accept | null} */
+    this.accept = null;
+    /** @type {Stream | null} */
+    this.stream = null;
+  }
+}
+
+/** @param {Position | null} position */
+const describe = (position) => (position === null ? "nothing" : position.join("/"));
+
+export class ReceiverMachine extends Machine {
+  /**
+   * @param {{expectPassword?: boolean | null, password?: string | null, autoAccept?: boolean,
+   *          timing?: Readonly<SessionTiming>}} [options]
+   *   `expectPassword`: the link says a password is set (true) or not (false); null for a
+   *   link that does not say. `password`: known up front. `autoAccept`: accept without
+   *   asking (the CLI).
+   */
+  constructor({ expectPassword = null, password = null, autoAccept = false, timing = DEFAULT_TIMING } = {}) {
+    super(timing);
+    this.expectPassword = expectPassword;
+    this.password = password;
+    this.autoAccept = autoAccept;
+    /** @type {string | null} */
+    this.sender = null;
+    /** @type {Map<string, Connection>} */
+    this.connections = new Map();
+    /** @type {Connection | null} */
+    this.current = null;
+    /** While no session runs: the sender-wait clock. @type {number | null} */
+    this.waitingSince = null;
+    /** @type {string | null} */
+    this.roomGone = null;
+    this.ended = false;
+    /** @type {Manifest | null} */
+    this.manifest = null;
+    /** The transfer the user accepted. @type {string | null} */
+    this.accepted = null;
+    /** Per file: digests of chunks held durably. @type {Uint8Array[][]} */
+    this.held = [];
+    /** Per file: verified digests this session. @type {Uint8Array[][]} */
+    this.digests = [];
+    /** @type {(Uint8Array | null)[]} */
+    this.fileDigests = [];
+    /** The matching record of each file, if any. @type {(ResumeRecord | null)[]} */
+    this.plan = [];
+    /** Files being finalised. @type {Set<number>} */
+    this.finishing = new Set();
+    /** @type {Set<number>} */
+    this.finished = new Set();
+    this.serial = 0;
+    /** @type {Record<string, (event: MachineEvent) => void>} */
+    this.handlers = {
+      peers: (e) => this.onPeers(e),
+      peer_joined: (e) => this.onPeerJoined(e),
+      offer: (e) => this.onOffer(e),
+      room_gone: (e) => this.onRoomGone(e),
+      channel_open: (e) => this.onChannelOpen(e),
+      message: (e) => this.onMessage(e),
+      piece: (e) => this.onPiece(e),
+      connection_lost: (e) => this.onConnectionLost(e),
+      password_entered: (e) => this.onPasswordEntered(e),
+      user_accepted: () => this.onUserAccepted(),
+      user_declined: () => this.onUserDeclined(),
+      user_cancelled: () => this.onUserCancelled(),
+      proof_made: (e) => this.onProofMade(e),
+      sender_proof_checked: (e) => this.onSenderProofChecked(e),
+      records_loaded: (e) => this.onRecordsLoaded(e),
+      storage_ready: () => this.onStorageReady(),
+      storage_failed: (e) => this.onStorageFailed(e),
+      chunk_hashed: (e) => this.onChunkHashed(e),
+      chunk_written: (e) => this.onChunkWritten(e),
+      file_finished: (e) => this.onFileFinished(e),
+    };
+  }
+
+  /**
+   * @param {MachineEvent} event
+   * @returns {import("./machine.js").Action[]}
+   */
+  handle(event) {
+    if (this.ended && event.type !== "tick") return []; // only the close of a finished connection is left to do
+    return super.handle(event);
+  }
+
+  // -- the sender and its connections -------------------------------------------------
+
+  sessionRunning() {
+    return this.current !== null && this.current.state !== CLOSED;
+  }
+
+  /** @param {MachineEvent} event */
+  onPeers(event) {
+    const sender = event.peers.find((/** @type {{role: string}} */ p) => p.role === "sender")?.peer;
+    if (sender !== undefined) {
+      this.sender = sender;
+      if (event.rejoin && !this.sessionRunning()) {
+        // Back in a room we were in before (a reload, a signaling reconnect) without a
+        // working connection: the sender may still hold one to our old self and would not
+        // offer by itself.
+        this.emit("restart", { to: sender });
+      }
+    }
+    if (!this.sessionRunning()) {
+      if (this.waitingSince === null) this.waitingSince = this.now;
+      this.status(this.sender ? "connecting" : "waiting");
+    }
+  }
+
+  /** @param {MachineEvent} event */
+  onPeerJoined(event) {
+    if (event.role === "sender") {
+      this.sender = event.peer;
+      if (!this.sessionRunning()) {
+        this.waitingSince = this.now;
+        this.status("connecting");
+      }
+    }
+  }
+
+  /** @param {MachineEvent} event */
+  onOffer(event) {
+    if (event.from !== this.sender || this.ended) return;
+    if (this.current !== null) this.close(this.current); // a new offer replaces the connection we had
+    this.serial += 1;
+    const connection = new Connection(`c${this.serial}`, this.now);
+    this.connections.set(connection.conn, connection);
+    this.current = connection;
+    this.waitingSince = null;
+    this.emit("answer", { conn: connection.conn, session: event.session });
+  }
+
+  /** @param {MachineEvent} event */
+  onRoomGone(event) {
+    this.roomGone = event.reason ? String(event.reason) : "";
+    // A transfer whose connection works goes on; only a reconnect is impossible.
+    if (!this.sessionRunning()) this.end(ROOM_CLOSED, this.roomGone);
+  }
+
+  /** @param {MachineEvent} event */
+  connection(event) {
+    const connection = this.connections.get(event.conn);
+    return !connection || connection.state === CLOSED ? null : connection;
+  }
+
+  /**
+   * @param {Connection} connection
+   * @param {Message} message
+   */
+  send(connection, message) {
+    this.emit("send", { conn: connection.conn, message });
+  }
+
+  /** @param {Connection} connection */
+  close(connection) {
+    if (connection.state !== CLOSED) {
+      connection.state = CLOSED;
+      this.emit("close", { conn: connection.conn });
+    }
+  }
+
+  /** @param {MachineEvent} event */
+  onConnectionLost(event) {
+    const connection = this.connection(event);
+    if (connection !== null) this.lost(connection);
+  }
+
+  /** @param {Connection} connection */
+  lost(connection) {
+    const wasDone = connection.state === COMPLETED;
+    this.close(connection);
+    if (connection !== this.current || this.ended || wasDone) return;
+    if (this.roomGone !== null) {
+      this.end(ROOM_CLOSED, this.roomGone);
+      return;
+    }
+    // Keep everything, ask the sender for a new connection (it may not have noticed), and
+    // resume on it; the sender-wait clock runs until it comes.
+    this.waitingSince = this.now;
+    if (this.sender !== null) this.emit("restart", { to: this.sender });
+    this.status("reconnecting");
+  }
+
+  /**
+   * @param {string} state
+   * @param {Record<string, unknown>} [fields]
+   */
+  status(state, fields = {}) {
+    this.emit("status", { state, ...fields });
+  }
+
+  /**
+   * The receive is over. `code` says why (for the user's sentence), `detail` adds what the
+   * sentence may quote (a peer's message, which digest differed).
+   * @param {string} code
+   * @param {string} [detail]
+   * @param {Record<string, unknown>} [fields]
+   */
+  end(code, detail = "", fields = {}) {
+    if (this.ended) return;
+    this.ended = true;
+    for (const connection of this.connections.values()) {
+      if (connection.state !== CLOSED && connection.state !== COMPLETED) this.close(connection);
+    }
+    const outcome = code === DONE ? "done" : code === DECLINED ? "declined" : "failed";
+    this.emit("end", { outcome, code, detail, ...fields });
+  }
+
+  /**
+   * One step of a connection: a broken rule ends the transfer with the error sent.
+   * @param {Connection} connection
+   * @param {() => void} step
+   */
+  guarded(connection, step) {
+    try {
+      step();
+    } catch (error) {
+      if (error instanceof ProtocolError) {
+        this.send(connection, errorMessage(error));
+        this.close(connection);
+        this.end(error.code, error.message);
+      } else if (error instanceof End) {
+        if (error.wire !== null) this.send(connection, errorMessage(error.wire));
+        this.end(error.code, error.detail, error.remote ? { remote: true } : {});
+      } else {
+        throw error;
+      }
+    }
+  }
+
+  // -- authentication (protocol.md 6) -------------------------------------------------
+
+  /** @param {MachineEvent} event */
+  onChannelOpen(event) {
+    const connection = this.connection(event);
+    if (connection === null || connection.state !== OPENING) return;
+    connection.keepalive = new Keepalive(this.timing, this.now);
+    connection.state = HELLO;
+  }
+
+  /** @param {MachineEvent} event */
+  onMessage(event) {
+    const connection = this.connection(event);
+    if (connection === null || connection.keepalive === null) return;
+    connection.keepalive.received(this.now);
+    this.guarded(connection, () => this.message(connection, event.text));
+  }
+
+  /**
+   * @param {Connection} connection
+   * @param {string} text
+   */
+  message(connection, text) {
+    const message = parseMessage(text);
+    if (connection.stream?.hashing) throw new Error("the driver must deliver chunk_hashed before the next message");
+    const state = connection.state;
+    if (message.t === "ping") this.send(connection, { t: "pong" });
+    else if (message.t === "pong") return;
+    else if (message.t === "error") throw new End(message.code, message.message, null, true);
+    else if (state === HELLO && message.t === "hello") this.hello(connection, message);
+    else if (state === AUTHING && message.t === "auth-failed") this.authFailed(connection, message);
+    else if (state === AUTHING && message.t === "auth-ok") {
+      connection.state = VERIFYING;
+      this.emit("check_sender_proof", {
+        conn: connection.conn, mac: message.mac,
+        sender_nonce: /** @type {Hello} */ (connection.hello).nonce, receiver_nonce: connection.nonce,
+      });
+    } else if (state === MANIFEST && message.t === "manifest") this.manifestArrived(connection, message);
+    else if (state === STARTING && message.t === "start") this.start(connection, message);
+    else if (state === RECEIVING && message.t === "chunk") this.chunkEnd(connection, message);
+    else if (state === RECEIVING && message.t === "file-done") this.fileDone(connection, message);
+    else if (state === RECEIVING && message.t === "done") this.done(connection);
+    else throw frameError(`unexpected '${message.t}' while ${state}`);
+  }
+
+  /**
+   * @param {Connection} connection
+   * @param {Hello} hello
+   */
+  hello(connection, hello) {
+    connection.hello = hello;
+    if (this.expectPassword && !hello.password) {
+      // The link was made with a password: a "sender" that asks for none does not know it,
+      // and would pass its own proof with the link key alone.
+      throw new End(PASSWORD_DOWNGRADE, "", new ProtocolError(AUTH_FAILED, "the link needs a password; the sender asked for none"));
+    }
+    if (hello.password && this.password === null) {
+      connection.state = PASSWORD;
+      this.emit("ask_password", { remaining: null });
+      this.status("password");
+      return;
+    }
+    this.prove(connection);
+  }
+
+  /** @param {Connection} connection */
+  prove(connection) {
+    const hello = /** @type {Hello} */ (connection.hello);
+    connection.state = PROVING;
+    this.emit("make_proof", {
+      conn: connection.conn, password: hello.password ? this.password : null,
+      iterations: hello.iterations, sender_nonce: hello.nonce,
+    });
+    this.status("verifying");
+  }
+
+  /** @param {MachineEvent} event */
+  onPasswordEntered(event) {
+    this.password = event.password;
+    const connection = this.current;
+    if (connection !== null && connection.state === PASSWORD) this.prove(connection);
+  }
+
+  /** @param {MachineEvent} event */
+  onProofMade(event) {
+    const connection = this.connection(event);
+    if (connection === null || connection.state !== PROVING) return;
+    connection.nonce = event.nonce;
+    connection.state = AUTHING;
+    this.send(connection, { t: "auth", nonce: event.nonce, mac: event.mac });
+  }
+
+  /**
+   * @param {Connection} connection
+   * @param {import("./messages.js").AuthFailed} message
+   */
+  authFailed(connection, message) {
+    if (message.retry) {
+      this.password = null;
+      connection.state = PASSWORD;
+      this.emit("ask_password", { remaining: message.remaining });
+      this.status("password", { remaining: message.remaining });
+      return;
+    }
+    this.close(connection);
+    this.end(/** @type {Hello} */ (connection.hello).password ? WRONG_PASSWORD : WRONG_LINK);
+  }
+
+  /** @param {MachineEvent} event */
+  onSenderProofChecked(event) {
+    const connection = this.connection(event);
+    if (connection === null || connection.state !== VERIFYING) return;
+    if (event.ok) {
+      connection.state = MANIFEST;
+      return;
+    }
+    this.guarded(connection, () => {
+      throw new End(AUTH_FAILED, "", new ProtocolError(AUTH_FAILED, "could not verify the sender"));
+    });
+  }
+
+  // -- manifest, accept, start (protocol.md 7, 10) ------------------------------------
+
+  /**
+   * @param {Connection} connection
+   * @param {Manifest} manifest
+   */
+  manifestArrived(connection, manifest) {
+    if (this.manifest !== null && manifest.transfer !== this.manifest.transfer && this.accepted) {
+      throw frameError("the sender offers another transfer on a reconnect");
+    }
+    this.manifest = manifest;
+    connection.state = MATCHING;
+    this.emit("load_records", { manifest });
+  }
+
+  /** @param {MachineEvent} event */
+  onRecordsLoaded(event) {
+    const connection = this.current;
+    const manifest = this.manifest;
+    if (connection === null || connection.state !== MATCHING || manifest === null) return;
+    const plan = matchRecords(manifest, event.records);
+    this.held = plan.map((record, i) => (record ? record.digests.slice(0, chunkCount(manifest.files[i].size)) : []));
+    this.plan = plan;
+    if (this.accepted === manifest.transfer) {
+      this.status("receiving", { reconnected: true });
+      this.sendAccept(connection); // a reconnect to what the user accepted
+    } else if (this.autoAccept) {
+      this.prepare(connection);
+    } else {
+      connection.state = ASKING;
+      this.emit("ask_accept", { manifest, held: this.heldBytes() });
+      this.status("offer", { held: this.heldBytes() });
+    }
+  }
+
+  heldBytes() {
+    const manifest = /** @type {Manifest} */ (this.manifest);
+    return manifest.files.reduce((n, entry, i) => n + Math.min(entry.size, this.held[i].length * manifest.chunkSize), 0);
+  }
+
+  onUserAccepted() {
+    const connection = this.current;
+    if (connection !== null && connection.state === ASKING) this.prepare(connection);
+  }
+
+  /** @param {Connection} connection */
+  prepare(connection) {
+    connection.state = PREPARING;
+    this.emit("prepare_storage", { manifest: this.manifest, records: this.plan.map((record) => (record ? record.id : null)) });
+    this.status("saving");
+  }
+
+  onStorageReady() {
+    const connection = this.current;
+    if (connection !== null && connection.state === PREPARING && this.manifest !== null) {
+      this.accepted = this.manifest.transfer;
+      this.status("receiving");
+      this.sendAccept(connection);
+    }
+  }
+
+  /** @param {Connection} connection */
+  sendAccept(connection) {
+    const manifest = /** @type {Manifest} */ (this.manifest);
+    const files = manifest.files.map((entry, i) => {
+      const offset = Math.min(entry.size, this.held[i].length * manifest.chunkSize);
+      return { offset, prefix: offset ? fileDigest(this.held[i]) : null };
+    });
+    connection.accept = { t: "accept", transfer: manifest.transfer, files };
+    connection.state = STARTING;
+    this.send(connection, connection.accept);
+  }
+
+  onUserDeclined() {
+    const connection = this.current;
+    if (connection !== null && connection.state === ASKING) {
+      this.send(connection, { t: "decline" });
+      this.close(connection);
+    }
+    this.end(DECLINED);
+  }
+
+  onUserCancelled() {
+    const connection = this.current;
+    if (connection !== null && connection.state !== CLOSED) {
+      this.send(connection, { t: "error", code: CANCELLED, message: "the receiver cancelled" });
+      this.close(connection);
+    }
+    this.end(CANCELLED);
+  }
+
+  /** @param {MachineEvent} event */
+  onStorageFailed(event) {
+    const code = event.code === DISK_FULL || event.code === STORAGE_ERROR ? event.code : STORAGE_ERROR;
+    const connection = this.current;
+    const error = new ProtocolError(code, event.message ? String(event.message) : code);
+    if (connection !== null && connection.state !== CLOSED) {
+      this.send(connection, errorMessage(error));
+      this.close(connection);
+    }
+    this.end(code, error.message);
+  }
+
+  /**
+   * @param {Connection} connection
+   * @param {import("./messages.js").Start} start
+   */
+  start(connection, start) {
+    const manifest = /** @type {Manifest} */ (this.manifest);
+    checkStart(start, /** @type {Accept} */ (connection.accept));
+    const sizes = manifest.files.map((entry) => entry.size);
+    start.offsets.forEach((offset, file) => {
+      if (offset === 0 && this.held[file].length) {
+        this.held[file] = []; // the sender's prefix check failed: start over
+        this.emit("reset_file", { file });
+      }
+    });
+    connection.stream = new Stream(sizes, [...start.offsets]);
+    connection.state = RECEIVING;
+    this.digests = this.held.map((held) => [...held]);
+    this.fileDigests = sizes.map(() => null);
+    this.finishing = new Set();
+    this.finished = new Set();
+    this.emit("progress", { held: this.heldBytes(), total: sizes.reduce((a, b) => a + b, 0) });
+  }
+
+  // -- data (protocol.md 8) -------------------------------------------------------------
+
+  /** @param {MachineEvent} event */
+  onPiece(event) {
+    const connection = this.connection(event);
+    if (connection === null || connection.keepalive === null) return;
+    connection.keepalive.received(this.now);
+    this.guarded(connection, () => this.piece(connection, event));
+  }
+
+  /**
+   * @param {Connection} connection
+   * @param {MachineEvent} event
+   */
+  piece(connection, event) {
+    const stream = connection.stream;
+    if (connection.state !== RECEIVING || stream === null) throw frameError("binary data before 'start'");
+    if (stream.hashing !== null) throw new Error("the driver must deliver chunk_hashed before the next piece");
+    const { file, chunk, offset, size } = event;
+    const expecting = stream.expecting();
+    if (stream.discarding !== null) {
+      // After a nack everything up to the re-sent chunk's first piece is stale.
+      if (file !== stream.discarding[0] || chunk !== stream.discarding[1] || offset !== 0) {
+        this.emit("drop_piece", { conn: connection.conn });
+        return;
+      }
+      stream.discarding = null;
+    }
+    if (expecting === null || expecting[1] < 0 || file !== expecting[0] || chunk !== expecting[1]) {
+      throw frameError(`piece of file ${file} chunk ${chunk}, expected ${describe(expecting)}`);
+    }
+    if (offset !== stream.received) {
+      throw frameError(`piece at offset ${offset} of chunk ${chunk}, expected ${stream.received}`);
+    }
+    const need = chunkLength(stream.sizes[file], chunk);
+    if (stream.received + size > need) throw frameError(`chunk ${chunk} of file ${file} is longer than ${need}`);
+    stream.received += size;
+  }
+
+  /**
+   * @param {Connection} connection
+   * @param {import("./messages.js").ChunkEnd} message
+   */
+  chunkEnd(connection, message) {
+    const stream = /** @type {Stream} */ (connection.stream);
+    if (stream.discarding !== null) return; // stale: sent before the sender saw our nack
+    const expecting = stream.expecting();
+    if (expecting === null || expecting[0] !== message.file || expecting[1] !== message.chunk) {
+      throw frameError(`chunk end for file ${message.file} chunk ${message.chunk}, expected ${describe(expecting)}`);
+    }
+    const need = chunkLength(stream.sizes[message.file], message.chunk);
+    if (message.size !== need || stream.received !== need) {
+      throw frameError(`chunk ${message.chunk} of file ${message.file}: announced ${message.size} bytes, ` +
+        `received ${stream.received}, expected ${need}`);
+    }
+    stream.unacked += 1;
+    if (stream.unacked > WINDOW_CHUNKS) throw frameError(`more than ${WINDOW_CHUNKS} chunks sent without acknowledgement`);
+    stream.hashing = [message.file, message.chunk, message.sha256];
+    this.emit("hash_chunk", { conn: connection.conn, file: message.file, chunk: message.chunk });
+  }
+
+  /** @param {MachineEvent} event */
+  onChunkHashed(event) {
+    const connection = this.connection(event);
+    const stream = connection?.stream ?? null;
+    if (connection === null || stream === null || stream.hashing === null) return;
+    const [file, chunk, announced] = stream.hashing;
+    if (event.file !== file || event.chunk !== chunk) {
+      throw new Error(`chunk_hashed for ${event.file}/${event.chunk}, hashing ${file}/${chunk}`);
+    }
+    stream.hashing = null;
+    stream.received = 0;
+    /** @type {Uint8Array} */
+    const digest = event.digest;
+    if (!bytesEqual(digest, announced)) {
+      this.emit("drop_chunk", { conn: connection.conn, file, chunk });
+      stream.discarding = [file, chunk];
+      stream.outcomes.push(["nack", file, chunk]);
+    } else {
+      this.digests[file].push(digest);
+      stream.chunk += 1;
+      stream.outcomes.push(["ack", file, chunk]);
+      const chunkSize = /** @type {Manifest} */ (this.manifest).chunkSize;
+      this.emit("write_chunk", { conn: connection.conn, file, chunk, position: chunk * chunkSize, digest });
+    }
+    this.answerInOrder(connection);
+  }
+
+  /**
+   * Nacks wait behind the acks of earlier chunks (acks wait for their writes).
+   * @param {Connection} connection
+   */
+  answerInOrder(connection) {
+    const stream = /** @type {Stream} */ (connection.stream);
+    while (stream.outcomes.length && stream.outcomes[0][0] === "nack") {
+      const [, file, chunk] = /** @type {["nack", number, number]} */ (stream.outcomes.shift());
+      stream.unacked -= 1;
+      this.send(connection, { t: "nack", file, chunk });
+    }
+  }
+
+  /** @param {MachineEvent} event */
+  onChunkWritten(event) {
+    const { file, chunk } = event;
+    const manifest = /** @type {Manifest} */ (this.manifest);
+    if (chunk === this.held[file].length) this.held[file].push(this.digests[file][chunk]);
+    this.emit("progress", { held: this.heldBytes(), total: manifest.files.reduce((n, f) => n + f.size, 0) });
+    const connection = this.connection(event);
+    if (connection === null || connection.stream === null) return;
+    const stream = connection.stream;
+    const head = stream.outcomes[0];
+    if (!head || head[0] !== "ack" || head[1] !== file || head[2] !== chunk) {
+      throw new Error(`chunk_written for ${file}/${chunk} out of order`);
+    }
+    stream.outcomes.shift();
+    stream.unacked -= 1;
+    this.send(connection, { t: "ack", file, chunk });
+    this.answerInOrder(connection);
+    this.maybeFinishFile(file);
+  }
+
+  /**
+   * @param {Connection} connection
+   * @param {import("./messages.js").FileDone} message
+   */
+  fileDone(connection, message) {
+    const stream = /** @type {Stream} */ (connection.stream);
+    if (stream.discarding !== null) return;
+    const expecting = stream.expecting();
+    if (expecting === null || expecting[0] !== message.file || expecting[1] !== -1) {
+      throw frameError(`file-done for file ${message.file}, expected ${describe(expecting)}`);
+    }
+    const mine = fileDigest(this.digests[message.file]);
+    if (!bytesEqual(mine, message.digest)) {
+      throw new ProtocolError(INTEGRITY, `file ${message.file}: digest ${hexEncode(mine)} differs from the sender's ${hexEncode(message.digest)}`);
+    }
+    this.fileDigests[message.file] = mine;
+    stream.nextFile();
+    this.maybeFinishFile(message.file);
+  }
+
+  /**
+   * Finalise a file once its digest is verified and all of its chunks are written.
+   * @param {number} file
+   */
+  maybeFinishFile(file) {
+    const manifest = /** @type {Manifest} */ (this.manifest);
+    const digest = file < this.fileDigests.length ? this.fileDigests[file] : null;
+    if (digest === null || this.finishing.has(file)) return;
+    if (this.held[file].length < chunkCount(manifest.files[file].size)) return;
+    this.finishing.add(file);
+    this.emit("finish_file", { file, digest });
+  }
+
+  /** @param {Connection} connection */
+  done(connection) {
+    const stream = /** @type {Stream} */ (connection.stream);
+    if (stream.discarding !== null) throw frameError("'done' while a re-sent chunk is still expected");
+    if (stream.expecting() !== null) throw frameError("'done' before every file-done");
+    stream.done = true;
+    connection.state = FINISHING;
+    this.maybeComplete(connection);
+  }
+
+  /** @param {MachineEvent} event */
+  onFileFinished(event) {
+    this.finished.add(event.file);
+    if (this.current !== null && this.current.state === FINISHING) this.maybeComplete(this.current);
+  }
+
+  /** @param {Connection} connection */
+  maybeComplete(connection) {
+    const manifest = /** @type {Manifest} */ (this.manifest);
+    if (this.finished.size < manifest.files.length) return;
+    const digests = /** @type {Uint8Array[]} */ (this.fileDigests.filter((d) => d !== null));
+    this.send(connection, { t: "complete", digests });
+    connection.state = COMPLETED;
+    connection.openedAt = this.now; // the close-after-complete clock
+    this.end(DONE, "", { digests: digests.map(hexEncode) });
+  }
+
+  // -- time -----------------------------------------------------------------------------
+
+  deadlines() {
+    /** @type {number[]} */
+    const due = [];
+    if (this.waitingSince !== null && this.timing.sender_wait !== null && !this.ended) {
+      due.push(this.waitingSince + this.timing.sender_wait);
+    }
+    for (const connection of this.connections.values()) {
+      if (connection.state === OPENING) due.push(connection.openedAt + this.timing.open_timeout);
+      else if (connection.state === COMPLETED) due.push(connection.openedAt + this.timing.close_after_complete);
+      else if (connection.state !== CLOSED && connection.keepalive !== null) due.push(connection.keepalive.deadline());
+    }
+    return due;
+  }
+
+  onTick() {
+    for (const connection of [...this.connections.values()]) {
+      if (connection.state === OPENING) {
+        if (this.now >= connection.openedAt + this.timing.open_timeout) this.lost(connection);
+      } else if (connection.state === COMPLETED) {
+        if (this.now >= connection.openedAt + this.timing.close_after_complete) this.close(connection);
+      } else if (connection.state !== CLOSED && connection.keepalive !== null) {
+        const due = connection.keepalive.due(this.now);
+        if (due === "dead") this.lost(connection);
+        else if (due === "ping") this.send(connection, { t: "ping" });
+      }
+    }
+    const waitFor = this.timing.sender_wait;
+    if (this.waitingSince !== null && waitFor !== null && !this.ended && !this.sessionRunning() &&
+        this.now >= this.waitingSince + waitFor) {
+      this.end(SENDER_GONE);
+    }
+  }
+}
