@@ -1,0 +1,37 @@
+// @ts-check
+/**
+ * Fault injection for tests, the page's twin of peerbeam/peer/faults.py. An init script
+ * sets `globalThis.PEERBEAM_FAULTS = "corrupt=F:C"` before the page loads; pages never set
+ * it, and unset every check here is a no-op.
+ *
+ * - `corrupt=F:C`: the sender flips one byte of file F chunk C, once, after hashing it
+ *   (the receiver must detect it, nack, and get it again: go-back-N).
+ */
+
+/** @param {unknown} spec */
+function parse(spec) {
+  /** @type {Map<string, string>} */
+  const faults = new Map();
+  if (typeof spec !== "string") return faults;
+  for (const item of spec.split(",").map((part) => part.trim()).filter(Boolean)) {
+    const [name, value = ""] = item.split("=", 2);
+    faults.set(name, value);
+  }
+  return faults;
+}
+
+const FAULTS = parse(/** @type {any} */ (globalThis).PEERBEAM_FAULTS);
+
+/**
+ * The bytes to send for a chunk: `data`, or once a corrupted copy of it.
+ * @param {number} file
+ * @param {number} chunk
+ * @param {Uint8Array} data
+ */
+export function corruptOnce(file, chunk, data) {
+  if (FAULTS.get("corrupt") !== `${file}:${chunk}`) return data;
+  FAULTS.delete("corrupt");
+  const copy = data.slice();
+  copy[0] ^= 0xff;
+  return copy;
+}
