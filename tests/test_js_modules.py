@@ -1,5 +1,6 @@
 """Unit tests of web client modules that need no browser, run with Node's test runner
-(`tests/js/*.test.mjs`): the synchronous SHA-256 against the NIST CAVP vectors."""
+(`tests/js/*.test.mjs`): the synchronous SHA-256 against the NIST CAVP vectors, the
+receiving page's words for every status and end code."""
 
 from __future__ import annotations
 
