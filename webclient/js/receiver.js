@@ -305,7 +305,7 @@ export class ReceiverSession extends EventTarget {
       if (link.closed) return;
       link.channel = raw;
       setUpChannel(raw);
-      raw.addEventListener("message", (event) => this.inOrder(link, () => this.frame(link, event.data)));
+      raw.onmessage = (event) => this.inOrder(link, () => this.frame(link, event.data));
       raw.addEventListener("close", () => lost("the data channel closed"));
       const opened = () => this.inOrder(link, () => this.runner.feed({ type: "channel_open", conn }));
       if (raw.readyState === "open") opened();

@@ -217,11 +217,11 @@ export class Offer extends EventTarget {
         link.nonce = newNonce();
         this.runner.feed({ type: "channel_open", conn, nonce: link.nonce });
       });
-      channel.addEventListener("message", (event) => {
+      channel.onmessage = (event) => {
         // A receiver sends text only; binary data from it ends the connection.
         if (typeof event.data === "string") this.runner.feed({ type: "message", conn, text: event.data });
         else lost("the receiver sent binary data");
-      });
+      };
       channel.addEventListener("close", () => lost("the data channel closed"));
       if (!this.signaling.signal(peer, { kind: "offer", session: link.session, sdp: localSdp })) lost("signaling is not connected");
     }).catch((error) => lost(`could not make an offer: ${error?.message ?? error}`));
