@@ -350,6 +350,16 @@ def sender_source_changed() -> Scenario:
     return s
 
 
+def sender_binary_from_receiver() -> Scenario:
+    s = sender("sender: a binary frame from a receiver is bad_frame")
+    sender_to_offered(s)
+    step = s.ev("piece", conn="c1")
+    s.expect(step, type="send", conn="c1", message={"t": "error", "code": "bad_frame"})
+    s.expect(step, type="close", conn="c1")
+    s.expect(step, type="receiver", state="failed", code="bad_frame")
+    return s
+
+
 # -- receiver scenarios -------------------------------------------------------------------
 
 def receiver(name: str, **config: Any) -> Scenario:
@@ -952,7 +962,7 @@ SCENARIOS: list[Callable[[], Scenario]] = [
     happy_sender, nack_while_draining, nack_after_ack, third_nack, guessing_cap,
     guess_on_open_connection_after_cap, sender_resume, sender_keepalive, sender_decline,
     sender_one_time, sender_reconnect_keeps_connection, sender_room_gone_mid_transfer,
-    sender_source_changed, sender_receiver_never_connects,
+    sender_source_changed, sender_receiver_never_connects, sender_binary_from_receiver,
     happy_receiver, password_downgrade, weak_kdf, wrong_password_then_right, window_overrun,
     receiver_resume, start_zero_over_complete, cross_transfer_match, cross_transfer_partial,
     disk_full, receiver_nack, receiver_keepalive_and_gone, receiver_long_session, receiver_rejoin,

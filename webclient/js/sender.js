@@ -218,9 +218,8 @@ export class Offer extends EventTarget {
         this.runner.feed({ type: "channel_open", conn, nonce: link.nonce });
       });
       channel.onmessage = (event) => {
-        // A receiver sends text only; binary data from it ends the connection.
         if (typeof event.data === "string") this.runner.feed({ type: "message", conn, text: event.data });
-        else lost("the receiver sent binary data");
+        else this.runner.feed({ type: "piece", conn }); // never from a receiver: the machine says so
       };
       channel.addEventListener("close", () => lost("the data channel closed"));
       if (!this.signaling.signal(peer, { kind: "offer", session: link.session, sdp: localSdp })) lost("signaling is not connected");

@@ -10,7 +10,8 @@
  *   `restart {peer}` (a receiver asks for a new connection), `room_gone {reason}`,
  *   `stop` (the user stops sharing);
  * - one connection: `channel_open {conn, nonce}` (the driver's fresh hello nonce),
- *   `message {conn, text}`, `connection_lost {conn, reason}`;
+ *   `message {conn, text}`, `piece {conn}` (a binary frame: never from a receiver),
+ *   `connection_lost {conn, reason}`;
  * - results of actions: `proof_checked {conn, ok, mac}`, `chunk_read {conn?, file, chunk,
  *   size, digest}`, `read_failed {file, chunk, message}`, `pieces_sent {conn, file, chunk}`.
  *
@@ -175,6 +176,7 @@ export class SenderMachine extends Machine {
       chunk_read: (e) => this.onChunkRead(e),
       read_failed: (e) => this.onReadFailed(e),
       pieces_sent: (e) => this.onPiecesSent(e),
+      piece: (e) => this.onPiece(e),
     };
   }
 
@@ -383,6 +385,16 @@ export class SenderMachine extends Machine {
     if (connection === null || connection.keepalive === null) return;
     connection.keepalive.received(this.now);
     this.guarded(connection, () => this.message(connection, event.text));
+  }
+
+  /** @param {MachineEvent} event */
+  onPiece(event) {
+    const connection = this.connection(event);
+    if (connection !== null) {
+      this.guarded(connection, () => {
+        throw frameError("a receiver never sends binary frames");
+      });
+    }
   }
 
   /**
