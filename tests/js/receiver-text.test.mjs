@@ -7,11 +7,14 @@ import * as errors from "../../webclient/js/protocol/errors.js";
 import { CONNECTION_REPLACED, ROOM_FULL, ROOM_LOCKED, ROOM_NOT_FOUND } from "../../webclient/js/signaling.js";
 import { describe, outcomeText, statusText } from "../../webclient/js/ui/receiver-text.js";
 
-const { DECLINED, DONE, PASSWORD_DOWNGRADE, ROOM_CLOSED, SENDER_GONE, WRONG_LINK, WRONG_PASSWORD } = errors;
+const {
+  DECLINED, DONE, GAVE_UP, NO_PATH, PASSWORD_DOWNGRADE, RELAY_FAILED, ROOM_CLOSED, SENDER_GONE, WRONG_LINK,
+  WRONG_PASSWORD,
+} = errors;
 /** Every code the receiver machine's `end` can carry, and the refusals the page explains. */
 const END_CODES = [
   ...errors.WIRE_CODES, DONE, DECLINED, WRONG_PASSWORD, WRONG_LINK, PASSWORD_DOWNGRADE, SENDER_GONE, ROOM_CLOSED,
-  ROOM_NOT_FOUND, ROOM_LOCKED, ROOM_FULL, CONNECTION_REPLACED,
+  NO_PATH, RELAY_FAILED, GAVE_UP, ROOM_NOT_FOUND, ROOM_LOCKED, ROOM_FULL, CONNECTION_REPLACED,
 ];
 const failed = (code, detail = "", remote = false) => ({ outcome: "failed", code, detail, remote });
 const GENERIC = outcomeText(failed("no_such_code"));

@@ -24,6 +24,13 @@ const DEFAULTS = Object.freeze({
   openTimeoutMs: 30_000,
   /** Receiver: close if the sender has not closed this long after `complete`. */
   closeAfterCompleteMs: 5000,
+  /** Never connected: give up this long after the first attempt, saying why (no path, no relay). */
+  connectTimeoutMs: 50_000,
+  /** Receiver, connected before: give up this long after the sender's last sign of life. */
+  giveUpAfterMs: 600_000,
+  /** Receiver: ask for a new connection again after this, doubling up to retryMaxMs. */
+  retryMinMs: 1000,
+  retryMaxMs: 30_000,
 });
 
 /** @typedef {typeof DEFAULTS} Timing */
@@ -51,7 +58,8 @@ export const TIMING = resolveTiming(/** @type {any} */ (globalThis).PEERBEAM_TIM
 
 /**
  * The session machines' deadlines (seconds) from the page's timers. The page has no
- * sender-wait deadline: it tells its user the sender is away and keeps waiting.
+ * sender-wait deadline: while the sender is not in the room it tells its user so and keeps
+ * waiting.
  * @param {Timing} [timing]
  */
 export function machineTiming(timing = TIMING) {
@@ -61,5 +69,9 @@ export function machineTiming(timing = TIMING) {
     open_timeout: timing.openTimeoutMs / 1000,
     sender_wait: null,
     close_after_complete: timing.closeAfterCompleteMs / 1000,
+    connect_timeout: timing.connectTimeoutMs / 1000,
+    give_up_after: timing.giveUpAfterMs / 1000,
+    retry_min: timing.retryMinMs / 1000,
+    retry_max: timing.retryMaxMs / 1000,
   });
 }

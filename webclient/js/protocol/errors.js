@@ -32,6 +32,12 @@ export const PASSWORD_DOWNGRADE = "password_downgrade";
 /** No sender came within `sender_wait`. */
 export const SENDER_GONE = "sender_gone";
 export const ROOM_CLOSED = "room_closed";
+/** Never connected, and the server offers no relay (or it did not help). */
+export const NO_PATH = "no_path";
+/** Never connected, and the relay did not answer. */
+export const RELAY_FAILED = "relay_failed";
+/** Connected before, then no progress for `give_up_after`. */
+export const GAVE_UP = "gave_up";
 
 export const WIRE_CODES = new Set([
   BAD_VERSION, BAD_FRAME, BAD_MANIFEST, AUTH_FAILED, CANCELLED, DISK_FULL,

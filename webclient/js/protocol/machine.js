@@ -20,13 +20,17 @@
  * @typedef {{type: string, at?: number, [field: string]: any}} MachineEvent
  * @typedef {{type: string, [field: string]: any}} Action
  * @typedef {{ping_after: number, dead_after: number, open_timeout: number,
- *            sender_wait: number | null, close_after_complete: number}} SessionTiming
+ *            sender_wait: number | null, close_after_complete: number, connect_timeout: number,
+ *            give_up_after: number, retry_min: number, retry_max: number}} SessionTiming
  *   The deadlines of a session in seconds (protocol.md sections 11 and 14): ping a peer
  *   after `ping_after` of silence; a peer silent `dead_after` since its last message is
  *   gone; a new connection's channel must open within `open_timeout`; a receiver waits
- *   `sender_wait` for the sender while no session runs (null: for ever, the page, which
- *   says so to its user); a receiver closes a finished connection the sender has not
- *   closed after `close_after_complete`.
+ *   `sender_wait` for an absent sender it never connected to (null: for ever, the page,
+ *   which says so to its user); a receiver closes a finished connection the sender has not
+ *   closed after `close_after_complete`; never connected, give up `connect_timeout` after
+ *   the first attempt (no path, no relay); connected before, give up `give_up_after` after
+ *   the last sign of progress; ask for a new connection again after `retry_min`, doubling
+ *   up to `retry_max`.
  */
 
 /** @type {Readonly<SessionTiming>} */
@@ -36,6 +40,10 @@ export const DEFAULT_TIMING = Object.freeze({
   open_timeout: 30,
   sender_wait: 60,
   close_after_complete: 5,
+  connect_timeout: 50,
+  give_up_after: 600,
+  retry_min: 1,
+  retry_max: 30,
 });
 
 /**

@@ -36,8 +36,9 @@ import { bytesEqual, hexEncode } from "./codec.js";
 import { chunkCount, chunkLength, fileDigest } from "./chunks.js";
 import { WINDOW_CHUNKS } from "./constants.js";
 import {
-  AUTH_FAILED, CANCELLED, DECLINED, DISK_FULL, DONE, INTEGRITY, PASSWORD_DOWNGRADE, ProtocolError,
-  ROOM_CLOSED, SENDER_GONE, STORAGE_ERROR, WRONG_LINK, WRONG_PASSWORD, errorMessage, frameError,
+  AUTH_FAILED, CANCELLED, DECLINED, DISK_FULL, DONE, GAVE_UP, INTEGRITY, NO_PATH, PASSWORD_DOWNGRADE,
+  ProtocolError, RELAY_FAILED, ROOM_CLOSED, SENDER_GONE, STORAGE_ERROR, WRONG_LINK, WRONG_PASSWORD,
+  errorMessage, frameError,
 } from "./errors.js";
 import { Keepalive, Machine, DEFAULT_TIMING } from "./machine.js";
 import { checkStart, parseMessage } from "./messages.js";
@@ -176,8 +177,19 @@ export class ReceiverMachine extends Machine {
     this.connections = new Map();
     /** @type {Connection | null} */
     this.current = null;
-    /** While no session runs: the sender-wait clock. @type {number | null} */
+    // Getting a connection (back), protocol.md 14.2 "Connecting and giving up".
+    /** The sender absent, never connected. @type {number | null} */
     this.waitingSince = null;
+    this.connectedEver = false;
+    /** Never connected: the first offer answered. @type {number | null} */
+    this.firstAttemptAt = null;
+    /** Anything from the sender, on any connection. @type {number | null} */
+    this.lastProgress = null;
+    /** Ask for a new connection again at. @type {number | null} */
+    this.retryAt = null;
+    this.backoff = this.timing.retry_min;
+    /** The relay, as the driver found it: none, failed, ok. */
+    this.relay = "none";
     /** @type {string | null} */
     this.roomGone = null;
     this.ended = false;
@@ -276,6 +288,8 @@ export class ReceiverMachine extends Machine {
     this.connections.set(connection.conn, connection);
     this.current = connection;
     this.waitingSince = null;
+    this.retryAt = null;
+    if (!this.connectedEver && this.firstAttemptAt === null) this.firstAttemptAt = this.now;
     this.emit("answer", { conn: connection.conn, session: event.session });
   }
 
@@ -310,6 +324,7 @@ export class ReceiverMachine extends Machine {
 
   /** @param {MachineEvent} event */
   onConnectionLost(event) {
+    this.relay = event.relay ? String(event.relay) : this.relay;
     const connection = this.connection(event);
     if (connection !== null) this.lost(connection);
   }
@@ -324,10 +339,11 @@ export class ReceiverMachine extends Machine {
       return;
     }
     // Keep everything, ask the sender for a new connection (it may not have noticed), and
-    // resume on it; the sender-wait clock runs until it comes.
-    this.waitingSince = this.now;
+    // resume on it; ask again, less and less often, until one works or it is time to give up.
     if (this.sender !== null) this.emit("restart", { to: this.sender });
-    this.status("reconnecting");
+    this.retryAt = this.now + this.backoff;
+    this.backoff = Math.min(this.backoff * 2, this.timing.retry_max);
+    this.status(this.connectedEver ? "reconnecting" : "connecting");
   }
 
   /**
@@ -385,6 +401,10 @@ export class ReceiverMachine extends Machine {
     if (connection === null || connection.state !== OPENING) return;
     connection.keepalive = new Keepalive(this.timing, this.now);
     connection.state = HELLO;
+    this.connectedEver = true;
+    this.firstAttemptAt = null;
+    this.backoff = this.timing.retry_min;
+    this.lastProgress = this.now;
   }
 
   /** @param {MachineEvent} event */
@@ -392,6 +412,7 @@ export class ReceiverMachine extends Machine {
     const connection = this.connection(event);
     if (connection === null || connection.keepalive === null) return;
     connection.keepalive.received(this.now);
+    this.lastProgress = this.now;
     this.guarded(connection, () => this.message(connection, event.text));
   }
 
@@ -631,6 +652,7 @@ export class ReceiverMachine extends Machine {
     const connection = this.connection(event);
     if (connection === null || connection.keepalive === null) return;
     connection.keepalive.received(this.now);
+    this.lastProgress = this.now;
     this.guarded(connection, () => this.piece(connection, event));
   }
 
@@ -810,15 +832,35 @@ export class ReceiverMachine extends Machine {
   deadlines() {
     /** @type {number[]} */
     const due = [];
-    if (this.waitingSince !== null && this.timing.sender_wait !== null && !this.ended) {
-      due.push(this.waitingSince + this.timing.sender_wait);
-    }
     for (const connection of this.connections.values()) {
       if (connection.state === OPENING) due.push(connection.openedAt + this.timing.open_timeout);
       else if (connection.state === COMPLETED) due.push(connection.openedAt + this.timing.close_after_complete);
       else if (connection.state !== CLOSED && connection.keepalive !== null) due.push(connection.keepalive.deadline());
     }
+    if (!this.ended) {
+      for (const at of [this.giveUpAt(), this.retryDue()]) if (at !== null) due.push(at);
+    }
     return due;
+  }
+
+  /**
+   * When the receive ends if nothing gets better (protocol.md 14.2).
+   * @returns {number | null}
+   */
+  giveUpAt() {
+    if (this.connectedEver) {
+      if (this.sessionRunning() || this.lastProgress === null) return null; // a running session is judged by its keepalive alone
+      return this.lastProgress + this.timing.give_up_after;
+    }
+    if (this.firstAttemptAt !== null) return this.firstAttemptAt + this.timing.connect_timeout;
+    if (this.waitingSince !== null && this.timing.sender_wait !== null) return this.waitingSince + this.timing.sender_wait;
+    return null;
+  }
+
+  /** @returns {number | null} */
+  retryDue() {
+    if (this.retryAt === null || this.sender === null || this.sessionRunning()) return null;
+    return this.retryAt;
   }
 
   onTick() {
@@ -833,10 +875,22 @@ export class ReceiverMachine extends Machine {
         else if (due === "ping") this.send(connection, { t: "ping" });
       }
     }
-    const waitFor = this.timing.sender_wait;
-    if (this.waitingSince !== null && waitFor !== null && !this.ended && !this.sessionRunning() &&
-        this.now >= this.waitingSince + waitFor) {
-      this.end(SENDER_GONE);
+    if (this.ended) return;
+    const giveUp = this.giveUpAt();
+    if (giveUp !== null && this.now >= giveUp) {
+      if (this.connectedEver) this.end(GAVE_UP);
+      else if (this.firstAttemptAt !== null) {
+        this.end(this.relay === "failed" ? RELAY_FAILED : NO_PATH, this.relay === "ok" ? "even through the relay" : "");
+      } else {
+        this.end(SENDER_GONE);
+      }
+      return;
+    }
+    const retry = this.retryDue();
+    if (retry !== null && this.now >= retry && this.sender !== null) {
+      this.emit("restart", { to: this.sender });
+      this.retryAt = this.now + this.backoff;
+      this.backoff = Math.min(this.backoff * 2, this.timing.retry_max);
     }
   }
 }

@@ -25,7 +25,9 @@
 import { bytesEqual, hexEncode } from "./codec.js";
 import { SendWindow, checkResumeOffset, chunkCount, chunkLength, fileDigest } from "./chunks.js";
 import { CHUNK_SIZE, MAX_AUTH_ATTEMPTS } from "./constants.js";
-import { AUTH_FAILED, CANCELLED, INTEGRITY, ProtocolError, SOURCE_ERROR, errorMessage, frameError } from "./errors.js";
+import {
+  AUTH_FAILED, CANCELLED, INTEGRITY, NO_PATH, ProtocolError, RELAY_FAILED, SOURCE_ERROR, errorMessage, frameError,
+} from "./errors.js";
 import { Keepalive, Machine, DEFAULT_TIMING, positionKey, samePosition } from "./machine.js";
 import { checkAccept, checkStart, parseMessage } from "./messages.js";
 
@@ -126,6 +128,9 @@ class Receiver {
     this.proved = false;
     this.acked = 0;
     this.state = "connecting";
+    /** Offered since then, never connected. @type {number | null} */
+    this.unconnectedSince = null;
+    this.connectedEver = false;
   }
 }
 
@@ -162,6 +167,8 @@ export class SenderMachine extends Machine {
     this.serial = 0;
     /** Chunks being read for their digest (positionKey). @type {Set<string>} */
     this.hashing = new Set();
+    /** The relay, as the driver found it: none, failed, ok. */
+    this.relay = "none";
     /** @type {Record<string, (event: MachineEvent) => void>} */
     this.handlers = {
       peers: (e) => this.onPeers(e),
@@ -244,6 +251,7 @@ export class SenderMachine extends Machine {
     const conn = `c${this.serial}`;
     this.connections.set(conn, new Connection(conn, receiver.peer, this.now));
     receiver.conn = conn;
+    if (receiver.unconnectedSince === null && !receiver.connectedEver) receiver.unconnectedSince = this.now;
     this.emit("open_connection", { conn, peer: receiver.peer });
     this.report(receiver, "connecting");
   }
@@ -354,14 +362,18 @@ export class SenderMachine extends Machine {
     connection.nonce = event.nonce;
     connection.keepalive = new Keepalive(this.timing, this.now);
     connection.state = AUTH;
+    const receiver = this.receiverOf(connection.peer);
+    receiver.unconnectedSince = null;
+    receiver.connectedEver = true;
     this.send(connection, {
       t: "hello", nonce: connection.nonce, password: this.password, iterations: this.password ? this.iterations : null,
     });
-    this.report(this.receiverOf(connection.peer), "authenticating");
+    this.report(receiver, "authenticating");
   }
 
   /** @param {MachineEvent} event */
   onConnectionLost(event) {
+    this.relay = event.relay ? String(event.relay) : this.relay;
     const connection = this.connection(event);
     if (connection === null) return;
     this.lost(connection, event.reason ? String(event.reason) : "the connection closed");
@@ -763,6 +775,9 @@ export class SenderMachine extends Machine {
       if (connection.state === OPENING) due.push(connection.openedAt + this.timing.open_timeout);
       else if (connection.state !== CLOSED && connection.keepalive !== null) due.push(connection.keepalive.deadline());
     }
+    for (const receiver of this.receivers.values()) {
+      if (receiver.unconnectedSince !== null) due.push(receiver.unconnectedSince + this.timing.connect_timeout);
+    }
     return due;
   }
 
@@ -774,6 +789,15 @@ export class SenderMachine extends Machine {
         const due = connection.keepalive.due(this.now);
         if (due === "dead") this.lost(connection, "the receiver stopped answering");
         else if (due === "ping") this.send(connection, { t: "ping" });
+      }
+    }
+    for (const receiver of this.receivers.values()) {
+      const since = receiver.unconnectedSince;
+      if (since !== null && this.now >= since + this.timing.connect_timeout) {
+        // No connection to it ever opened: say why, once; it may ask again.
+        receiver.unconnectedSince = null;
+        if (receiver.conn !== null) this.close(this.connectionOf(receiver.conn));
+        this.report(receiver, "failed", { code: this.relay === "failed" ? RELAY_FAILED : NO_PATH });
       }
     }
   }

@@ -8,8 +8,8 @@
  */
 import {
   AUTH_FAILED, BAD_FRAME, BAD_MANIFEST, BAD_VERSION, BUSY, CANCELLED, DECLINED, DISK_FULL, DONE,
-  INTEGRITY, INTERNAL, PASSWORD_DOWNGRADE, ROOM_CLOSED, SENDER_GONE, SOURCE_ERROR, STORAGE_ERROR,
-  TIMEOUT, WRONG_LINK, WRONG_PASSWORD,
+  GAVE_UP, INTEGRITY, INTERNAL, NO_PATH, PASSWORD_DOWNGRADE, RELAY_FAILED, ROOM_CLOSED, SENDER_GONE,
+  SOURCE_ERROR, STORAGE_ERROR, TIMEOUT, WRONG_LINK, WRONG_PASSWORD,
 } from "../protocol/errors.js";
 import { CONNECTION_REPLACED, ROOM_FULL, ROOM_LOCKED, ROOM_NOT_FOUND } from "../signaling.js";
 
@@ -67,6 +67,12 @@ export function outcomeText({ code, detail, remote }) {
       return `${TAMPERED} This link needs a password, but the other side did not ask for one.`;
     case SENDER_GONE:
       return "The sender did not come back. Open the link again when they are online.";
+    case NO_PATH:
+      return `${quoting("No connection to the sender could be made", detail)} A firewall or a strict network is in the way, and no relay helped. Try another network (or ask the sender to).`;
+    case RELAY_FAILED:
+      return "No connection to the sender could be made, and the relay server did not answer. Try again later, or from another network.";
+    case GAVE_UP:
+      return "The connection to the sender was lost and did not come back. What arrived is kept: open the link again to resume.";
     case ROOM_CLOSED:
       return "This link is closed: the sender stopped sharing, or it expired.";
     case CANCELLED:

@@ -4,6 +4,7 @@ import { createRoom, deleteRoom } from "../api.js";
 import { Offer } from "../sender.js";
 import { makeLink, newLinkKey } from "../protocol/link.js";
 import { normalizePassword } from "../protocol/auth.js";
+import { NO_PATH, RELAY_FAILED } from "../protocol/errors.js";
 import { encodeMessage } from "../protocol/messages.js";
 import { qrSvg } from "../qr.js";
 import { byId, h } from "./dom.js";
@@ -244,6 +245,8 @@ function renderReceiver(row, receiver, meter) {
  */
 function explain(receiver) {
   if (receiver.state === "lost") return "Connection lost; waiting for them to come back.";
+  if (receiver.code === NO_PATH) return "No connection to them could be made: a firewall or a strict network is in the way, and no relay helped.";
+  if (receiver.code === RELAY_FAILED) return "No connection to them could be made, and the relay server did not answer.";
   if (receiver.state === "done" || !receiver.detail) return "";
   return `${receiver.detail[0].toUpperCase()}${receiver.detail.slice(1)}.`;
 }
