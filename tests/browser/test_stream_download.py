@@ -211,9 +211,14 @@ class TreeMemory:
 
 def chromium_roots() -> list[psutil.Process]:
     """Every Chromium browser process started under this test run."""
-    me = psutil.Process()
-    return [p for p in me.children(recursive=True)
-            if p.name().startswith("chrom") and "--type=" not in " ".join(p.cmdline())]
+    roots = []
+    for process in psutil.Process().children(recursive=True):
+        try:  # a renderer of a context just closed may be a zombie not yet reaped
+            if process.name().startswith("chrom") and "--type=" not in " ".join(process.cmdline()):
+                roots.append(process)
+        except psutil.Error:
+            pass
+    return roots
 
 
 # -- Chromium (Playwright) -----------------------------------------------------------------
