@@ -26,12 +26,12 @@ function machine(trace) {
     const files = config.files.map((f) => ({ name: f.name, size: f.size, type: f.type ?? "", mtime: null }));
     return new SenderMachine({
       transfer: config.transfer, files, password: config.password, iterations: config.iterations,
-      oneTime: config.one_time ?? false, timing,
+      oneTime: config.one_time ?? false, timing, lanes: config.lanes ?? null, fixedLanes: config.fixed_lanes ?? false,
     });
   }
   return new ReceiverMachine({
     expectPassword: config.expect_password ?? null, password: config.password ?? null,
-    autoAccept: config.auto_accept ?? false, timing,
+    autoAccept: config.auto_accept ?? false, timing, lanes: config.lanes ?? null,
   });
 }
 
@@ -81,7 +81,12 @@ function canonical(value) {
 }
 
 function run(trace) {
-  const subject = machine(trace);
+  let subject;
+  try {
+    subject = machine(trace);
+  } catch (error) {
+    return { name: trace.name, ok: false, step: 0, event: null, expected: null, error: String(error?.stack ?? error) };
+  }
   for (const [index, step] of trace.steps.entries()) {
     let got;
     try {

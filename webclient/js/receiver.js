@@ -153,7 +153,7 @@ export class ReceiverSession extends EventTarget {
       const signal = readSignal(data);
       if (signal?.kind !== "offer") return;
       this.offers.set(signal.session, { from, sdp: signal.sdp });
-      this.runner.feed({ type: "offer", from, session: signal.session });
+      this.runner.feed({ type: "offer", from, session: signal.session, lane: signal.lane });
     });
     on("room-closed", () => this.runner.feed({ type: "room_gone", reason: "the sender closed the room" }));
     on("refused", async () => {
@@ -285,7 +285,7 @@ export class ReceiverSession extends EventTarget {
    */
   answer(conn, session) {
     const offer = /** @type {{from: string, sdp: string}} */ (this.offers.get(session));
-    this.offers.clear();
+    this.offers.clear(); // older offers will not be answered
     const link = new ReceiverLink(conn, offer.sdp);
     this.links.set(conn, link);
     /** @param {string} reason */

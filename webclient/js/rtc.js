@@ -82,16 +82,17 @@ export async function answerOffer(iceServers, offerSdp) {
 }
 
 /**
- * The payload of a relayed signal (docs/protocol.md §1.0), or null when it is not one of ours.
+ * The payload of a relayed signal (docs/protocol.md §1.0 and §7.4), or null when it is not
+ * one of ours. `lane`: an offer for an extra connection of a running transfer (v1.1), else 0.
  * @param {unknown} data
- * @returns {{kind: "offer" | "answer", session: string, sdp: string} | {kind: "restart"} | null}
+ * @returns {{kind: "offer" | "answer", session: string, sdp: string, lane: number} | {kind: "restart"} | null}
  */
 export function readSignal(data) {
   const d = /** @type {any} */ (data);
   if (!d || typeof d !== "object") return null;
   if (d.kind === "restart") return { kind: "restart" };
   if ((d.kind === "offer" || d.kind === "answer") && typeof d.sdp === "string" && typeof d.session === "string") {
-    return { kind: d.kind, session: d.session, sdp: d.sdp };
+    return { kind: d.kind, session: d.session, sdp: d.sdp, lane: Number.isSafeInteger(d.lane) && d.lane > 0 ? d.lane : 0 };
   }
   return null;
 }

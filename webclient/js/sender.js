@@ -148,7 +148,7 @@ export class Offer extends EventTarget {
     const link = action.conn === undefined ? undefined : this.links.get(action.conn);
     switch (action.type) {
       case "open_connection":
-        this.open(action.conn, action.peer);
+        this.open(action.conn, action.peer, action.lane ?? 0);
         break;
       case "close":
         if (link) this.close(link);
@@ -192,11 +192,13 @@ export class Offer extends EventTarget {
   }
 
   /**
-   * A new peer connection and channel for `peer`, and our offer through signaling.
+   * A new peer connection and channel for `peer`, and our offer through signaling (naming
+   * the lane of an extra connection, protocol.md 7.4).
    * @param {string} conn
    * @param {string} peer
+   * @param {number} lane
    */
-  open(conn, peer) {
+  open(conn, peer, lane) {
     const link = new PeerLink(conn, peer);
     this.links.set(conn, link);
     /** @param {string} reason */
@@ -222,7 +224,8 @@ export class Offer extends EventTarget {
         else this.runner.feed({ type: "piece", conn }); // never from a receiver: the machine says so
       };
       channel.addEventListener("close", () => lost("the data channel closed"));
-      if (!this.signaling.signal(peer, { kind: "offer", session: link.session, sdp: localSdp })) lost("signaling is not connected");
+      const offer = { kind: "offer", session: link.session, sdp: localSdp, ...(lane ? { lane } : {}) };
+      if (!this.signaling.signal(peer, offer)) lost("signaling is not connected");
     }).catch((error) => lost(`could not make an offer: ${error?.message ?? error}`));
   }
 

@@ -21,7 +21,8 @@
  * @typedef {{type: string, [field: string]: any}} Action
  * @typedef {{ping_after: number, dead_after: number, open_timeout: number,
  *            sender_wait: number | null, close_after_complete: number, connect_timeout: number,
- *            give_up_after: number, retry_min: number, retry_max: number}} SessionTiming
+ *            give_up_after: number, retry_min: number, retry_max: number, grow_interval: number,
+ *            grow_gain: number}} SessionTiming
  *   The deadlines of a session in seconds (protocol.md sections 11 and 14): ping a peer
  *   after `ping_after` of silence; a peer silent `dead_after` since its last message is
  *   gone; a new connection's channel must open within `open_timeout`; a receiver waits
@@ -30,7 +31,8 @@
  *   closed after `close_after_complete`; never connected, give up `connect_timeout` after
  *   the first attempt (no path, no relay); connected before, give up `give_up_after` after
  *   the last sign of progress; ask for a new connection again after `retry_min`, doubling
- *   up to `retry_max`.
+ *   up to `retry_max`; a v1.1 sender decides every `grow_interval` whether another lane
+ *   helps: when the last one raised the throughput by `grow_gain` (a ratio) or more.
  */
 
 /** @type {Readonly<SessionTiming>} */
@@ -44,6 +46,8 @@ export const DEFAULT_TIMING = Object.freeze({
   give_up_after: 600,
   retry_min: 1,
   retry_max: 30,
+  grow_interval: 5,
+  grow_gain: 0.1,
 });
 
 /**

@@ -29,6 +29,9 @@
  * `status {state, …}`, `progress {held, total}`, `end {outcome, code, detail, …}` (`code`
  * says why; the user interface words it).
  *
+ * Protocol v1.1 (lanes, protocol.md 7.4 and 8.7): with `lanes`, the sender may carry the
+ * transfer over several connections; `offer {lane}` for an extra one, which joins it.
+ *
  * The driver delivers `chunk_hashed` before any further event of that connection, and
  * carries out `write_chunk` / `finish_file` / `reset_file` strictly in order.
  */
@@ -36,11 +39,11 @@ import { bytesEqual, hexEncode } from "./codec.js";
 import { chunkCount, chunkLength, fileDigest } from "./chunks.js";
 import { WINDOW_CHUNKS } from "./constants.js";
 import {
-  AUTH_FAILED, CANCELLED, DECLINED, DISK_FULL, DONE, GAVE_UP, INTEGRITY, NO_PATH, PASSWORD_DOWNGRADE,
+  AUTH_FAILED, BAD_FRAME, CANCELLED, DECLINED, DISK_FULL, DONE, GAVE_UP, INTEGRITY, NO_PATH, PASSWORD_DOWNGRADE,
   ProtocolError, RELAY_FAILED, ROOM_CLOSED, SENDER_GONE, STORAGE_ERROR, WRONG_LINK, WRONG_PASSWORD,
   errorMessage, frameError,
 } from "./errors.js";
-import { Keepalive, Machine, DEFAULT_TIMING } from "./machine.js";
+import { Keepalive, Machine, DEFAULT_TIMING, positionKey } from "./machine.js";
 import { checkStart, parseMessage } from "./messages.js";
 import { matchRecords } from "./resume.js";
 
@@ -114,6 +117,10 @@ class Stream {
     /** Chunk messages taken and not yet answered. */
     this.unacked = 0;
     this.done = false;
+    /** Chunks this connection may have unanswered. */
+    this.window = WINDOW_CHUNKS;
+    /** Lane mode: the chunk whose pieces come now. @type {Position | null} */
+    this.assembling = null;
   }
 
   /**
@@ -137,10 +144,12 @@ class Connection {
   /**
    * @param {string} conn
    * @param {number} openedAt
+   * @param {number} [lane] v1.1: 0 for the connection that started the transfer, k for an extra one
    */
-  constructor(conn, openedAt) {
+  constructor(conn, openedAt, lane = 0) {
     this.conn = conn;
     this.openedAt = openedAt;
+    this.lane = lane;
     this.state = OPENING;
     /** @type {Keepalive | null} */
     this.keepalive = null;
@@ -161,13 +170,26 @@ const describe = (position) => (position === null ? "nothing" : position.join("/
 export class ReceiverMachine extends Machine {
   /**
    * @param {{expectPassword?: boolean | null, password?: string | null, autoAccept?: boolean,
-   *          timing?: Readonly<SessionTiming>}} [options]
+   *          timing?: Readonly<SessionTiming>, lanes?: number | null}} [options]
    *   `expectPassword`: the link says a password is set (true) or not (false); null for a
    *   link that does not say. `password`: known up front. `autoAccept`: accept without
-   *   asking (the CLI).
+   *   asking (the CLI). `lanes`: protocol v1.1, the most connections this receiver takes
+   *   for one transfer (null: a v1 receiver).
    */
-  constructor({ expectPassword = null, password = null, autoAccept = false, timing = DEFAULT_TIMING } = {}) {
+  constructor({ expectPassword = null, password = null, autoAccept = false, timing = DEFAULT_TIMING, lanes = null } = {}) {
     super(timing);
+    this.maxLanes = lanes;
+    /** Both sides speak v1.1: chunks may come on several lanes. */
+    this.laneMode = false;
+    /** Lane index → conn, while a transfer runs. @type {Map<number, string>} */
+    this.lanes = new Map();
+    this.agreed = 1;
+    /** Chunk (positionKey) → the lane assembling it. @type {Map<string, string>} */
+    this.taken = new Map();
+    /** Per file: chunks written, held or not yet. @type {Set<number>[]} */
+    this.written = [];
+    /** Lane mode: each file's digest from file-done. @type {(Uint8Array | null)[]} */
+    this.expected = [];
     this.expectPassword = expectPassword;
     this.password = password;
     this.autoAccept = autoAccept;
@@ -282,6 +304,11 @@ export class ReceiverMachine extends Machine {
   /** @param {MachineEvent} event */
   onOffer(event) {
     if (event.from !== this.sender || this.ended) return;
+    const lane = Number(event.lane || 0);
+    if (lane) {
+      this.laneOffer(lane, event.session);
+      return;
+    }
     if (this.current !== null) this.close(this.current); // a new offer replaces the connection we had
     this.serial += 1;
     const connection = new Connection(`c${this.serial}`, this.now);
@@ -316,9 +343,14 @@ export class ReceiverMachine extends Machine {
 
   /** @param {Connection} connection */
   close(connection) {
-    if (connection.state !== CLOSED) {
-      connection.state = CLOSED;
-      this.emit("close", { conn: connection.conn });
+    if (connection.state === CLOSED) return;
+    connection.state = CLOSED;
+    this.emit("close", { conn: connection.conn });
+    if (this.lanes.get(connection.lane) !== connection.conn) return;
+    this.lanes.delete(connection.lane);
+    for (const [chunk, conn] of [...this.taken]) if (conn === connection.conn) this.taken.delete(chunk);
+    if (connection.lane === 0) {
+      for (const conn of [...this.lanes.values()]) this.close(/** @type {Connection} */ (this.connections.get(conn))); // the transfer ends with its primary
     }
   }
 
@@ -333,7 +365,7 @@ export class ReceiverMachine extends Machine {
   lost(connection) {
     const wasDone = connection.state === COMPLETED;
     this.close(connection);
-    if (connection !== this.current || this.ended || wasDone) return;
+    if (connection !== this.current || this.ended || wasDone) return; // an extra lane costs only the chunks it was carrying
     if (this.roomGone !== null) {
       this.end(ROOM_CLOSED, this.roomGone);
       return;
@@ -435,11 +467,12 @@ export class ReceiverMachine extends Machine {
         conn: connection.conn, mac: message.mac,
         sender_nonce: /** @type {Hello} */ (connection.hello).nonce, receiver_nonce: connection.nonce,
       });
-    } else if (state === MANIFEST && message.t === "manifest") this.manifestArrived(connection, message);
+    } else if (state === MANIFEST && message.t === "manifest" && !connection.lane) this.manifestArrived(connection, message);
+    else if (state === MANIFEST && message.t === "join" && connection.lane) this.join(connection, message);
     else if (state === STARTING && message.t === "start") this.start(connection, message);
     else if (state === RECEIVING && message.t === "chunk") this.chunkEnd(connection, message);
-    else if (state === RECEIVING && message.t === "file-done") this.fileDone(connection, message);
-    else if (state === RECEIVING && message.t === "done") this.done(connection);
+    else if (state === RECEIVING && message.t === "file-done" && !connection.lane) this.fileDone(connection, message);
+    else if (state === RECEIVING && message.t === "done" && !connection.lane) this.done(connection);
     else throw frameError(`unexpected '${message.t}' while ${state}`);
   }
 
@@ -449,6 +482,7 @@ export class ReceiverMachine extends Machine {
    */
   hello(connection, hello) {
     connection.hello = hello;
+    if (!connection.lane) this.laneMode = hello.lanes != null && this.maxLanes !== null;
     if (this.expectPassword && !hello.password) {
       // The link was made with a password: a "sender" that asks for none does not know it,
       // and would pass its own proof with the link key alone.
@@ -587,7 +621,7 @@ export class ReceiverMachine extends Machine {
       const offset = Math.min(entry.size, this.held[i].length * manifest.chunkSize);
       return { offset, prefix: offset ? fileDigest(this.held[i]) : null };
     });
-    connection.accept = { t: "accept", transfer: manifest.transfer, files };
+    connection.accept = { t: "accept", transfer: manifest.transfer, files, lanes: this.laneMode ? this.maxLanes : null };
     connection.state = STARTING;
     this.send(connection, connection.accept);
   }
@@ -639,9 +673,15 @@ export class ReceiverMachine extends Machine {
     connection.stream = new Stream(sizes, [...start.offsets]);
     connection.state = RECEIVING;
     this.digests = this.held.map((held) => [...held]);
+    this.written = this.held.map((held) => new Set(held.keys()));
     this.fileDigests = sizes.map(() => null);
+    this.expected = sizes.map(() => null);
     this.finishing = new Set();
     this.finished = new Set();
+    this.taken = new Map();
+    this.lanes = new Map([[0, connection.conn]]);
+    this.agreed = start.lanes ?? 1;
+    connection.stream.window = Math.max(2, Math.floor(WINDOW_CHUNKS / this.agreed));
     this.emit("progress", { held: this.heldBytes(), total: sizes.reduce((a, b) => a + b, 0) });
   }
 
@@ -665,6 +705,10 @@ export class ReceiverMachine extends Machine {
     if (connection.state !== RECEIVING || stream === null) throw frameError("binary data before 'start'");
     if (stream.hashing !== null) throw new Error("the driver must deliver chunk_hashed before the next piece");
     const { file, chunk, offset, size } = event;
+    if (this.laneMode) {
+      this.lanePiece(connection, stream, file, chunk, offset, size);
+      return;
+    }
     const expecting = stream.expecting();
     if (stream.discarding !== null) {
       // After a nack everything up to the re-sent chunk's first piece is stale.
@@ -692,7 +736,7 @@ export class ReceiverMachine extends Machine {
   chunkEnd(connection, message) {
     const stream = /** @type {Stream} */ (connection.stream);
     if (stream.discarding !== null) return; // stale: sent before the sender saw our nack
-    const expecting = stream.expecting();
+    const expecting = this.laneMode ? stream.assembling : stream.expecting();
     if (expecting === null || expecting[0] !== message.file || expecting[1] !== message.chunk) {
       throw frameError(`chunk end for file ${message.file} chunk ${message.chunk}, expected ${describe(expecting)}`);
     }
@@ -702,7 +746,7 @@ export class ReceiverMachine extends Machine {
         `received ${stream.received}, expected ${need}`);
     }
     stream.unacked += 1;
-    if (stream.unacked > WINDOW_CHUNKS) throw frameError(`more than ${WINDOW_CHUNKS} chunks sent without acknowledgement`);
+    if (stream.unacked > stream.window) throw frameError(`more than ${stream.window} chunks sent without acknowledgement`);
     stream.hashing = [message.file, message.chunk, message.sha256];
     this.emit("hash_chunk", { conn: connection.conn, file: message.file, chunk: message.chunk });
   }
@@ -718,6 +762,8 @@ export class ReceiverMachine extends Machine {
     }
     stream.hashing = null;
     stream.received = 0;
+    stream.assembling = null;
+    this.taken.delete(positionKey(file, chunk));
     /** @type {Uint8Array} */
     const digest = event.digest;
     if (!bytesEqual(digest, announced)) {
@@ -725,8 +771,14 @@ export class ReceiverMachine extends Machine {
       stream.discarding = [file, chunk];
       stream.outcomes.push(["nack", file, chunk]);
     } else {
-      this.digests[file].push(digest);
-      stream.chunk += 1;
+      if (this.laneMode) {
+        const known = this.digests[file];
+        while (known.length < chunk + 1) known.push(new Uint8Array(0));
+        known[chunk] = digest;
+      } else {
+        this.digests[file].push(digest);
+        stream.chunk += 1;
+      }
       stream.outcomes.push(["ack", file, chunk]);
       const chunkSize = /** @type {Manifest} */ (this.manifest).chunkSize;
       this.emit("write_chunk", { conn: connection.conn, file, chunk, position: chunk * chunkSize, digest });
@@ -751,7 +803,9 @@ export class ReceiverMachine extends Machine {
   onChunkWritten(event) {
     const { file, chunk } = event;
     const manifest = /** @type {Manifest} */ (this.manifest);
-    if (chunk === this.held[file].length) this.held[file].push(this.digests[file][chunk]);
+    this.written[file].add(chunk);
+    const held = this.held[file];
+    while (this.written[file].has(held.length)) held.push(this.digests[file][held.length]); // held: the run of chunks from 0
     this.emit("progress", { held: this.heldBytes(), total: manifest.files.reduce((n, f) => n + f.size, 0) });
     const connection = this.connection(event);
     if (connection === null || connection.stream === null) return;
@@ -764,6 +818,8 @@ export class ReceiverMachine extends Machine {
     stream.unacked -= 1;
     this.send(connection, { t: "ack", file, chunk });
     this.answerInOrder(connection);
+    const current = this.current;
+    if (this.laneMode && current !== null) this.guarded(current, () => this.checkFile(file));
     this.maybeFinishFile(file);
   }
 
@@ -773,6 +829,12 @@ export class ReceiverMachine extends Machine {
    */
   fileDone(connection, message) {
     const stream = /** @type {Stream} */ (connection.stream);
+    if (this.laneMode) {
+      if (this.expected[message.file] !== null) throw frameError(`a second file-done for file ${message.file}`);
+      this.expected[message.file] = message.digest;
+      this.checkFile(message.file);
+      return;
+    }
     if (stream.discarding !== null) return;
     const expecting = stream.expecting();
     if (expecting === null || expecting[0] !== message.file || expecting[1] !== -1) {
@@ -803,6 +865,13 @@ export class ReceiverMachine extends Machine {
   /** @param {Connection} connection */
   done(connection) {
     const stream = /** @type {Stream} */ (connection.stream);
+    if (this.laneMode) {
+      if (this.fileDigests.some((digest) => digest === null)) throw frameError("'done' before every file was verified");
+      stream.done = true;
+      connection.state = FINISHING;
+      this.maybeComplete(connection);
+      return;
+    }
     if (stream.discarding !== null) throw frameError("'done' while a re-sent chunk is still expected");
     if (stream.expecting() !== null) throw frameError("'done' before every file-done");
     stream.done = true;
@@ -825,6 +894,108 @@ export class ReceiverMachine extends Machine {
     connection.state = COMPLETED;
     connection.openedAt = this.now; // the close-after-complete clock
     this.end(DONE, "", { digests: digests.map(hexEncode) });
+  }
+
+  // -- lane mode (protocol v1.1, 8.7) ------------------------------------------------------
+
+  /**
+   * An extra connection for the running transfer (never a replacement of it).
+   * @param {number} lane
+   * @param {string} session
+   */
+  laneOffer(lane, session) {
+    const primary = this.current;
+    const limit = primary !== null && primary.state === RECEIVING ? this.agreed : this.maxLanes || 1;
+    if (!this.laneMode || primary === null || (primary.state !== STARTING && primary.state !== RECEIVING) || lane >= limit) {
+      return; // nothing it could join: do not answer
+    }
+    const old = this.lanes.get(lane);
+    if (old !== undefined) this.close(/** @type {Connection} */ (this.connections.get(old)));
+    this.serial += 1;
+    const connection = new Connection(`c${this.serial}`, this.now, lane);
+    this.connections.set(connection.conn, connection);
+    this.emit("answer", { conn: connection.conn, session });
+  }
+
+  /**
+   * @param {Connection} connection
+   * @param {import("./messages.js").Join} join
+   */
+  join(connection, join) {
+    const primary = this.current;
+    const manifest = this.manifest;
+    if (primary === null || primary.state !== RECEIVING || manifest === null) {
+      // Nothing (yet) to join here: this lane goes, the transfer does not.
+      this.send(connection, { t: "error", code: BAD_FRAME, message: "'join' before the transfer started" });
+      this.close(connection);
+      return;
+    }
+    if (join.transfer !== manifest.transfer || join.lane !== connection.lane || join.lane >= this.agreed) {
+      throw frameError("'join' for another transfer, or past the agreed lanes");
+    }
+    const old = this.lanes.get(join.lane);
+    if (old !== undefined && old !== connection.conn) this.close(/** @type {Connection} */ (this.connections.get(old)));
+    this.lanes.set(join.lane, connection.conn);
+    connection.stream = new Stream(manifest.files.map((entry) => entry.size), manifest.files.map(() => 0));
+    connection.stream.window = Math.max(2, Math.floor(WINDOW_CHUNKS / this.agreed));
+    connection.state = RECEIVING;
+  }
+
+  /**
+   * A chunk's pieces come in order on one lane; which chunk is the sender's choice, as long
+   * as no other lane is carrying it (protocol.md 8.7).
+   * @param {Connection} connection
+   * @param {Stream} stream
+   * @param {number} file
+   * @param {number} chunk
+   * @param {number} offset
+   * @param {number} size
+   */
+  lanePiece(connection, stream, file, chunk, offset, size) {
+    if (stream.discarding !== null) {
+      if (file !== stream.discarding[0] || chunk !== stream.discarding[1] || offset !== 0) {
+        this.emit("drop_piece", { conn: connection.conn });
+        return;
+      }
+      stream.discarding = null;
+    }
+    if (stream.assembling === null) {
+      if (offset !== 0) throw frameError(`piece at offset ${offset} starts no chunk`);
+      if (!(file >= 0 && file < stream.sizes.length) || !(chunk >= 0 && chunk < chunkCount(stream.sizes[file]))) {
+        throw frameError(`piece of file ${file} chunk ${chunk}, which does not exist`);
+      }
+      const key = positionKey(file, chunk);
+      if ((this.taken.get(key) ?? connection.conn) !== connection.conn) {
+        throw frameError(`file ${file} chunk ${chunk} is coming on another connection`);
+      }
+      this.taken.set(key, connection.conn);
+      stream.assembling = [file, chunk];
+      stream.received = 0;
+    } else if (stream.assembling[0] !== file || stream.assembling[1] !== chunk) {
+      throw frameError(`piece of file ${file} chunk ${chunk}, expected ${describe(stream.assembling)}`);
+    }
+    if (offset !== stream.received) throw frameError(`piece at offset ${offset} of chunk ${chunk}, expected ${stream.received}`);
+    const need = chunkLength(stream.sizes[file], chunk);
+    if (stream.received + size > need) throw frameError(`chunk ${chunk} of file ${file} is longer than ${need}`);
+    stream.received += size;
+  }
+
+  /**
+   * Lane mode: verify a file once its file-done came and all its chunks are verified.
+   * @param {number} file
+   */
+  checkFile(file) {
+    const expected = this.expected[file];
+    if (expected === null || this.fileDigests[file] !== null) return;
+    const known = this.digests[file];
+    const count = this.manifest ? chunkCount(this.manifest.files[file].size) : 0;
+    if (known.length < count || known.slice(0, count).some((digest) => !digest.length)) return;
+    const mine = fileDigest(known.slice(0, count));
+    if (!bytesEqual(mine, expected)) {
+      throw new ProtocolError(INTEGRITY, `file ${file}: digest ${hexEncode(mine)} differs from the sender's ${hexEncode(expected)}`);
+    }
+    this.fileDigests[file] = mine;
+    if (this.current !== null) this.maybeFinishFile(file);
   }
 
   // -- time -----------------------------------------------------------------------------

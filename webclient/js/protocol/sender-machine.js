@@ -15,7 +15,11 @@
  * - results of actions: `proof_checked {conn, ok, mac}`, `chunk_read {conn?, file, chunk,
  *   size, digest}`, `read_failed {file, chunk, message}`, `pieces_sent {conn, file, chunk}`.
  *
- * Actions (machine → driver), besides `wake`: `open_connection {conn, peer}`,
+ * Protocol v1.1 (lanes, protocol.md 7.4 and 8.7): with `lanes`, one receiver's transfer may
+ * run over several connections; the first (lane 0) carries the control messages, extra
+ * ones join it.
+ *
+ * Actions (machine → driver), besides `wake`: `open_connection {conn, peer, lane?}`,
  * `close {conn}`, `send {conn, message}`, `check_proof {conn, nonce, mac}`,
  * `read_chunk {conn, file, chunk}` (bytes to send), `hash_chunk {file, chunk}` (digest
  * only), `send_pieces {conn, file, chunk}`, `stop_pieces {conn}`, `lock_room`,
@@ -24,7 +28,7 @@
  */
 import { bytesEqual, hexEncode } from "./codec.js";
 import { SendWindow, checkResumeOffset, chunkCount, chunkLength, fileDigest } from "./chunks.js";
-import { CHUNK_SIZE, MAX_AUTH_ATTEMPTS } from "./constants.js";
+import { CHUNK_SIZE, MAX_AUTH_ATTEMPTS, WINDOW_CHUNKS } from "./constants.js";
 import {
   AUTH_FAILED, CANCELLED, INTEGRITY, NO_PATH, ProtocolError, RELAY_FAILED, SOURCE_ERROR, errorMessage, frameError,
 } from "./errors.js";
@@ -85,11 +89,15 @@ class Connection {
    * @param {string} conn
    * @param {string} peer
    * @param {number} openedAt
+   * @param {number} [lane] v1.1: 0 for the connection that started the transfer, k for an extra one
    */
-  constructor(conn, peer, openedAt) {
+  constructor(conn, peer, openedAt, lane = 0) {
     this.conn = conn;
     this.peer = peer;
     this.openedAt = openedAt;
+    this.lane = lane;
+    /** Lane mode, after a nack: this lane's chunks to send again, in order. @type {Position[]} */
+    this.resend = [];
     this.state = OPENING;
     this.nonce = new Uint8Array(0);
     this.attempts = 0;
@@ -131,6 +139,45 @@ class Receiver {
     /** Offered since then, never connected. @type {number | null} */
     this.unconnectedSince = null;
     this.connectedEver = false;
+    /** Lane mode: the running transfer over its lanes. @type {Transfer | null} */
+    this.transfer = null;
+  }
+}
+
+/**
+ * One receiver's transfer in lane mode (protocol.md 8.7): chunks go to whichever of its
+ * connections has room, file-done and done wait for the acknowledgements.
+ */
+class Transfer {
+  /**
+   * @param {number} agreed connections agreed in start
+   * @param {number[]} offsets
+   * @param {number[]} unackedInFile chunks of each file not yet acknowledged
+   * @param {Position} cursor the next chunk never sent, in stream order
+   */
+  constructor(agreed, offsets, unackedInFile, cursor) {
+    this.agreed = agreed;
+    this.offsets = offsets;
+    this.unackedInFile = unackedInFile;
+    this.cursor = cursor;
+    /** Lane index → conn (lane 0 first). @type {Map<number, string>} */
+    this.lanes = new Map();
+    /** To send before new ones. @type {Position[]} */
+    this.queue = [];
+    /** file-done sent for the files below this. */
+    this.fileDones = 0;
+    this.growing = true;
+    /** @type {number | null} */
+    this.growAt = null;
+    /** Acknowledged bytes when the current measuring interval began. */
+    this.growFrom = 0;
+    /** @type {number | null} */
+    this.lastRate = null;
+  }
+
+  /** Each lane's share of the window. */
+  get window() {
+    return Math.max(2, Math.floor(WINDOW_CHUNKS / this.agreed));
   }
 }
 
@@ -143,10 +190,16 @@ const before = (a, b) => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
 export class SenderMachine extends Machine {
   /**
    * @param {{transfer: string, files: FileEntry[], password: boolean, iterations: number,
-   *          oneTime?: boolean, timing?: Readonly<SessionTiming>}} options
+   *          oneTime?: boolean, timing?: Readonly<SessionTiming>, lanes?: number | null,
+   *          fixedLanes?: boolean}} options
+   *   `lanes`: protocol v1.1, the most connections one transfer may use (null: a v1 sender,
+   *   one connection); `fixedLanes`: open them all at once instead of adding them while the
+   *   transfer gets faster (protocol.md 8.7).
    */
-  constructor({ transfer, files, password, iterations, oneTime = false, timing = DEFAULT_TIMING }) {
+  constructor({ transfer, files, password, iterations, oneTime = false, timing = DEFAULT_TIMING, lanes = null, fixedLanes = false }) {
     super(timing);
+    this.maxLanes = lanes;
+    this.fixedLanes = fixedLanes;
     /** @type {Manifest} */
     this.manifest = { t: "manifest", transfer, chunkSize: CHUNK_SIZE, files };
     this.sizes = files.map((f) => f.size);
@@ -315,10 +368,19 @@ export class SenderMachine extends Machine {
 
   /** @param {Connection} connection */
   close(connection) {
-    if (connection.state !== CLOSED) {
-      if (connection.sending !== null) this.emit("stop_pieces", { conn: connection.conn });
-      connection.state = CLOSED;
-      this.emit("close", { conn: connection.conn });
+    if (connection.state === CLOSED) return;
+    if (connection.sending !== null) this.emit("stop_pieces", { conn: connection.conn });
+    connection.state = CLOSED;
+    this.emit("close", { conn: connection.conn });
+    const transfer = this.receivers.get(connection.peer)?.transfer ?? null;
+    if (transfer === null || transfer.lanes.get(connection.lane) !== connection.conn) return;
+    if (connection.lane === 0) {
+      // The connection that carries the control messages: the transfer ends here (its
+      // chunks resume on the next one), and so do its other lanes.
+      this.receiverOf(connection.peer).transfer = null;
+      for (const conn of [...transfer.lanes.values()].slice(1)) this.close(this.connectionOf(conn));
+    } else {
+      this.laneLost(transfer, connection);
     }
   }
 
@@ -343,11 +405,16 @@ export class SenderMachine extends Machine {
    */
   fail(connection, failure) {
     if (failure.error !== null) this.send(connection, errorMessage(failure.error));
+    const receiver = this.receiverOf(connection.peer);
+    if (connection.lane && receiver.transfer !== null) {
+      // A broken rule on any lane ends the whole transfer.
+      this.close(this.connectionOf(/** @type {string} */ (receiver.transfer.lanes.get(0))));
+    }
     this.close(connection);
     /** @type {Record<string, unknown>} */
     const fields = { detail: failure.detail };
     if (failure.error !== null) fields.code = failure.error.code;
-    this.report(this.receiverOf(connection.peer), failure.state, fields);
+    this.report(receiver, failure.state, fields);
     this.afterEnd();
   }
 
@@ -367,8 +434,9 @@ export class SenderMachine extends Machine {
     receiver.connectedEver = true;
     this.send(connection, {
       t: "hello", nonce: connection.nonce, password: this.password, iterations: this.password ? this.iterations : null,
+      lanes: this.maxLanes,
     });
-    this.report(receiver, "authenticating");
+    if (!connection.lane) this.report(receiver, "authenticating");
   }
 
   /** @param {MachineEvent} event */
@@ -387,6 +455,7 @@ export class SenderMachine extends Machine {
    */
   lost(connection, reason) {
     this.close(connection);
+    if (connection.lane) return; // an extra lane costs only the chunks it carried (they go to the others)
     this.report(this.receiverOf(connection.peer), "lost", { detail: reason });
     this.afterEnd();
   }
@@ -454,6 +523,10 @@ export class SenderMachine extends Machine {
     const receiver = this.receiverOf(connection.peer);
     if (event.ok) {
       receiver.proved = true;
+      if (connection.lane) {
+        this.join(receiver, connection, event.mac);
+        return;
+      }
       connection.state = OFFERED;
       this.send(connection, { t: "auth-ok", mac: event.mac });
       this.send(connection, this.manifest);
@@ -546,18 +619,23 @@ export class SenderMachine extends Machine {
       const mine = fileDigest(this.known(index, chunkCount(answer.offset)));
       return bytesEqual(mine, /** @type {Uint8Array} */ (answer.prefix)) ? answer.offset : 0; // not our bytes: start over
     });
+    const agreed = accept.lanes != null && this.maxLanes !== null ? Math.min(accept.lanes, this.maxLanes) : null;
     /** @type {import("./messages.js").Start} */
-    const start = { t: "start", offsets };
+    const start = { t: "start", offsets, lanes: agreed };
     checkStart(start, accept);
     connection.offsets = offsets;
     this.send(connection, start);
     const receiver = this.receiverOf(connection.peer);
     receiver.acked = offsets.reduce((a, b) => a + b, 0);
     connection.state = SENDING;
+    this.report(receiver, "sending");
+    if (agreed !== null) {
+      this.startLanes(receiver, connection, agreed, offsets);
+      return;
+    }
     const first = this.firstChunk(connection, 0);
     connection.nextSend = first;
     connection.nextRead = first;
-    this.report(receiver, "sending");
     this.advance(connection);
   }
 
@@ -611,7 +689,7 @@ export class SenderMachine extends Machine {
     if (reader !== null && reader.state === SENDING && samePosition(reader.reading, [file, chunk])) {
       reader.reading = null;
       reader.ready = [file, chunk];
-      this.guarded(reader, () => this.advance(reader));
+      this.guarded(reader, () => (this.laneMode(reader) ? this.laneAdvance(reader) : this.advance(reader)));
     }
   }
 
@@ -715,6 +793,10 @@ export class SenderMachine extends Machine {
     connection.sending = null;
     this.send(connection, { t: "chunk", file, chunk, size: chunkLength(this.sizes[file], chunk), sha256: digest });
     connection.window.sent(file, chunk);
+    if (this.laneMode(connection)) {
+      this.guarded(connection, () => this.laneAdvance(connection));
+      return;
+    }
     connection.nextSend = [file, chunk + 1]; // at a file's end: its file-done comes next
     this.guarded(connection, () => this.advance(connection));
   }
@@ -728,6 +810,12 @@ export class SenderMachine extends Machine {
     const receiver = this.receiverOf(connection.peer);
     receiver.acked += chunkLength(this.sizes[ack.file], ack.chunk);
     this.emit("progress", { peer: receiver.peer, acked: receiver.acked, total: this.total });
+    if (receiver.transfer !== null) {
+      receiver.transfer.unackedInFile[ack.file] -= 1;
+      this.laneAdvance(connection);
+      this.control(receiver);
+      return;
+    }
     this.advance(connection);
   }
 
@@ -737,6 +825,10 @@ export class SenderMachine extends Machine {
    * @param {import("./messages.js").ChunkRef} nack
    */
   nack(connection, nack) {
+    if (this.laneMode(connection)) {
+      this.laneNack(connection, nack);
+      return;
+    }
     const position = connection.window.nacked(nack.file, nack.chunk);
     if (connection.sending !== null) this.emit("stop_pieces", { conn: connection.conn });
     connection.sending = null;
@@ -756,13 +848,210 @@ export class SenderMachine extends Machine {
     if (complete.digests.length !== mine.length || complete.digests.some((d, i) => !bytesEqual(d, mine[i]))) {
       throw new ProtocolError(INTEGRITY, "the receiver's file digests differ from ours");
     }
-    this.close(connection);
+    this.close(connection); // and its extra lanes
     this.report(this.receiverOf(connection.peer), "done", { digests: mine.map(hexEncode) });
     if (this.oneTime) {
       this.stopped = true;
       this.emit("finished", { reason: "done" });
     } else {
       this.afterEnd();
+    }
+  }
+
+  // -- lane mode (protocol v1.1, 8.7) ------------------------------------------------------
+
+  /** @param {Connection} connection */
+  laneMode(connection) {
+    const transfer = this.receivers.get(connection.peer)?.transfer ?? null;
+    return transfer !== null && transfer.lanes.get(connection.lane) === connection.conn;
+  }
+
+  /**
+   * @param {Receiver} receiver
+   * @param {Connection} primary
+   * @param {number} agreed
+   * @param {number[]} offsets
+   */
+  startLanes(receiver, primary, agreed, offsets) {
+    const counts = this.sizes.map((size, i) => chunkCount(size) - chunkCount(offsets[i]));
+    const transfer = new Transfer(agreed, offsets, counts, this.fresh([0, chunkCount(offsets[0])]));
+    transfer.lanes.set(0, primary.conn);
+    receiver.transfer = transfer;
+    primary.window = new SendWindow(transfer.window);
+    if (this.fixedLanes) {
+      transfer.growing = false;
+      for (let k = 1; k < agreed; k++) this.openLane(receiver, transfer);
+    } else if (agreed > 1) {
+      transfer.growAt = this.now + this.timing.grow_interval;
+      transfer.growFrom = receiver.acked;
+    } else {
+      transfer.growing = false;
+    }
+    this.laneAdvance(primary);
+    this.control(receiver);
+  }
+
+  /**
+   * `position`, or the first chunk after it that exists (past held files).
+   * @param {Position} position
+   * @returns {Position}
+   */
+  fresh([file, chunk]) {
+    while (file < this.sizes.length && chunk >= chunkCount(this.sizes[file])) {
+      file += 1;
+      chunk = 0;
+    }
+    return [file, chunk];
+  }
+
+  /**
+   * @param {Receiver} receiver
+   * @param {Transfer} transfer
+   */
+  openLane(receiver, transfer) {
+    let lane = 1;
+    while (transfer.lanes.has(lane)) lane += 1;
+    this.serial += 1;
+    const conn = `c${this.serial}`;
+    this.connections.set(conn, new Connection(conn, receiver.peer, this.now, lane));
+    transfer.lanes.set(lane, conn);
+    this.emit("open_connection", { conn, peer: receiver.peer, lane });
+  }
+
+  /**
+   * @param {Receiver} receiver
+   * @param {Connection} connection
+   * @param {Uint8Array<ArrayBuffer>} mac
+   */
+  join(receiver, connection, mac) {
+    const transfer = receiver.transfer;
+    if (transfer === null || transfer.lanes.get(connection.lane) !== connection.conn) {
+      this.close(connection); // the transfer it was to join is over
+      return;
+    }
+    this.send(connection, { t: "auth-ok", mac });
+    this.send(connection, { t: "join", transfer: this.manifest.transfer, lane: connection.lane });
+    connection.state = SENDING;
+    connection.window = new SendWindow(transfer.window);
+    this.laneAdvance(connection);
+  }
+
+  /**
+   * The next chunk for this lane: its own to send again, the transfer's requeued ones,
+   * then the next never sent.
+   * @param {Transfer} transfer
+   * @param {Connection} connection
+   * @returns {Position | null}
+   */
+  take(transfer, connection) {
+    if (connection.resend.length) return /** @type {Position} */ (connection.resend.shift());
+    if (transfer.queue.length) return /** @type {Position} */ (transfer.queue.shift());
+    const [file, chunk] = transfer.cursor;
+    if (file >= this.sizes.length) return null;
+    transfer.cursor = this.fresh([file, chunk + 1]);
+    return [file, chunk];
+  }
+
+  /**
+   * A lane sends when its window has room and reads one chunk ahead.
+   * @param {Connection} connection
+   */
+  laneAdvance(connection) {
+    const transfer = this.receiverOf(connection.peer).transfer;
+    if (transfer === null || connection.state !== SENDING) return;
+    if (connection.sending === null && connection.ready !== null && !connection.window.full) {
+      const [file, chunk] = connection.ready;
+      connection.sending = connection.ready;
+      connection.ready = null;
+      this.emit("send_pieces", { conn: connection.conn, file, chunk });
+    }
+    if (connection.reading === null && connection.ready === null) {
+      const position = this.take(transfer, connection);
+      if (position !== null) {
+        connection.reading = position;
+        this.emit("read_chunk", { conn: connection.conn, file: position[0], chunk: position[1] });
+      }
+    }
+  }
+
+  /**
+   * file-done for each file whose chunks are all acknowledged, in file order, then done:
+   * on the primary connection (protocol.md 8.7).
+   * @param {Receiver} receiver
+   */
+  control(receiver) {
+    const transfer = receiver.transfer;
+    if (transfer === null) return;
+    const primary = this.connectionOf(/** @type {string} */ (transfer.lanes.get(0)));
+    if (primary.state !== SENDING) return;
+    while (transfer.fileDones < this.sizes.length && transfer.unackedInFile[transfer.fileDones] === 0) {
+      const file = transfer.fileDones;
+      this.send(primary, { t: "file-done", file, digest: fileDigest(this.known(file, chunkCount(this.sizes[file]))) });
+      transfer.fileDones += 1;
+    }
+    if (transfer.fileDones === this.sizes.length) {
+      primary.state = FINISHING;
+      primary.doneSent = true;
+      this.send(primary, { t: "done" });
+      this.report(receiver, "finishing");
+    }
+  }
+
+  /**
+   * Go-back-N on this lane only: its chunks from the failed one on go out again, on it and
+   * in the same order; the other lanes go on.
+   * @param {Connection} connection
+   * @param {import("./messages.js").ChunkRef} nack
+   */
+  laneNack(connection, nack) {
+    const outstanding = connection.window.outstanding.slice();
+    connection.window.nacked(nack.file, nack.chunk); // integrity at the third
+    if (connection.sending !== null) this.emit("stop_pieces", { conn: connection.conn });
+    const later = /** @type {Position[]} */ ([connection.sending, connection.ready, connection.reading].filter((p) => p !== null));
+    connection.resend = [...outstanding, ...later, ...connection.resend];
+    connection.sending = null;
+    connection.ready = null;
+    connection.reading = null;
+    this.laneAdvance(connection);
+  }
+
+  /**
+   * An extra lane is gone: what it carried and was not acknowledged goes to the others,
+   * first (protocol.md 8.7).
+   * @param {Transfer} transfer
+   * @param {Connection} connection
+   */
+  laneLost(transfer, connection) {
+    transfer.lanes.delete(connection.lane);
+    const carried = [
+      ...connection.window.outstanding,
+      .../** @type {Position[]} */ ([connection.sending, connection.ready, connection.reading].filter((p) => p !== null)),
+      ...connection.resend,
+    ];
+    connection.sending = null;
+    connection.ready = null;
+    connection.reading = null;
+    connection.resend = [];
+    transfer.queue.unshift(...carried);
+    for (const conn of transfer.lanes.values()) this.laneAdvance(this.connectionOf(conn));
+  }
+
+  /**
+   * Another lane while the last one made the transfer faster (protocol.md 8.7).
+   * @param {Receiver} receiver
+   * @param {Transfer} transfer
+   */
+  grow(receiver, transfer) {
+    const rate = (receiver.acked - transfer.growFrom) / this.timing.grow_interval;
+    if (transfer.lanes.size < transfer.agreed &&
+        (transfer.lastRate === null || rate >= transfer.lastRate * (1 + this.timing.grow_gain))) {
+      this.openLane(receiver, transfer);
+      transfer.lastRate = rate;
+      transfer.growFrom = receiver.acked;
+      transfer.growAt = this.now + this.timing.grow_interval;
+    } else {
+      transfer.growing = false;
+      transfer.growAt = null;
     }
   }
 
@@ -777,6 +1066,7 @@ export class SenderMachine extends Machine {
     }
     for (const receiver of this.receivers.values()) {
       if (receiver.unconnectedSince !== null) due.push(receiver.unconnectedSince + this.timing.connect_timeout);
+      if (receiver.transfer !== null && receiver.transfer.growAt !== null) due.push(receiver.transfer.growAt);
     }
     return due;
   }
@@ -790,6 +1080,10 @@ export class SenderMachine extends Machine {
         if (due === "dead") this.lost(connection, "the receiver stopped answering");
         else if (due === "ping") this.send(connection, { t: "ping" });
       }
+    }
+    for (const receiver of [...this.receivers.values()]) {
+      const transfer = receiver.transfer;
+      if (transfer !== null && transfer.growAt !== null && this.now >= transfer.growAt) this.grow(receiver, transfer);
     }
     for (const receiver of this.receivers.values()) {
       const since = receiver.unconnectedSince;
