@@ -73,8 +73,9 @@ class ReceiverLink {
     this.buffer = new ChunkBuffer();
     /** The piece just fed to the machine: placed unless the machine drops it. @type {import("./protocol/frames.js").Piece | null} */
     this.keep = null;
-    /** Digest in progress: the connection's next event waits for it (protocol.md 14.0). @type {Promise<void> | null} */
-    this.hashing = null;
+    /** A result the machine needs before this connection's next event (a chunk's digest,
+     * the check of the sender's proof: protocol.md 14.0) is on its way. @type {Promise<void> | null} */
+    this.awaited = null;
     /** The chunk just hashed, waiting for `write_chunk` or `drop_chunk`. @type {Uint8Array<ArrayBuffer> | null} */
     this.hashed = null;
     /** The auth key of our proof on this connection. @type {Uint8Array<ArrayBuffer> | null} */
@@ -225,7 +226,7 @@ export class ReceiverSession extends EventTarget {
         if (link) void this.makeProof(link, action.password, action.iterations, action.sender_nonce);
         break;
       case "check_sender_proof":
-        if (link) void this.checkSenderProof(link, action.mac, action.sender_nonce, action.receiver_nonce);
+        if (link) link.awaited = this.checkSenderProof(link, action.mac, action.sender_nonce, action.receiver_nonce);
         break;
       case "load_records":
         this.offered(action.manifest);
@@ -315,7 +316,8 @@ export class ReceiverSession extends EventTarget {
 
   /**
    * Deliver a connection's events in the order they happened, each after the result of a
-   * `hash_chunk` it started (protocol.md 14.0).
+   * `hash_chunk` or `check_sender_proof` it started (protocol.md 14.0): the manifest comes
+   * right behind `auth-ok`, and the machine must know first whether the sender is genuine.
    * @param {ReceiverLink} link
    * @param {() => void} deliver
    */
@@ -323,7 +325,7 @@ export class ReceiverSession extends EventTarget {
     link.queue = link.queue.then(async () => {
       if (link.closed) return;
       deliver();
-      if (link.hashing) await link.hashing;
+      if (link.awaited) await link.awaited;
     }).catch((error) => console.error(error));
   }
 
@@ -428,6 +430,7 @@ export class ReceiverSession extends EventTarget {
     } catch (error) {
       console.error("could not check the sender's proof:", error);
     }
+    link.awaited = null;
     this.runner.feed({ type: "sender_proof_checked", conn: link.conn, ok });
   }
 
@@ -472,8 +475,8 @@ export class ReceiverSession extends EventTarget {
    */
   hash(link, file, chunk) {
     const data = link.buffer.take();
-    link.hashing = chunkDigest(data).then((digest) => {
-      link.hashing = null;
+    link.awaited = chunkDigest(data).then((digest) => {
+      link.awaited = null;
       link.hashed = data;
       this.runner.feed({ type: "chunk_hashed", conn: link.conn, file, chunk, digest });
     });
