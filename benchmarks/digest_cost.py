@@ -5,7 +5,7 @@
 Today both sides show the *peerbeam digest*: SHA-256 over the raw 1 MiB chunk SHA-256s,
 which WebCrypto computes one chunk at a time (it has no streaming digest). A standard
 SHA-256 of the file needs an incremental SHA-256: in the browser, our own JavaScript
-(benchmarks/js/sha256.js, run in a worker), in Python, hashlib. This measures:
+(the web client's webclient/js/protocol/sha256.js, run in a worker), in Python, hashlib. This measures:
 
 1. speed, per core: the JavaScript SHA-256 streamed over N MiB in a worker, in Chromium and
    in Firefox ESR, beside WebCrypto's per-chunk digest of the same bytes (today's cost),
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import tempfile
 import threading
 import time
@@ -43,7 +44,10 @@ from tests.fixtures.firefox import Firefox
 from tests.fixtures.servers import LocalServer
 
 MiB = 1024 * 1024
-SHA256_JS = (REPO / "benchmarks" / "js" / "sha256.js").read_text("utf-8")
+# The web client's own incremental SHA-256, as a classic script body for a worker: the
+# module's `export` keywords dropped (it imports nothing).
+SHA256_JS = re.sub(r"^export ", "", (REPO / "webclient" / "js" / "protocol" / "sha256.js")
+                   .read_text("utf-8"), flags=re.M)
 FLAG = "peerbeam-bench-hash"
 
 # The same 1 MiB in the page and here: byte i = (i ^ i >> 8 ^ i >> 16) * 31 mod 256.

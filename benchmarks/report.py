@@ -419,7 +419,8 @@ def digest_section(result: dict[str, Any]) -> str:
 `python -m benchmarks.digest_cost` — {result['when']}. The peerbeam digest (docs/protocol.md
 §8.5) is SHA-256 over the 1 MiB chunk SHA-256s, which the protocol computes anyway. A
 plain SHA-256 of each file needs an incremental SHA-256; in the browser our own JavaScript
-(`benchmarks/js/sha256.js`, checked against the FIPS 180-4 examples and hashlib first).
+(the web client's `webclient/js/protocol/sha256.js`, checked against the FIPS 180-4 examples
+and hashlib first).
 
 Speed of one core, {result['size_mib']} MiB in 1 MiB pieces, in a worker:
 
