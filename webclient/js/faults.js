@@ -6,6 +6,8 @@
  *
  * - `corrupt=F:C`: the sender flips one byte of file F chunk C, once, after hashing it
  *   (the receiver must detect it, nack, and get it again: go-back-N).
+ * - `garble=F:C`: the sender breaks the header (magic byte) of the first piece of file F
+ *   chunk C, once (the receiver must end the transfer with bad_frame).
  */
 
 /** @param {unknown} spec */
@@ -34,4 +36,17 @@ export function corruptOnce(file, chunk, data) {
   const copy = data.slice();
   copy[0] ^= 0xff;
   return copy;
+}
+
+/**
+ * Break the header of the frame about to be sent for the first piece of (file, chunk), once.
+ * @param {number} file
+ * @param {number} chunk
+ * @param {number} offset
+ * @param {Uint8Array} frame
+ */
+export function garbleOnce(file, chunk, offset, frame) {
+  if (offset !== 0 || FAULTS.get("garble") !== `${file}:${chunk}`) return;
+  FAULTS.delete("garble");
+  frame[0] ^= 0xff;
 }

@@ -344,11 +344,7 @@ export class ReceiverSession extends EventTarget {
     try {
       piece = decodePiece(data);
     } catch (error) {
-      // The machine sees headers, not bytes: a frame that does not even decode means the
-      // connection is broken. End it; the machine asks for a new one.
-      console.error("undecodable frame from the sender:", error);
-      this.close(link);
-      this.runner.feed({ type: "connection_lost", conn: link.conn, reason: "the sender sent a malformed frame" });
+      this.runner.feed({ type: "bad_piece", conn: link.conn, detail: String(/** @type {Error} */ (error)?.message ?? error) });
       return;
     }
     link.keep = piece;

@@ -9,7 +9,7 @@
  */
 import { applyAnswer, createOffer, newSessionId, readSignal } from "./rtc.js";
 import { closeSoon, drained, setUpChannel } from "./channel.js";
-import { corruptOnce } from "./faults.js";
+import { corruptOnce, garbleOnce } from "./faults.js";
 import { MachineRunner } from "./machine-runner.js";
 import { SignalingClient } from "./signaling.js";
 import { machineTiming } from "./timing.js";
@@ -322,7 +322,9 @@ export class Offer extends EventTarget {
       for (let offset = 0; offset < wire.length; offset += limit) {
         await drained(channel);
         if (link.run !== run || channel.readyState !== "open") return false;
-        channel.send(/** @type {Uint8Array<ArrayBuffer>} */ (encodePiece(file, chunk, offset, wire.subarray(offset, offset + limit), frame)));
+        const piece = encodePiece(file, chunk, offset, wire.subarray(offset, offset + limit), frame);
+        garbleOnce(file, chunk, offset, piece);
+        channel.send(/** @type {Uint8Array<ArrayBuffer>} */ (piece));
       }
       return true;
     };
