@@ -152,19 +152,23 @@ export class DigestLog {
   }
 
   /**
-   * Forget a file's digests, pending and recorded (its bytes are overwritten from the start).
+   * Forget a file's digests from chunk `from` on, pending and recorded: its bytes are
+   * overwritten from the start (0), or the bytes past what it holds are not kept.
    * @param {string} id
+   * @param {number} [from]
    */
-  clear(id) {
-    this.digests = this.digests.filter(([d]) => d !== id);
-    const run = this.queue.then(() => clearDigests(id));
+  clear(id, from = 0) {
+    this.digests = this.digests.filter(([d, chunk]) => d !== id || chunk < from);
+    const run = this.queue.then(() => clearDigests(id, from));
     this.queue = run.catch(() => undefined);
     return run;
   }
 }
 
 /**
- * The digests of the longest run of chunks from 0 that were recorded.
+ * The digests of the longest run of chunks from 0 that were recorded. Chunks of several
+ * connections are written in any order (protocol.md 8.7): a digest past a gap is recorded
+ * but held only once the gap is filled.
  * @param {string} id
  * @returns {Promise<Uint8Array[]>}
  */
@@ -182,12 +186,13 @@ export async function heldDigests(id) {
 }
 
 /**
- * Forget a file's digests (its bytes are being overwritten from the start).
+ * Forget a file's digests from chunk `from` on.
  * @param {string} id
+ * @param {number} [from]
  */
-export async function clearDigests(id) {
+export async function clearDigests(id, from = 0) {
   const database = await db();
-  const range = IDBKeyRange.bound([id, 0], [id, Number.MAX_SAFE_INTEGER]);
+  const range = IDBKeyRange.bound([id, from], [id, Number.MAX_SAFE_INTEGER]);
   await done(database.transaction("digests", "readwrite").objectStore("digests").delete(range));
 }
 
