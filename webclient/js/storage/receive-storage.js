@@ -179,19 +179,14 @@ export class ReceiveStorage {
     if (open) return open;
     const record = this.records[file];
     const fresh = this.fresh[file];
-    // What this file holds: the run that the last load_records claimed (the machine
-    // resumes from there). Digests recorded past it (chunks written past a gap, or past a
-    // picked file's last checkpoint) name bytes that are not kept, or are sent again:
-    // forgotten, so the run never grows over them.
-    const held = fresh ? 0 : this.loaded.get(record.id)?.held ?? 0;
-    if (!fresh) await this.log.clear(record.id, held);
     const sink = record.kind === "picker"
       ? new PickerSink(record.handle, fresh ? 0 : Math.min(record.size, record.committedChunks * record.chunkSize))
       : new OpfsSink(record.handle, record.id, !fresh);
     await sink.open();
     this.fresh[file] = false;
     this.sinks[file] = sink;
-    this.runs[file] = held;
+    // The run starts at what the last load_records claimed, where the machine resumes.
+    this.runs[file] = fresh ? 0 : this.loaded.get(record.id)?.held ?? 0;
     this.ahead[file] = new Set();
     return sink;
   }

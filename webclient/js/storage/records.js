@@ -152,14 +152,12 @@ export class DigestLog {
   }
 
   /**
-   * Forget a file's digests from chunk `from` on, pending and recorded: its bytes are
-   * overwritten from the start (0), or the bytes past what it holds are not kept.
+   * Forget a file's digests, pending and recorded (its bytes are overwritten from the start).
    * @param {string} id
-   * @param {number} [from]
    */
-  clear(id, from = 0) {
-    this.digests = this.digests.filter(([d, chunk]) => d !== id || chunk < from);
-    const run = this.queue.then(() => clearDigests(id, from));
+  clear(id) {
+    this.digests = this.digests.filter(([d]) => d !== id);
+    const run = this.queue.then(() => clearDigests(id));
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -186,13 +184,12 @@ export async function heldDigests(id) {
 }
 
 /**
- * Forget a file's digests from chunk `from` on.
+ * Forget a file's digests (its bytes are being overwritten from the start).
  * @param {string} id
- * @param {number} [from]
  */
-export async function clearDigests(id, from = 0) {
+export async function clearDigests(id) {
   const database = await db();
-  const range = IDBKeyRange.bound([id, from], [id, Number.MAX_SAFE_INTEGER]);
+  const range = IDBKeyRange.bound([id, 0], [id, Number.MAX_SAFE_INTEGER]);
   await done(database.transaction("digests", "readwrite").objectStore("digests").delete(range));
 }
 
