@@ -28,6 +28,7 @@ from ..transfer import (
     sdp_fingerprints,
 )
 from ..transfer.constants import MAX_LANES
+from ..transfer.errors import FrameError
 from ..transfer.machine import Action, Event
 from ..transfer.messages import Accept, Manifest, encode_message
 from ..transfer.receiver_machine import ReceiverMachine
@@ -222,7 +223,11 @@ class Receiver(MachineDriver):
         if isinstance(data, str):
             self.feed({"type": "message", "conn": conn, "text": data})
             return
-        piece = decode_piece(data)
+        try:
+            piece = decode_piece(data)
+        except FrameError as error:  # the machine ends the receive with bad_frame
+            self.feed({"type": "bad_piece", "conn": conn, "detail": str(error)})
+            return
         self.network_bytes += len(data) - HEADER_SIZE
         self.feed({"type": "piece", "conn": conn, "file": piece.file, "chunk": piece.chunk,
                    "offset": piece.offset, "size": len(piece.payload)}, payload=piece.payload)

@@ -9,6 +9,7 @@ Events (driver → machine), besides ``tick``:
   ``offer {from, session}``, ``room_gone {reason}``;
 - one connection: ``channel_open {conn}``, ``message {conn, text}``,
   ``piece {conn, file, chunk, offset, size}`` (a binary frame's header and payload length),
+  ``bad_piece {conn, detail}`` (a binary frame whose header does not decode),
   ``connection_lost {conn, reason}``;
 - the user: ``password_entered {password}``, ``user_accepted``, ``user_declined``,
   ``user_cancelled``;
@@ -150,11 +151,13 @@ class _Connection:
 class ReceiverMachine(Machine):
     def __init__(self, expect_password: bool | None = None, password: str | None = None,
                  auto_accept: bool = False, timing: SessionTiming | None = None,
-                 lanes: int | None = None) -> None:
+                 lanes: int | None = None, accepted: str | None = None) -> None:
         """`expect_password`: the link says a password is set (True) or not (False);
         None for an old link that does not say. `password`: known up front (the CLI).
         `lanes`: protocol v1.1, the most connections this receiver takes for one transfer
-        (None: a v1 receiver)."""
+        (None: a v1 receiver). `accepted`: the transfer the user already accepted, with
+        its storage prepared, when a new machine takes over (the page's Try again): a
+        manifest of it is accepted by itself, as on a reconnect."""
         super().__init__(timing or SessionTiming())
         self.max_lanes = lanes
         self.lane_mode = False  # both sides speak v1.1: chunks may come on several lanes
@@ -180,7 +183,7 @@ class ReceiverMachine(Machine):
         self.room_gone: str | None = None
         self.ended = False
         self.manifest: Manifest | None = None
-        self.accepted: str | None = None  # the transfer the user accepted
+        self.accepted: str | None = accepted  # the transfer the user accepted
         self.held: list[list[bytes]] = []  # per file: digests of chunks held durably
         self.digests: list[list[bytes]] = []  # per file: verified digests this session
         self.file_digests: list[bytes | None] = []
@@ -196,6 +199,7 @@ class ReceiverMachine(Machine):
             "channel_open": self._on_channel_open,
             "message": self._on_message,
             "piece": self._on_piece,
+            "bad_piece": self._on_bad_piece,
             "connection_lost": self._on_connection_lost,
             "password_entered": self._on_password_entered,
             "user_accepted": self._on_user_accepted,
@@ -571,6 +575,16 @@ class ReceiverMachine(Machine):
         connection.keepalive.received(self.now)
         self.last_progress = self.now
         self._guarded(connection, self._piece, event)
+
+    def _on_bad_piece(self, event: Event) -> None:
+        connection = self._connection(event)
+        if connection is not None and connection.keepalive is not None:
+            self._guarded(connection, self._bad_piece, str(event.get("detail") or "bad header"))
+
+    def _bad_piece(self, connection: _Connection, detail: str) -> None:
+        # The driver could not even read the frame's header (protocol.md §8.2): whatever the
+        # sender meant, the stream can no longer be trusted.
+        raise FrameError(f"a binary frame that does not decode: {detail}")
 
     def _piece(self, connection: _Connection, event: Event) -> None:
         stream = connection.stream

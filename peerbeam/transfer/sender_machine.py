@@ -5,7 +5,8 @@ Events (driver → machine), besides ``tick``:
 
 - signaling: ``peers {peers: [{peer, role}]}`` (a welcome), ``peer_joined {peer, role}``,
   ``restart {peer}`` (a receiver asks for a new connection),
-  ``room_gone {reason}``, ``stop`` (the user stops sharing);
+  ``room_gone {reason}``, ``stop`` (the user stops sharing), ``retry {peer}`` (the user asks
+  to try that receiver again: the same as its `restart`);
 - one connection: ``channel_open {conn, nonce}`` (the driver's fresh hello nonce),
   ``message {conn, text}``, ``piece {conn}`` (a binary frame: never from a receiver),
   ``connection_lost {conn, reason}``;
@@ -164,6 +165,7 @@ class SenderMachine(Machine):
             "peers": self._on_peers,
             "peer_joined": self._on_peer_joined,
             "restart": self._on_restart,
+            "retry": self._on_restart,
             "room_gone": self._on_room_gone,
             "stop": self._on_stop,
             "channel_open": self._on_channel_open,

@@ -75,7 +75,9 @@ def test_cli_sender_to_browser_through_heartbeats_and_reconnects(
     server: LocalServer, pages: Pages, browser_b: Browser, tmp_path: Path
 ) -> None:
     source = write_file(tmp_path / "slow to browser.bin", 10 * MIB + 7, seed=31)
-    sender = SendProcess(server.base, [source], "--max-rate", "500K", env=LONG_CLOCK)
+    # One connection by choice (no lanes added): the page's count then shows that the
+    # transfer never needed a new one.
+    sender = SendProcess(server.base, [source], "--max-rate", "500K", "--connections", "1", env=LONG_CLOCK)
     try:
         receiver, pings, sockets = long_clock_page(pages, browser_b)
         started = time.monotonic()

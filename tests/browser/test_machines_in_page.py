@@ -148,3 +148,40 @@ def test_too_few_iterations_are_refused(
     expect(receiver.locator("#receive-password")).to_have_count(0)
     expect(receiver.get_by_text("weak.bin")).to_have_count(0)
     sender.wait_for_function("(window.receiverStates ?? []).includes('failed')")
+
+
+def garbling_sender(pages: Pages, browser: Any, target: str) -> Page:
+    page = pages.open(browser)
+    page.context.add_init_script(f"window.PEERBEAM_FAULTS = {json.dumps('garble=' + target)};")
+    return page
+
+
+def test_undecodable_frame_ends_the_transfer_browser_to_browser(
+    server: LocalServer, pages: Pages, browser_a: Any, browser_b: Any, tmp_path: Path
+) -> None:
+    """A binary frame whose header does not decode (bad magic) is bad_frame for the receiving
+    page's machine (event bad_piece), told to the sender; nothing is retried."""
+    source = write_file(tmp_path / "garbled.bin", 4 * MIB + 1, seed=44)
+    sender = garbling_sender(pages, browser_a, "0:2")
+    receiver = pages.open(browser_b)
+    link = create_link(sender, server, [source])
+    receiver.goto(link)
+    receiver.get_by_role("button", name="Accept").click()
+    alert = receiver.get_by_role("alert")
+    expect(alert).to_contain_text("The sender sent something this page cannot accept", timeout=20_000)
+    expect(alert).to_contain_text("does not decode")
+    expect(sender.locator(".receiver .badge")).to_have_text("Stopped", timeout=10_000)
+    expect(sender.locator(".receiver")).to_contain_text("does not decode")
+    expect(receiver.get_by_role("button", name="Try again")).to_have_count(0)
+
+
+def test_undecodable_frame_ends_the_transfer_browser_to_cli(
+    server: LocalServer, pages: Pages, browser_a: Any, tmp_path: Path
+) -> None:
+    source = write_file(tmp_path / "garbled for cli.bin", 4 * MIB + 1, seed=45)
+    sender = garbling_sender(pages, browser_a, "0:1")
+    link = create_link(sender, server, [source])
+    result = receive(link, tmp_path / "out", timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "bad_frame" in result.stderr and "does not decode" in result.stderr, result.stderr
+    expect(sender.locator(".receiver .badge")).to_have_text("Stopped", timeout=10_000)

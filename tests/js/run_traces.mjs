@@ -31,7 +31,7 @@ function machine(trace) {
   }
   return new ReceiverMachine({
     expectPassword: config.expect_password ?? null, password: config.password ?? null,
-    autoAccept: config.auto_accept ?? false, timing, lanes: config.lanes ?? null,
+    autoAccept: config.auto_accept ?? false, timing, lanes: config.lanes ?? null, accepted: config.accepted ?? null,
   });
 }
 

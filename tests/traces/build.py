@@ -534,6 +534,19 @@ def receiver_resume() -> Scenario:
     return s
 
 
+def receiver_try_again() -> Scenario:
+    s = receiver("receiver: a new machine for the transfer the user accepted (Try again) resumes unasked",
+                 accepted=TRANSFER)
+    receiver_to_manifest(s)
+    step = s.ev("records_loaded", records=[record(0, 2), record(1, 0)])
+    s.expect(step, type="status", state="receiving", reconnected=True)
+    s.expect(step, type="send", message={"t": "accept", "files": [
+        {"offset": 2 * MiB, "prefix": file_hex(0, 2)}, {"offset": 0}]})
+    s.never.append({"type": "ask_accept"})
+    s.never.append({"type": "prepare_storage"})
+    return s
+
+
 def start_zero_over_complete() -> Scenario:
     s = receiver("receiver: start at 0 over a complete record of this transfer rewrites it",
                  auto_accept=True)
@@ -598,6 +611,19 @@ def receiver_nack() -> Scenario:
     s.expect(step, type="send", message={"t": "nack", "file": 0, "chunk": 1})
     step = receive_chunk(s, 0, 1)
     s.expect(step, type="write_chunk", file=0, chunk=1, digest=digest(0, 1))
+    return s
+
+
+def receiver_bad_piece() -> Scenario:
+    s = receiving("receiver: a binary frame whose header does not decode is bad_frame")
+    s.ev("message", conn="c1", message=m("start", files=[{"offset": 0}, {"offset": 0}]))
+    receive_chunk(s, 0, 0)
+    s.ev("piece", conn="c1", file=0, chunk=1, offset=0, size=256 * 1024)
+    step = s.ev("bad_piece", conn="c1", detail="bad magic")
+    s.expect(step, type="send", conn="c1", message={"t": "error", "code": "bad_frame"})
+    s.expect(step, type="close", conn="c1")
+    s.expect(step, type="end", outcome="failed", code="bad_frame")
+    s.never.append({"type": "restart"})
     return s
 
 
@@ -675,6 +701,20 @@ def sender_receiver_never_connects() -> Scenario:
     s.expect(step, type="close", conn="c2")
     s.expect(step, type="receiver", state="failed", code="no_path")
     s.ev("tick", at=120)
+    return s
+
+
+def sender_try_again() -> Scenario:
+    s = sender("sender: the user's Try again offers a receiver no connection reached anew")
+    s.ev("peers", peers=[{"peer": "R1", "role": "receiver"}])
+    step = s.ev("tick", at=50)
+    s.expect(step, type="receiver", state="failed", code="no_path")
+    step = s.ev("retry", at=60, peer="R1")
+    s.expect(step, type="open_connection", conn="c2", peer="R1")
+    s.expect(step, type="receiver", state="connecting")
+    step = s.ev("tick", at=110)
+    s.expect(step, type="close", conn="c2")
+    s.expect(step, type="receiver", state="failed", code="no_path")
     return s
 
 
@@ -967,7 +1007,8 @@ SCENARIOS: list[Callable[[], Scenario]] = [
     receiver_resume, start_zero_over_complete, cross_transfer_match, cross_transfer_partial,
     disk_full, receiver_nack, receiver_keepalive_and_gone, receiver_long_session, receiver_rejoin,
     receiver_new_offer_replaces, receiver_decline, receiver_room_gone, receiver_never_connects,
-    receiver_relay_failed, receiver_waits_for_absent_sender,
+    receiver_relay_failed, receiver_waits_for_absent_sender, receiver_bad_piece, receiver_try_again,
+    sender_try_again,
     lanes_two_connections, lanes_nack_on_one_lane, lanes_lane_lost, lanes_growing, lanes_v1_receiver,
     lanes_receiving, lanes_chunk_on_two_lanes, lanes_duplicate_after_lost_lane, lanes_join_before_start,
     lanes_v1_sender,

@@ -36,7 +36,8 @@ def machine(trace: dict[str, Any]) -> Machine:
                              config.get("one_time", False), timing, config.get("lanes"),
                              config.get("fixed_lanes", False))
     return ReceiverMachine(config.get("expect_password"), config.get("password"),
-                           config.get("auto_accept", False), timing, config.get("lanes"))
+                           config.get("auto_accept", False), timing, config.get("lanes"),
+                           config.get("accepted"))
 
 
 def event_in(obj: dict[str, Any]) -> dict[str, Any]:

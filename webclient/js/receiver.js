@@ -10,9 +10,11 @@
  * No DOM: the view (ui/receiver-view.js) shows `state`, `status` and `outcome` in words
  * (ui/receiver-text.js), asks the user, and hands out the files this announces ("saved").
  */
-import { answerOffer, readSignal } from "./rtc.js";
+import { answerOffer, connectionPath, readSignal } from "./rtc.js";
 import { closeSoon, setUpChannel } from "./channel.js";
 import { getRoom } from "./api.js";
+import { dropNow } from "./faults.js";
+import { LANES } from "./lanes.js";
 import { MachineRunner } from "./machine-runner.js";
 import {
   CONNECTION_REPLACED, ROOM_FULL, ROOM_LOCKED, ROOM_NOT_FOUND, SignalingClient,
@@ -21,7 +23,9 @@ import { machineTiming } from "./timing.js";
 import { Handshake, deriveAuthKey, newNonce, normalizePassword, sdpFingerprints } from "./protocol/auth.js";
 import { b64urlEncode, randomBytes } from "./protocol/codec.js";
 import { ChunkBuffer, chunkDigest, chunkLength } from "./protocol/chunks.js";
-import { INTERNAL, ProtocolError, STORAGE_ERROR } from "./protocol/errors.js";
+import {
+  GAVE_UP, INTERNAL, NO_PATH, ProtocolError, RELAY_FAILED, SENDER_GONE, STORAGE_ERROR,
+} from "./protocol/errors.js";
 import { decodePiece } from "./protocol/frames.js";
 import { encodeMessage } from "./protocol/messages.js";
 import { ReceiverMachine } from "./protocol/receiver-machine.js";
@@ -40,7 +44,11 @@ import { ReceiveStorage } from "./storage/receive-storage.js";
  * @typedef {{index: number, name: string, file: File | null}} Saved
  *   A finished file: `file` is the disk-backed file to hand out, null when it already is
  *   where the user chose.
+ * @typedef {import("./rtc.js").PathKind} PathKind
  */
+
+/** Ends after which the page offers to try again (a fresh attempt, resuming what is held). */
+const RETRYABLE = new Set([NO_PATH, RELAY_FAILED, GAVE_UP, SENDER_GONE]);
 
 /** The signaling identity of this tab in a room: a reload gets the same peer id back. */
 function identity(/** @type {string} */ room) {
@@ -58,10 +66,12 @@ class ReceiverLink {
   /**
    * @param {string} conn
    * @param {string} offerSdp as received: its fingerprints go into the MACs (protocol.md 5.2)
+   * @param {number} lane 0, or an extra connection of the running transfer (protocol.md 7.4)
    */
-  constructor(conn, offerSdp) {
+  constructor(conn, offerSdp, lane) {
     this.conn = conn;
     this.offerSdp = offerSdp;
+    this.lane = lane;
     this.localSdp = "";
     /** @type {RTCPeerConnection | null} */
     this.pc = null;
@@ -89,8 +99,10 @@ export class ReceiverSession extends EventTarget {
    * @param {Link} link
    * @param {{apiUrl: string, wsUrl: string}} config
    * @param {ReceiveStorage} [storage]
+   * @param {string | null} [accepted] the transfer the user accepted in an earlier attempt
+   *   on this page, whose storage `storage` holds (Try again)
    */
-  constructor(link, config, storage = new ReceiveStorage()) {
+  constructor(link, config, storage = new ReceiveStorage(), accepted = null) {
     super();
     this.link = link;
     this.config = config;
@@ -100,6 +112,8 @@ export class ReceiverSession extends EventTarget {
       // flags (made before the flag existed) says nothing either way.
       expectPassword: link.password ? true : null,
       timing: machineTiming(),
+      lanes: LANES.lanes,
+      accepted,
     });
     this.runner = new MachineRunner(this.machine, (action) => this.carryOut(action));
     /** @type {ReceiverState} */
@@ -121,8 +135,14 @@ export class ReceiverSession extends EventTarget {
     this.preparing = null;
     /** @type {Map<string, ReceiverLink>} */
     this.links = new Map();
-    /** The sender's offers by session, until answered. @type {Map<string, {from: string, sdp: string}>} */
+    /** The sender's offer being fed to the machine, by session. @type {Map<string, {from: string, sdp: string, lane: number}>} */
     this.offers = new Map();
+    /** The path of the transfer's first connection, once known. @type {PathKind | null} */
+    this.path = null;
+    /** Connections (lanes) the transfer opened, as the CLI counts them. */
+    this.connections = 0;
+    /** File bytes received over the network in this attempt (the drop_lane fault counts them). */
+    this.networkBytes = 0;
     /** Auth keys by password and iteration count: PBKDF2 runs once for each. @type {Map<string, Promise<Uint8Array<ArrayBuffer>>>} */
     this.keys = new Map();
     /** @type {SignalingClient | null} */
@@ -153,8 +173,10 @@ export class ReceiverSession extends EventTarget {
     on("signal", ({ from, data }) => {
       const signal = readSignal(data);
       if (signal?.kind !== "offer") return;
-      this.offers.set(signal.session, { from, sdp: signal.sdp });
+      // The machine answers an offer at once or never (protocol.md 14.2).
+      this.offers.set(signal.session, { from, sdp: signal.sdp, lane: signal.lane });
       this.runner.feed({ type: "offer", from, session: signal.session, lane: signal.lane });
+      this.offers.delete(signal.session);
     });
     on("room-closed", () => this.runner.feed({ type: "room_gone", reason: "the sender closed the room" }));
     on("refused", async () => {
@@ -200,6 +222,20 @@ export class ReceiverSession extends EventTarget {
   /** True while an accepted transfer is not over (the page keeps the screen on and warns). */
   get busy() {
     return this.machine.accepted !== null && this.outcome === null;
+  }
+
+  /** The receive gave up on getting a connection: a fresh attempt may help (Try again). */
+  get retryable() {
+    return this.outcome !== null && this.outcome.outcome === "failed" && RETRYABLE.has(this.outcome.code);
+  }
+
+  /**
+   * A fresh attempt after a give-up, without reloading the page: a new session on the same
+   * storage, which resumes what is held (and accepts by itself when the sender still offers
+   * the transfer the user accepted). The caller starts it.
+   */
+  again() {
+    return new ReceiverSession(this.link, this.config, this.storage, this.machine.accepted);
   }
 
   // -- the machine's actions ----------------------------------------------------------
@@ -285,9 +321,8 @@ export class ReceiverSession extends EventTarget {
    * @param {string} session
    */
   answer(conn, session) {
-    const offer = /** @type {{from: string, sdp: string}} */ (this.offers.get(session));
-    this.offers.clear(); // older offers will not be answered
-    const link = new ReceiverLink(conn, offer.sdp);
+    const offer = /** @type {{from: string, sdp: string, lane: number}} */ (this.offers.get(session));
+    const link = new ReceiverLink(conn, offer.sdp, offer.lane);
     this.links.set(conn, link);
     /** @param {string} reason */
     const lost = (reason) => this.inOrder(link, () => this.runner.feed({ type: "connection_lost", conn, reason }));
@@ -308,7 +343,10 @@ export class ReceiverSession extends EventTarget {
       setUpChannel(raw);
       raw.onmessage = (event) => this.inOrder(link, () => this.frame(link, event.data));
       raw.addEventListener("close", () => lost("the data channel closed"));
-      const opened = () => this.inOrder(link, () => this.runner.feed({ type: "channel_open", conn }));
+      const opened = () => this.inOrder(link, () => {
+        this.runner.feed({ type: "channel_open", conn });
+        this.connected(link, pc);
+      });
       if (raw.readyState === "open") opened();
       else raw.addEventListener("open", opened, { once: true });
     }).catch((error) => this.runner.feed({ type: "connection_lost", conn, reason: `could not answer: ${error?.message ?? error}` }));
@@ -344,11 +382,7 @@ export class ReceiverSession extends EventTarget {
     try {
       piece = decodePiece(data);
     } catch (error) {
-      // The machine sees headers, not bytes: a frame that does not even decode means the
-      // connection is broken. End it; the machine asks for a new one.
-      console.error("undecodable frame from the sender:", error);
-      this.close(link);
-      this.runner.feed({ type: "connection_lost", conn: link.conn, reason: "the sender sent a malformed frame" });
+      this.runner.feed({ type: "bad_piece", conn: link.conn, detail: String(/** @type {Error} */ (error)?.message ?? error) });
       return;
     }
     link.keep = piece;
@@ -357,6 +391,28 @@ export class ReceiverSession extends EventTarget {
       link.buffer.put(piece.offset, piece.payload, chunkLength(this.manifest.files[piece.file].size, piece.chunk));
     }
     link.keep = null;
+    this.networkBytes += piece.payload.length;
+    if (link.lane && !link.closed && dropNow(this.networkBytes, "drop_lane")) {
+      // Test fault: this extra connection breaks (a closing side hears no event of its own).
+      link.pc?.close();
+      this.runner.feed({ type: "connection_lost", conn: link.conn, reason: "dropped (test fault)" });
+    }
+  }
+
+  /**
+   * A connection opened: the page shows the path of the transfer's first one and how many
+   * the transfer opened.
+   * @param {ReceiverLink} link
+   * @param {RTCPeerConnection} pc
+   */
+  connected(link, pc) {
+    this.connections = link.lane ? this.connections + 1 : 1;
+    connectionPath(pc).then((path) => {
+      if (link.lane || link.closed) return;
+      this.path = path;
+      this.changed();
+    }, (error) => console.warn("no statistics for the path:", error));
+    this.changed();
   }
 
   /** @param {ReceiverLink} link */
@@ -364,8 +420,9 @@ export class ReceiverSession extends EventTarget {
     link.closed = true;
     this.links.delete(link.conn);
     closeSoon(link.channel, link.pc);
-    // What was open for this connection is closed (reopened by the next write).
-    this.storage.release().catch((error) => console.warn("closing the files:", error));
+    // The transfer's connections are all gone: close the open files (reopened by the next
+    // write). An extra lane going costs nothing here: the others still write.
+    if (!this.links.size) this.storage.release().catch((error) => console.warn("closing the files:", error));
   }
 
   /**

@@ -101,3 +101,34 @@ export function readSignal(data) {
 export function newSessionId() {
   return b64urlEncode(randomBytes(12));
 }
+
+/**
+ * @typedef {"relay" | "local" | "internet"} PathKind
+ *   How a connection reaches the peer, from its selected ICE candidate pair: through a TURN
+ *   relay, directly between two host candidates (the same network), or directly across
+ *   the NATs (server- or peer-reflexive candidates). The CLI says the same
+ *   (peerbeam/peer/rtc.py describe_path).
+ */
+
+/**
+ * The path of a connected peer connection, or null when it has no selected pair (yet).
+ * @param {RTCPeerConnection} pc
+ * @returns {Promise<PathKind | null>}
+ */
+export async function connectionPath(pc) {
+  const stats = await pc.getStats();
+  /** @type {any} */
+  let pair = null;
+  stats.forEach((report) => {
+    if (report.type === "transport" && report.selectedCandidatePairId) pair ??= stats.get(report.selectedCandidatePairId);
+  });
+  // Firefox names no selected pair on its transport, but marks the pair itself.
+  if (!pair) stats.forEach((report) => {
+    if (report.type === "candidate-pair" && report.selected) pair ??= report;
+  });
+  if (!pair) return null;
+  const types = [stats.get(pair.localCandidateId)?.candidateType, stats.get(pair.remoteCandidateId)?.candidateType];
+  if (types.includes("relay")) return "relay";
+  if (types[0] === "host" && types[1] === "host") return "local";
+  return "internet";
+}

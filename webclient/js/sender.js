@@ -7,9 +7,10 @@
  * only does the I/O: signaling, RTCPeerConnection and its data channel, WebCrypto (keys,
  * MACs, chunk digests), file reads, and the machine's timer.
  */
-import { applyAnswer, createOffer, newSessionId, readSignal } from "./rtc.js";
+import { applyAnswer, connectionPath, createOffer, newSessionId, readSignal } from "./rtc.js";
 import { closeSoon, drained, setUpChannel } from "./channel.js";
-import { corruptOnce } from "./faults.js";
+import { corruptOnce, garbleOnce } from "./faults.js";
+import { LANES } from "./lanes.js";
 import { MachineRunner } from "./machine-runner.js";
 import { SignalingClient } from "./signaling.js";
 import { machineTiming } from "./timing.js";
@@ -25,9 +26,11 @@ import { SenderMachine } from "./protocol/sender-machine.js";
  * @typedef {import("./protocol/messages.js").Manifest} Manifest
  * @typedef {"connecting" | "authenticating" | "offered" | "sending" | "finishing" | "done" |
  *           "failed" | "lost" | "declined"} ReceiverState
+ * @typedef {import("./rtc.js").PathKind} PathKind
  * @typedef {{peer: string, number: number, state: ReceiverState, acked: number, total: number,
- *            detail: string, code: string, digests: string[]}} ReceiverRow
- *   One receiver as the page shows it, from the machine's `receiver` and `progress` actions.
+ *            detail: string, code: string, digests: string[], path: PathKind | null, connections: number}} ReceiverRow
+ *   One receiver as the page shows it, from the machine's `receiver` and `progress` actions;
+ *   `path` of its transfer's first connection and the `connections` (lanes) it opened.
  */
 
 /** One peer connection to one receiver (the machine's `conn`). */
@@ -35,10 +38,12 @@ class PeerLink {
   /**
    * @param {string} conn
    * @param {string} peer
+   * @param {number} lane 0, or an extra connection of a running transfer (protocol.md 7.4)
    */
-  constructor(conn, peer) {
+  constructor(conn, peer, lane) {
     this.conn = conn;
     this.peer = peer;
+    this.lane = lane;
     /** Our offer's id: an answer to another offer is ignored. */
     this.session = newSessionId();
     /** @type {RTCPeerConnection | null} */
@@ -83,6 +88,8 @@ export class Offer extends EventTarget {
       iterations,
       oneTime,
       timing: machineTiming(),
+      lanes: LANES.lanes,
+      fixedLanes: LANES.fixed,
     });
     /** @type {Manifest} */
     this.manifest = this.machine.manifest;
@@ -130,6 +137,14 @@ export class Offer extends EventTarget {
   /** The user stops sharing. */
   stop() {
     this.runner.feed({ type: "stop" });
+  }
+
+  /**
+   * The user asks to try a receiver again (no connection reached it, or it was lost).
+   * @param {string} peer
+   */
+  retry(peer) {
+    this.runner.feed({ type: "retry", peer });
   }
 
   /** True while any receiver is mid-transfer (the page keeps the screen on and warns). */
@@ -199,7 +214,7 @@ export class Offer extends EventTarget {
    * @param {number} lane
    */
   open(conn, peer, lane) {
-    const link = new PeerLink(conn, peer);
+    const link = new PeerLink(conn, peer, lane);
     this.links.set(conn, link);
     /** @param {string} reason */
     const lost = (reason) => this.runner.feed({ type: "connection_lost", conn, reason });
@@ -218,6 +233,7 @@ export class Offer extends EventTarget {
       channel.addEventListener("open", () => {
         link.nonce = newNonce();
         this.runner.feed({ type: "channel_open", conn, nonce: link.nonce });
+        this.connected(link, pc);
       });
       channel.onmessage = (event) => {
         if (typeof event.data === "string") this.runner.feed({ type: "message", conn, text: event.data });
@@ -241,6 +257,24 @@ export class Offer extends EventTarget {
     link.remoteSdp = sdp; // as received: its fingerprints go into the MAC
     applyAnswer(link.pc, sdp).catch((error) =>
       this.runner.feed({ type: "connection_lost", conn: link.conn, reason: `bad answer: ${error?.message ?? error}` }));
+  }
+
+  /**
+   * A connection opened: the receiver's row shows the path of its transfer's first one and
+   * how many its transfer opened (as the CLI counts them).
+   * @param {PeerLink} link
+   * @param {RTCPeerConnection} pc
+   */
+  connected(link, pc) {
+    const row = this.row(link.peer);
+    if (link.lane) row.connections += 1;
+    else row.connections = 1;
+    connectionPath(pc).then((path) => {
+      if (link.lane || link.closed) return;
+      row.path = path;
+      this.changed();
+    }, (error) => console.warn("no statistics for the path:", error));
+    this.changed();
   }
 
   /** @param {PeerLink} link */
@@ -322,7 +356,9 @@ export class Offer extends EventTarget {
       for (let offset = 0; offset < wire.length; offset += limit) {
         await drained(channel);
         if (link.run !== run || channel.readyState !== "open") return false;
-        channel.send(/** @type {Uint8Array<ArrayBuffer>} */ (encodePiece(file, chunk, offset, wire.subarray(offset, offset + limit), frame)));
+        const piece = encodePiece(file, chunk, offset, wire.subarray(offset, offset + limit), frame);
+        garbleOnce(file, chunk, offset, piece);
+        channel.send(/** @type {Uint8Array<ArrayBuffer>} */ (piece));
       }
       return true;
     };
@@ -338,7 +374,10 @@ export class Offer extends EventTarget {
   row(peer) {
     let row = this.receivers.get(peer);
     if (!row) {
-      row = { peer, number: this.receivers.size + 1, state: "connecting", acked: 0, total: 0, detail: "", code: "", digests: [] };
+      row = {
+        peer, number: this.receivers.size + 1, state: "connecting", acked: 0, total: 0, detail: "", code: "", digests: [],
+        path: null, connections: 0,
+      };
       this.receivers.set(peer, row);
     }
     return row;

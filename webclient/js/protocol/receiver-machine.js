@@ -11,6 +11,7 @@
  *   `offer {from, session}`, `room_gone {reason}`;
  * - one connection: `channel_open {conn}`, `message {conn, text}`,
  *   `piece {conn, file, chunk, offset, size}` (a binary frame's header and payload length),
+ *   `bad_piece {conn, detail}` (a binary frame whose header does not decode),
  *   `connection_lost {conn, reason}`;
  * - the user: `password_entered {password}`, `user_accepted`, `user_declined`,
  *   `user_cancelled`;
@@ -170,13 +171,15 @@ const describe = (position) => (position === null ? "nothing" : position.join("/
 export class ReceiverMachine extends Machine {
   /**
    * @param {{expectPassword?: boolean | null, password?: string | null, autoAccept?: boolean,
-   *          timing?: Readonly<SessionTiming>, lanes?: number | null}} [options]
+   *          timing?: Readonly<SessionTiming>, lanes?: number | null, accepted?: string | null}} [options]
    *   `expectPassword`: the link says a password is set (true) or not (false); null for a
    *   link that does not say. `password`: known up front. `autoAccept`: accept without
    *   asking (the CLI). `lanes`: protocol v1.1, the most connections this receiver takes
-   *   for one transfer (null: a v1 receiver).
+   *   for one transfer (null: a v1 receiver). `accepted`: the transfer the user already
+   *   accepted, with its storage prepared, when a new machine takes over (the page's Try
+   *   again): a manifest of it is accepted by itself, as on a reconnect.
    */
-  constructor({ expectPassword = null, password = null, autoAccept = false, timing = DEFAULT_TIMING, lanes = null } = {}) {
+  constructor({ expectPassword = null, password = null, autoAccept = false, timing = DEFAULT_TIMING, lanes = null, accepted = null } = {}) {
     super(timing);
     this.maxLanes = lanes;
     /** Both sides speak v1.1: chunks may come on several lanes. */
@@ -218,7 +221,7 @@ export class ReceiverMachine extends Machine {
     /** @type {Manifest | null} */
     this.manifest = null;
     /** The transfer the user accepted. @type {string | null} */
-    this.accepted = null;
+    this.accepted = accepted;
     /** Per file: digests of chunks held durably. @type {Uint8Array[][]} */
     this.held = [];
     /** Per file: verified digests this session. @type {Uint8Array[][]} */
@@ -241,6 +244,7 @@ export class ReceiverMachine extends Machine {
       channel_open: (e) => this.onChannelOpen(e),
       message: (e) => this.onMessage(e),
       piece: (e) => this.onPiece(e),
+      bad_piece: (e) => this.onBadPiece(e),
       connection_lost: (e) => this.onConnectionLost(e),
       password_entered: (e) => this.onPasswordEntered(e),
       user_accepted: () => this.onUserAccepted(),
@@ -694,6 +698,19 @@ export class ReceiverMachine extends Machine {
     connection.keepalive.received(this.now);
     this.lastProgress = this.now;
     this.guarded(connection, () => this.piece(connection, event));
+  }
+
+  /**
+   * The driver could not even read a binary frame's header (protocol.md 8.2): whatever the
+   * sender meant, the stream can no longer be trusted.
+   * @param {MachineEvent} event
+   */
+  onBadPiece(event) {
+    const connection = this.connection(event);
+    if (connection === null || connection.keepalive === null) return;
+    this.guarded(connection, () => {
+      throw frameError(`a binary frame that does not decode: ${event.detail ? String(event.detail) : "bad header"}`);
+    });
   }
 
   /**

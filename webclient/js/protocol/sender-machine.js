@@ -8,7 +8,8 @@
  * Events (driver → machine), besides `tick`:
  * - signaling: `peers {peers: [{peer, role}]}` (a welcome), `peer_joined {peer, role}`,
  *   `restart {peer}` (a receiver asks for a new connection), `room_gone {reason}`,
- *   `stop` (the user stops sharing);
+ *   `stop` (the user stops sharing), `retry {peer}` (the user asks to try that receiver
+ *   again: the same as its `restart`);
  * - one connection: `channel_open {conn, nonce}` (the driver's fresh hello nonce),
  *   `message {conn, text}`, `piece {conn}` (a binary frame: never from a receiver),
  *   `connection_lost {conn, reason}`;
@@ -227,6 +228,7 @@ export class SenderMachine extends Machine {
       peers: (e) => this.onPeers(e),
       peer_joined: (e) => this.onPeerJoined(e),
       restart: (e) => this.onRestart(e),
+      retry: (e) => this.onRestart(e),
       room_gone: (e) => this.onRoomGone(e),
       stop: () => this.onStop(),
       channel_open: (e) => this.onChannelOpen(e),

@@ -12,7 +12,10 @@
  *   after checking that it fits. Must start inside the Accept click (the pickers and the
  *   write permission of a file picked on an earlier visit need the user's gesture).
  * - `write`, `finish`, `reset` (`write_chunk`, `finish_file`, `reset_file`): strictly in
- *   order, one after another; a file's sink opens at its first write.
+ *   order, one after another; a file's sink opens at its first write. Chunks come in any
+ *   order (several connections, protocol.md 8.7): what a file holds is the run of chunks
+ *   from 0 written so far (as peerbeam/peer/storage.py keeps it), and only that run is
+ *   committed at a picked file's checkpoint.
  * - `release`: a connection ended: close the sinks (a picked file keeps what it committed
  *   at its last checkpoint; the records say so), reopened on the next write.
  *
@@ -44,6 +47,10 @@ export class ReceiveStorage {
     this.sinks = [];
     /** Per file: the bytes there are not ours (a new file, or reset): start it empty. @type {boolean[]} */
     this.fresh = [];
+    /** Per file while its sink is open: chunks held from 0 (written, in a run). @type {number[]} */
+    this.runs = [];
+    /** Per file while its sink is open: chunks written past a gap in that run. @type {Set<number>[]} */
+    this.ahead = [];
     /** @type {Promise<unknown>} */
     this.queue = Promise.resolve();
   }
@@ -157,6 +164,8 @@ export class ReceiveStorage {
         this.records = records;
         this.sinks = records.map(() => null);
         this.fresh = ids.map((id) => id === null);
+        this.runs = records.map(() => 0);
+        this.ahead = records.map(() => new Set());
         return true;
       } catch (error) {
         throw error instanceof ProtocolError ? error : storageError(error, "the files");
@@ -176,7 +185,21 @@ export class ReceiveStorage {
     await sink.open();
     this.fresh[file] = false;
     this.sinks[file] = sink;
+    // The run starts at what the last load_records claimed, where the machine resumes.
+    this.runs[file] = fresh ? 0 : this.loaded.get(record.id)?.held ?? 0;
+    this.ahead[file] = new Set();
     return sink;
+  }
+
+  /**
+   * A chunk of `file` is written: extend the run of chunks held from 0.
+   * @param {number} file
+   * @param {number} chunk
+   */
+  written(file, chunk) {
+    const ahead = this.ahead[file];
+    if (chunk >= this.runs[file]) ahead.add(chunk);
+    while (ahead.delete(this.runs[file])) this.runs[file] += 1;
   }
 
   /**
@@ -196,8 +219,11 @@ export class ReceiveStorage {
         const sink = await this.sinkFor(file);
         const committed = await sink.write(position, data);
         this.log.add(record.id, chunk, digest);
+        this.written(file, chunk);
         if (sink instanceof PickerSink && committed) {
-          record.committedChunks = chunkCount(sink.committed, record.chunkSize);
+          // Every chunk of the run was written before this checkpoint closed the stream;
+          // a chunk past a gap was too, but is held only once the gap is filled.
+          record.committedChunks = this.runs[file];
           void this.log.update(record);
         }
         return sink instanceof PickerSink;

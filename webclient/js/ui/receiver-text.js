@@ -66,13 +66,13 @@ export function outcomeText({ code, detail, remote }) {
     case PASSWORD_DOWNGRADE:
       return `${TAMPERED} This link needs a password, but the other side did not ask for one.`;
     case SENDER_GONE:
-      return "The sender did not come back. Open the link again when they are online.";
+      return "The sender did not come back. Try again when they are online: what arrived is kept.";
     case NO_PATH:
-      return `${quoting("No connection to the sender could be made", detail)} A firewall or a strict network is in the way, and no relay helped. Try another network (or ask the sender to).`;
+      return `${quoting("No connection to the sender could be made", detail)} There is no direct path between your networks (a firewall or a strict network is in the way), and no relay (TURN) helped. Try again, or from another network (or ask the sender to).`;
     case RELAY_FAILED:
-      return "No connection to the sender could be made, and the relay server did not answer. Try again later, or from another network.";
+      return "No connection to the sender could be made: there is no direct path between your networks, and the relay server (TURN) did not answer. Try again later, or from another network.";
     case GAVE_UP:
-      return "The connection to the sender was lost and did not come back. What arrived is kept: open the link again to resume.";
+      return "The connection to the sender was lost and did not come back. What arrived is kept: Try again to resume.";
     case ROOM_CLOSED:
       return "This link is closed: the sender stopped sharing, or it expired.";
     case CANCELLED:

@@ -1,14 +1,15 @@
 // @ts-check
 /**
  * The receiver's page: what the session says (in the words of receiver-text.js), the
- * password form, the offered files, Accept, progress, done; the downloads of finished
- * files; and the page's lifecycle (screen kept awake, a warning before closing, resume
- * records saved when the page goes away).
+ * password form, the offered files, Accept, progress, the path the connection takes, done;
+ * Try again after a give-up; the downloads of finished files; and the page's lifecycle
+ * (screen kept awake, a warning before closing, resume records saved when the page goes
+ * away).
  */
 import { ReceiverSession } from "../receiver.js";
 import { sanitizeFilename } from "../protocol/filenames.js";
 import { byId, h } from "./dom.js";
-import { DIGEST_HINT, formatBytes, RateMeter } from "./format.js";
+import { DIGEST_HINT, describePath, formatBytes, RateMeter } from "./format.js";
 import { KeepAwake } from "./keep-awake.js";
 import { describe } from "./receiver-text.js";
 
@@ -24,7 +25,7 @@ const PROGRESS_MS = 250;
 export function showReceiver(link, config) {
   const view = byId("receive-view");
   view.hidden = false;
-  const session = new ReceiverSession(link, config);
+  let session = new ReceiverSession(link, config);
   const keepAwake = new KeepAwake();
   const meter = new RateMeter();
   /** @type {Download[]} */
@@ -39,13 +40,7 @@ export function showReceiver(link, config) {
     if (document.visibilityState === "hidden") flush();
   });
 
-  session.addEventListener("saved", (e) => {
-    const saved = /** @type {CustomEvent<import("../receiver.js").Saved>} */ (e).detail;
-    if (saved.file) downloads.push(offerDownload(saved.name, saved.file));
-    session.changed();
-  });
-
-  const stateKey = () => `${session.state}|${session.status.remaining ?? ""}|${session.choosing}`;
+  const stateKey = () => `${session.state}|${session.status.remaining ?? ""}|${session.choosing}|${session.retryable}`;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   let pending;
   const render = () => {
@@ -56,21 +51,38 @@ export function showReceiver(link, config) {
     const key = stateKey();
     if (key !== shown) {
       shown = key;
-      view.replaceChildren(...build(session));
+      view.replaceChildren(...build(session, retry));
       const focus = view.querySelector("[data-autofocus]") ?? view.querySelector("h1");
       /** @type {HTMLElement | null} */ (focus)?.focus();
     }
     update(view, session, meter, downloads);
   };
-  // A new state shows at once; progress alone (a change per chunk received) repaints at
-  // most every PROGRESS_MS: a layout and paint per chunk costs the transfer CPU time.
-  session.addEventListener("change", () => {
-    if (stateKey() !== shown) render();
-    else pending ??= setTimeout(render, PROGRESS_MS);
-  });
+  /** @param {ReceiverSession} current */
+  const run = (current) => {
+    current.addEventListener("saved", (e) => {
+      const saved = /** @type {CustomEvent<import("../receiver.js").Saved>} */ (e).detail;
+      if (saved.file) downloads.push(offerDownload(saved.name, saved.file));
+      current.changed();
+    });
+    // A new state shows at once; progress alone (a change per chunk received) repaints at
+    // most every PROGRESS_MS: a layout and paint per chunk costs the transfer CPU time.
+    current.addEventListener("change", () => {
+      if (current !== session) return;
+      if (stateKey() !== shown) render();
+      else pending ??= setTimeout(render, PROGRESS_MS);
+    });
+    current.start().catch((error) => current.unreachable(error));
+  };
+  // Try again: a fresh attempt on the same page, resuming what is held.
+  const retry = () => {
+    session = session.again();
+    shown = "";
+    run(session);
+    render();
+  };
   setInterval(render, 1000);
   render();
-  session.start().catch((error) => session.unreachable(error));
+  run(session);
 }
 
 /**
@@ -88,8 +100,11 @@ function offerDownload(name, file) {
   return { name, url };
 }
 
-/** @param {ReceiverSession} s */
-function build(s) {
+/**
+ * @param {ReceiverSession} s
+ * @param {() => void} retry
+ */
+function build(s, retry) {
   const { title, alert } = describe(s);
   const state = s.state;
   /** @type {(HTMLElement | null)[]} */
@@ -107,6 +122,7 @@ function build(s) {
   if (s.busy || state === "done") {
     parts.push(h("progress", { id: "receive-progress", max: 100, value: 0, "aria-label": "Progress" }));
     parts.push(h("p", { id: "receive-numbers", class: "numbers" }));
+    parts.push(h("p", { id: "receive-path", class: "hint" }));
   }
   if (s.busy) {
     parts.push(h("p", { class: "keep-open", role: "note" }, h("strong", {}, "Keep this tab open"), " until the transfer is done."));
@@ -115,6 +131,10 @@ function build(s) {
     parts.push(h("div", { id: "downloads", class: "downloads" }));
     parts.push(h("p", { class: "digest" }, `peerbeam digest${s.digests.length > 1 ? "s" : ""} `, ...s.digests.map((d) => h("code", {}, d))));
     parts.push(h("p", { class: "hint" }, DIGEST_HINT));
+  }
+  if (s.retryable) {
+    parts.push(h("div", { class: "actions" },
+      h("button", { type: "button", class: "button primary", "data-autofocus": true, onclick: retry }, "Try again")));
   }
   if (state === "stopped") parts.push(h("p", {}, h("a", { href: "./", class: "button secondary" }, "Send files yourself")));
   return parts.filter((p) => p !== null);
@@ -169,6 +189,8 @@ function update(view, s, meter, downloads) {
     const rate = s.state === "receiving" ? meter.describe(s.held, s.total) : "";
     numbers.textContent = `${formatBytes(s.held)} of ${formatBytes(s.total)} (${percent} %)${rate ? " · " + rate : ""}`;
   }
+  const path = view.querySelector("#receive-path");
+  if (path) path.textContent = describePath(s.path, s.connections);
   const list = view.querySelector("#downloads");
   if (list && list.childElementCount !== downloads.length) {
     list.replaceChildren(...downloads.map((d) => h("a", { href: d.url, download: d.name, class: "button secondary" }, `Save ${d.name}`)));

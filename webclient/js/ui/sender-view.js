@@ -8,7 +8,7 @@ import { NO_PATH, RELAY_FAILED } from "../protocol/errors.js";
 import { encodeMessage } from "../protocol/messages.js";
 import { qrSvg } from "../qr.js";
 import { byId, h } from "./dom.js";
-import { DIGEST_HINT, formatBytes, RateMeter } from "./format.js";
+import { DIGEST_HINT, describePath, formatBytes, RateMeter } from "./format.js";
 import { KeepAwake } from "./keep-awake.js";
 
 /** @typedef {import("../sender.js").ReceiverRow} ReceiverRow */
@@ -170,7 +170,7 @@ function showShare(offer, link, room, config, keepAwake) {
   /** @type {Map<string, {row: HTMLElement, meter: RateMeter}>} */
   const rows = new Map();
   /** What changes more than progress: rendered at once. */
-  const stateKey = () => [...offer.receivers.values()].map((r) => `${r.peer}:${r.state}:${r.detail}:${r.digests}`).join("|") + offer.signaling.state;
+  const stateKey = () => [...offer.receivers.values()].map((r) => `${r.peer}:${r.state}:${r.detail}:${r.digests}:${r.path}:${r.connections}`).join("|") + offer.signaling.state;
   let shown = "";
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   let pending;
@@ -189,7 +189,7 @@ function showShare(offer, link, room, config, keepAwake) {
         list.append(entry.row);
       }
       entry.meter.sample(receiver.acked);
-      renderReceiver(entry.row, receiver, entry.meter);
+      renderReceiver(entry.row, receiver, entry.meter, offer.finished === null ? () => offer.retry(receiver.peer) : null);
     }
     if (offer.finished === "done") byId("notice").textContent = "Delivered: this one-time link is used up.";
     else if (offer.finished && offer.finished !== "stopped") byId("notice").textContent = `Sharing ended: ${offer.finished}.`;
@@ -210,8 +210,9 @@ function showShare(offer, link, room, config, keepAwake) {
  * @param {HTMLElement} row
  * @param {ReceiverRow} receiver
  * @param {RateMeter} meter
+ * @param {(() => void) | null} retry Try again for this receiver, while the offer runs
  */
-function renderReceiver(row, receiver, meter) {
+function renderReceiver(row, receiver, meter, retry) {
   const { state, acked, total } = receiver;
   const percent = total ? Math.floor((acked / total) * 100) : state === "done" ? 100 : 0;
   const status = STATE_TEXT[state] ?? state;
@@ -230,6 +231,10 @@ function renderReceiver(row, receiver, meter) {
         transferring ? ` · ${meter.describe(acked, total)}` : "")
       : null,
     explain(receiver) ? h("p", { class: "receiver-detail" }, explain(receiver)) : null,
+    receiver.path !== null && state !== "failed" && state !== "lost"
+      ? h("p", { class: "receiver-detail receiver-path" }, describePath(receiver.path, receiver.connections)) : null,
+    retry && givenUp(receiver)
+      ? h("button", { type: "button", class: "button secondary", onclick: retry }, "Try again") : null,
     receiver.digests.length
       ? h("p", { class: "digest" }, `peerbeam digest${receiver.digests.length > 1 ? "s" : ""}`,
         ...receiver.digests.map((d) => h("code", {}, d)))
@@ -240,13 +245,22 @@ function renderReceiver(row, receiver, meter) {
 }
 
 /**
+ * No connection reached this receiver, or its connection was lost: the user may try again
+ * (the receiver may also come back by itself).
+ * @param {ReceiverRow} receiver
+ */
+function givenUp(receiver) {
+  return receiver.state === "lost" || receiver.code === NO_PATH || receiver.code === RELAY_FAILED;
+}
+
+/**
  * What to say under a receiver's state: the machine's detail, as a sentence.
  * @param {ReceiverRow} receiver
  */
 function explain(receiver) {
   if (receiver.state === "lost") return "Connection lost; waiting for them to come back.";
-  if (receiver.code === NO_PATH) return "No connection to them could be made: a firewall or a strict network is in the way, and no relay helped.";
-  if (receiver.code === RELAY_FAILED) return "No connection to them could be made, and the relay server did not answer.";
+  if (receiver.code === NO_PATH) return "No connection to them could be made: there is no direct path between your networks (a firewall or a strict network is in the way), and no relay (TURN) helped.";
+  if (receiver.code === RELAY_FAILED) return "No connection to them could be made: there is no direct path between your networks, and the relay server (TURN) did not answer.";
   if (receiver.state === "done" || !receiver.detail) return "";
   return `${receiver.detail[0].toUpperCase()}${receiver.detail.slice(1)}.`;
 }
