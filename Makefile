@@ -1,7 +1,8 @@
 # peerbeam: `make run` runs the product locally, `make test` runs the tests,
 # `make lint` runs the checkers (ruff, mypy, TypeScript's over the web client).
 # Each sets up what it needs on a fresh machine (a .venv, node_modules with the
-# pinned TypeScript, and the Debian packages: Chromium, coturn, zbar, Node.js).
+# pinned TypeScript and puppeteer-core, and the Debian packages: Chromium, Firefox ESR,
+# coturn, zbar, Node.js).
 
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +13,7 @@ STAGE ?= dev
 PYTHON_SOURCES := app.py chalicelib peerbeam tests loadtests benchmarks
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install node-install system-deps run test bench bench-soak bench-long lint clean
+.PHONY: install node-install system-deps run test bench bench-soak bench-large bench-long lint clean
 
 install: $(VENV)/.installed
 
@@ -23,18 +24,21 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The JavaScript tools pinned in package-lock.json; reinstalled only when it changes.
+# puppeteer-core drives Debian's Firefox ESR in the tests (tests/fixtures/firefox.py): it
+# never downloads a browser.
 node-install: $(NODE_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json | system-deps
-	npm ci --no-audit --no-fund --loglevel=error
+	PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The end-to-end tests drive Debian's Chromium and coturn and build NAT routers from
-# network namespaces (iproute2, iptables); the lint runs Node.js. Install them when
-# missing (npm only with Debian's nodejs: other builds bundle it).
+# The end-to-end tests drive Debian's Chromium, Firefox ESR (through Node.js) and coturn
+# and build NAT routers from network namespaces (iproute2, iptables); the lint runs
+# Node.js. Install them when missing (npm only with Debian's nodejs: other builds bundle it).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v firefox-esr >/dev/null || missing="$$missing firefox-esr"; \
 	command -v turnserver >/dev/null || missing="$$missing coturn"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	[ -x /usr/sbin/iptables-restore ] || missing="$$missing iptables"; \
@@ -51,16 +55,24 @@ system-deps:
 run: install
 	$(BIN)/peerbeam serve --host $(HOST) --port $(PORT) $(if $(TLS),--tls)
 
-test: install system-deps
+test: install system-deps node-install
 	$(BIN)/python -m pytest -q
 
+# The property-based fuzzers of tests/test_fuzz_*.py with many more examples than `make test`
+# runs (HYPOTHESIS_PROFILE=fuzz: 3000 per property; failures are kept in .hypothesis/).
+.PHONY: fuzz
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_fuzz_handlers.py tests/test_fuzz_server.py
+
 # Benchmarks run side by side with their baselines and rewrite docs/benchmarks.md.
-bench: install system-deps
+bench: install system-deps node-install
 	$(BIN)/python -m benchmarks.cli_transfer
 	$(BIN)/python -m benchmarks.signaling_load
 	$(BIN)/python -m benchmarks.handler_cost
 	$(BIN)/python -m benchmarks.swarm
 	$(BIN)/python -m benchmarks.browser_transfer
+	$(BIN)/python -m benchmarks.digest_cost
+	$(BIN)/python -m benchmarks.attacks
 	$(BIN)/python -m benchmarks.report
 
 # Transfers that last 15 minutes with the real timers, on loopback and across an emulated
@@ -69,6 +81,12 @@ bench-soak: install system-deps
 	@command -v iptables-legacy >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends iptables gcc libc6-dev; }
 	$(BIN)/python -m benchmarks.soak
+	$(BIN)/python -m benchmarks.report
+
+# Large files (docs/benchmarks.md, "Large files"): 8 GiB browser runs, 20 GiB CLI → CLI.
+# About an hour and ≥ 45 GB free; not part of `make bench`.
+bench-large: install system-deps node-install
+	$(BIN)/python -m benchmarks.large_transfer
 	$(BIN)/python -m benchmarks.report
 
 # Throughput across an emulated wide-area link (RTT 0-200 ms, random loss): a TCP stream, bare

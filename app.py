@@ -8,20 +8,33 @@ events.
 CORS is answered here, not by API Gateway, because the allowed origins are
 configuration (``PEERBEAM_ALLOWED_ORIGINS``, see ``chalicelib/origins.py``): a
 page from another origin gets ``403 origin_not_allowed`` and no CORS headers.
+
+Every error is ``{"code", "message"}`` JSON (docs/signaling.md), including the ones
+Chalice makes itself (405, 415, 500): the ``contract_errors`` middleware reshapes them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
 import boto3
 from chalice.app import Chalice, Request, Response, WebsocketEvent, WebsocketEventSourceHandler
 
-from chalicelib.errors import BadJson, Forbidden, OriginNotAllowed, PeerbeamError
+from chalicelib import jsonvalue
+from chalicelib.connect_limit import DynamoConnectLimiter
+from chalicelib.errors import (
+    BadJson,
+    Forbidden,
+    OriginNotAllowed,
+    PeerbeamError,
+    RateLimited,
+    for_status,
+)
 from chalicelib.gateway import ApiGatewayTransport
 from chalicelib.origins import header, origin_allowed
 from chalicelib.rooms import RoomService
@@ -58,6 +71,17 @@ def signaling() -> Signaling:
         )
     rooms = RoomService(build_store(settings), settings)
     return Signaling(rooms, ApiGatewayTransport(app.websocket_api))
+
+
+@lru_cache(maxsize=1)
+def connect_limiter() -> DynamoConnectLimiter | None:
+    """The per-address cap on $connect (AWS; ``PEERBEAM_CONNECTS_PER_MINUTE``)."""
+    settings = signaling().rooms.settings
+    if settings.connects_per_minute <= 0 or settings.store != "dynamodb":
+        return None
+    return DynamoConnectLimiter(
+        boto3.client("dynamodb"), settings.table_name, settings.connects_per_minute
+    )
 
 
 # What a preflight allows: the methods and request headers of the REST API.
@@ -102,21 +126,49 @@ def cors_headers() -> ResponseHeaders:
 
 
 def respond(status: int, body: Any) -> Response:
-    return Response(body=body, status_code=status, headers=cors_headers())
+    headers = cors_headers()
+    if isinstance(body, dict):
+        headers["Content-Type"] = "application/json"
+    return Response(body=body, status_code=status, headers=headers)
 
 
 def error_response(error: PeerbeamError) -> Response:
     return respond(error.status, error.to_dict())
 
 
+# Chalice's own refusals carry its wording (which quotes the request); ours is stable.
+CHALICE_ERROR_MESSAGES = {
+    405: "This resource does not allow that method.",
+    415: "Send the body as application/json or text/plain.",
+    500: "The server failed; try again.",
+}
+
+
+def contract_shape(response: Response) -> Response:
+    """Chalice's ``{"Code", "Message"}`` errors as ``{"code", "message"}``."""
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and "Code" in body:
+        message = CHALICE_ERROR_MESSAGES.get(response.status_code, "The request was refused.")
+        response.body = for_status(response.status_code, message).to_dict()
+        response.headers["Content-Type"] = "application/json"
+    return response
+
+
+@app.middleware("http")
+def contract_errors(request: Request, get_response: Callable[[Request], Response]) -> Response:
+    try:
+        response = get_response(request)
+    except Exception:
+        app.log.exception("request to %s failed", getattr(request, "path", "?"))
+        response = Response(body={"Code": "InternalServerError"}, status_code=500)
+    return contract_shape(response)
+
+
 def json_body() -> dict[str, Any]:
     raw = current_request().raw_body
     if not raw:
         return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadJson("The request body is not valid JSON.") from None
+    body = jsonvalue.parse(raw, "The request body")
     if not isinstance(body, dict):
         raise BadJson("The request body must be a JSON object.")
     return body
@@ -161,7 +213,7 @@ def create_room() -> Response:
 def get_room(room_id: str) -> Response:
     try:
         check_origin(request_headers())
-        return respond(200, signaling().rooms.public_state(room_id))
+        return respond(200, signaling().room_state(room_id))
     except PeerbeamError as error:
         return error_response(error)
 
@@ -219,13 +271,20 @@ def room_preflight(room_id: str) -> Response:
 def websocket_connect(event: WebsocketEvent) -> dict[str, Any] | None:
     raw = event.to_dict()
     query = raw.get("queryStringParameters") or {}
+    source = (raw.get("requestContext") or {}).get("identity", {}).get("sourceIp")
     try:
         # Browsers apply no CORS to WebSockets: the Origin check is ours to make.
         check_origin(raw.get("headers"))
+        limiter = connect_limiter()
+        if limiter is not None:
+            limiter.admit(source, int(time.time()))
         signaling().connect(event.connection_id, query)
     except PeerbeamError as error:
         # A non-2xx answer makes API Gateway refuse the handshake with that status.
-        return {"statusCode": error.status, "body": json.dumps(error.to_dict())}
+        refusal: dict[str, Any] = {"statusCode": error.status, "body": json.dumps(error.to_dict())}
+        if isinstance(error, RateLimited):
+            refusal["headers"] = {"Retry-After": str(error.retry_after)}
+        return refusal
     return None
 
 

@@ -58,7 +58,7 @@ DONE_TIMEOUT_MS = 1_800_000
 # the Accept click, the first binary data-channel message, "Done" on screen.
 TIMING = """
 (() => {
-  const b = (window.__bench = { accept: null, firstByte: null, done: null });
+  const b = (window.__bench = { accept: null, firstByte: null, done: null, channels: 0 });
   const now = () => performance.timeOrigin + performance.now();
   document.addEventListener("click", (event) => {
     const button = event.target && event.target.closest && event.target.closest("button");
@@ -69,8 +69,15 @@ TIMING = """
     configurable: true,
     get() { return slot.get.call(this); },
     set(handler) {
+      let carried = false; // this channel brought file bytes (the web client's lanes)
       slot.set.call(this, handler && function (event) {
-        if (b.firstByte === null && typeof event.data !== "string") b.firstByte = now();
+        if (typeof event.data !== "string") {
+          if (b.firstByte === null) b.firstByte = now();
+          if (!carried) {
+            carried = true;
+            b.channels += 1;
+          }
+        }
         return handler.call(this, event);
       });
     },
@@ -171,11 +178,11 @@ def load() -> float:
 class Side:
     """One Chromium process with a persistent profile; a marker flag finds its process."""
 
-    def __init__(self, playwright: Playwright, name: str, profile: Path) -> None:
+    def __init__(self, playwright: Playwright, name: str, profile: Path, **context_args: Any) -> None:
         self.marker = f"--peerbeam-bench={name}-{os.getpid()}"
         self.context: BrowserContext = playwright.chromium.launch_persistent_context(
             str(profile), executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, self.marker],
-            headless=True, accept_downloads=True,
+            headless=True, accept_downloads=True, **context_args,
         )
         self.context.add_init_script(PICKER_TO_OPFS)
         self.context.add_init_script(TIMING)
@@ -383,6 +390,7 @@ def webclient(sender: Side, receiver: Side, server: LocalServer, source: Path,
         "seconds": (marks["done"] - marks["accept"]) / 1000,
         "accept_to_first_byte_s": (marks["firstByte"] - marks["accept"]) / 1000,
         "streaming_s": (marks["done"] - marks["firstByte"]) / 1000,
+        "connections": marks["channels"],  # that carried file bytes
     }
     if sampler:
         result["memory"] = memory_report(sampler)

@@ -67,11 +67,11 @@ RESULTS = REPO / "benchmarks" / "results"
 
 
 @contextmanager
-def serving(prefix: str) -> Iterator[tuple[LocalServer, Path]]:
+def serving(prefix: str, env: dict[str, str] | None = None) -> Iterator[tuple[LocalServer, Path]]:
     """A `peerbeam serve` on a free port with a scratch directory, for one benchmark."""
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         work = Path(tmp)
-        server = LocalServer(work / "server")
+        server = LocalServer(work / "server", env=env)
         server.start()
         try:
             yield server, work

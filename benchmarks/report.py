@@ -209,6 +209,82 @@ Peak memory of the whole swarm process: {result['peak_rss_mib']:.0f} MiB.
 """
 
 
+ATTACK_NAMES = {
+    "never_reading": "never-reading (25 clients)",
+    "never_reading_unbudgeted": "never-reading, byte budget off",
+    "many_connections": "many-connection (1100 half-open)",
+    "join_leave": "join/leave (5000 cycles)",
+}
+
+
+def attacks_section(result: dict[str, Any]) -> str:
+    attacks = result["attacks"]
+    rows, series = [], []
+    worst = 0.0
+    for key, name in ATTACK_NAMES.items():
+        figures = attacks.get(key)
+        if figures is None:
+            continue
+        rss, under = figures["rss_mib"], figures["canary_under"]
+        worst = max(worst, under["max_s"] or float("inf"))
+        rows.append(
+            f"| {name} | {rss['before']:.0f} / {rss['peak']:.0f} / {rss['after']:.0f} | "
+            f"{rss['peak'] - rss['before']:+.0f} / {rss['after'] - rss['before']:+.0f} | "
+            f"{under['p50_s'] * 1000:.0f} / {under['max_s'] * 1000:.0f} | "
+            f"{under['failures']} of {under['rounds']} | {figures['attack_s']:.0f} | "
+            f"{figures['log_bytes_under'] / 1024:.0f} KiB |"
+        )
+        series.append((name, figures["samples"]))
+    svg_plot(series[0][1], "peerbeam serve under attack: RSS over time (one server per attack)",
+             PLOTS / "memory-attacks.svg", label=series[0][0], others=series[1:])
+    table = "\n".join(rows)
+    reading = attacks.get("never_reading", {})
+    unbudgeted = attacks.get("never_reading_unbudgeted", {})
+    joins = attacks.get("join_leave", {})
+    hello = joins.get("sender_hello_ms", {})
+    return f"""## Signaling server under attack
+
+`python -m benchmarks.attacks` — {result['when']}. Each attack runs against a fresh
+`peerbeam serve` with its default settings, from a second loopback address (127.0.0.2), while
+a canary user on 127.0.0.1 creates a room, joins it as its sender, says hello and pings, twice a
+second (one round = all four, timed). RSS: median of the quiet seconds before / highest sample
+under the attack / last sample five seconds after the attackers left.
+
+| attack | RSS MiB before/peak/after | growth peak/after | canary ms p50/max | failed rounds | s | log |
+|---|---|---|---|---|---|---|
+{table}
+
+Canary under attack: at worst **{worst * 1000:.0f} ms** (target < 1 s: {verdict(worst < 1.0)}).
+
+- **never-reading**: 25 receivers read nothing while each sends 100 messages with a 60 KB
+  unknown `type` and a colluding sender relays 100 signals of 60 KB to it. With the defaults the
+  per-address byte budget slows the whole flood to 1 MiB/s ({reading.get('attack_s', 0):.0f} s
+  instead of a few), so the outboxes never fill ({reading.get('cut_off', 0)} of 25 cut off);
+  without the budget, {unbudgeted.get('cut_off', 0)} of 25 were cut off when 1 MiB was waiting
+  for them. Before these bounds: +62 MB RSS per such client, 1.69 GB for 25, kept after they left.
+- **many-connection**: 1100 connections that send nothing, opened at once from one address
+  and again every 2 s; the server serves 128 of them (the per-address cap) until the 10 s
+  header timeout, answers a few with 503 and drops the rest at once, so the canary on
+  another address never waits for a descriptor. Before these caps: with 1024 descriptors,
+  everyone was shut out and the log grew 11 MB in 7 s.
+- **join/leave**: {joins.get('cycles', 0)} receivers joined one room, said hello and left, half with
+  a reconnect token (join limit lifted so every cycle reaches the store). The room then held
+  **{joins.get('member_rows_after', '?')} member rows** (before: one per cycle, 5001), and its
+  sender's `hello` took {hello.get('before', 0):.2f} ms before and {hello.get('after', 0):.2f} ms
+  after (before: 0.27 → 32 ms).
+
+What stays after the never-reading attack is not held by Python objects: with tracemalloc on,
+live Python memory after the attack was within 0.4 MB of before it, and `malloc_trim(0)`, which
+the server calls once connections have ended (`peerbeam/server/memory.py`), had already
+returned what glibc kept free (calling it again released nothing). The rest is the C heap's
+high-water mark from the peak; measured by hand, four rounds of this attack on one server left
+it at 82, 101, 104 and 106 MiB: it levels off instead of growing with every round as a leak
+would.
+
+![RSS of peerbeam serve under each attack](img/memory-attacks.svg)
+"""
+
+
 def _quarter_trend(samples: list[list[float]]) -> float:
     """Mean PSS (MiB) of the last quarter of a transfer minus that of the first quarter."""
     during = [x for x in samples if x[0] >= 0]
@@ -325,6 +401,163 @@ bounded by the protocol's window (≤ 16 chunks waiting for the disk, protocol.m
 **Start**: Accept → first byte is one round trip (`accept` → `start`) plus opening the file,
 well under the bar.\
 """
+
+
+def digest_section(result: dict[str, Any]) -> str:
+    chromium, firefox = result["chromium"], result["firefox"]
+    ms_per_mib = 1000 / result["hashlib_mb_s"] * 1.048576
+    speeds = "\n".join(
+        f"| {name} | {b['streamed_mb_s']:.0f} MB/s | {b['webcrypto_per_chunk_mb_s']:.0f} MB/s |"
+        for name, b in ((f"Chromium {chromium['version']}", chromium),
+                        (f"Firefox {firefox['version'].split('/')[-1]}", firefox))
+    )
+    rounds = "\n".join(
+        f"| {i + 1} | {r['plain_s']:.1f} | {r['hashed_s']:.1f} | **{r['ratio']:.2f}** | "
+        f"{sum(r['plain_cpu_s']):.0f} / {sum(r['hashed_cpu_s']):.0f} | "
+        f"{r['load'][0]:.1f}–{r['load'][1]:.1f} |"
+        for i, r in enumerate(result["rounds"])
+    )
+    return f"""## Digest: what a streamed plain SHA-256 of each file would cost
+
+`python -m benchmarks.digest_cost` — {result['when']}. The peerbeam digest (docs/protocol.md
+§8.5) is SHA-256 over the 1 MiB chunk SHA-256s, which the protocol computes anyway. A
+plain SHA-256 of each file needs an incremental SHA-256; in the browser our own JavaScript
+(the web client's `webclient/js/protocol/sha256.js`, checked against the FIPS 180-4 examples
+and hashlib first).
+
+Speed of one core, {result['size_mib']} MiB in 1 MiB pieces, in a worker:
+
+| | streamed SHA-256 (JavaScript) | WebCrypto, one digest per 1 MiB chunk (today) |
+|---|---|---|
+{speeds}
+
+Python's hashlib (OpenSSL): {result['hashlib_mb_s']:.0f} MB/s, about {ms_per_mib:.1f} ms of CPU per
+MiB against roughly 80 ms per MiB that `peerbeam receive` spends on a transfer (10 s of
+CPU for 128 MiB, "CLI transfer" above): under 2 %. The CLI could afford the plain
+SHA-256, but it must show what the browser shows, and its resume would still have to read
+back and hash the bytes it already holds.
+
+Cost in a transfer: the web client Chromium → Chromium, {result['size_mib']} MiB, as it is
+("plain") and with every binary data-channel message also fed to the JavaScript SHA-256
+in a worker at both ends ("hashed"), rounds interleaved (Accept → Done, s; CPU seconds of
+both browsers; the machine's load average):
+
+| round | plain s | hashed s | plain / hashed | CPU s plain / hashed | load |
+|---|---|---|---|---|---|
+{rounds}
+
+Mean throughput ratio **{result['ratio']:.2f}**; the hashed runs used **{result['cpu_ratio']:.2f}×**
+the CPU of the plain ones. Where the transfer is CPU-bound (2 cores, as here) that CPU is
+throughput: the plain SHA-256 costs about {(1 - 1 / result['cpu_ratio']) * 100:.0f} % of it (the limit
+was 10 %), and it would not survive resume (protocol.md §8.5). Decision: keep the peerbeam
+digest, name it in both pages, and print it (beside the plain SHA-256) with
+`peerbeam digest FILE`.
+"""
+
+
+LARGE_HEADER = ("| scenario | size | MB/s | stall s | checkpoint s | writes ÷ size (dirtied / net) "
+                "| extra disk | memory | load | when |\n|---|---|---|---|---|---|---|---|---|---|")
+CHECKPOINT_BASE = 64 * 2**20  # webclient/js/storage/sinks.js MIN_CHECKPOINT
+
+
+def picker_at(size: float) -> tuple[float, float]:
+    """The picker path's checkpoints for a file of `size` bytes (sinks.js: commit when the
+    uncommitted part reaches max(64 MiB, committed), so commits at 64 MiB x 2^k): the
+    largest copy made by a re-open, and the bytes all re-opens copy."""
+    largest = 0.0
+    checkpoint = float(CHECKPOINT_BASE)
+    while checkpoint <= size:
+        largest, checkpoint = checkpoint, checkpoint * 2
+    return largest, 2 * largest - CHECKPOINT_BASE if largest else 0.0
+
+
+def throughput(samples: list[list[float]], window: float = 5.0) -> list[list[float]]:
+    """[t, bytes/s] over sliding windows of `window` seconds, from [t, bytes, ...] samples."""
+    out, start = [], 0
+    for end in range(len(samples)):
+        while samples[end][0] - samples[start][0] > window:
+            start += 1
+        span = samples[end][0] - samples[start][0]
+        if span > 0:
+            out.append([samples[end][0], (samples[end][1] - samples[start][1]) / span])
+    return out
+
+
+def large_section(result: dict[str, Any]) -> str:
+    runs = sorted(((k, r) for k, r in result.items() if isinstance(r, dict)),
+                  key=lambda kv: (kv[1]["scenario"], kv[1]["size_bytes"]))
+    def row(r: dict[str, Any]) -> str:
+        checkpoint = f"{r['longest_checkpoint_ms'] / 1000:.1f}" if "longest_checkpoint_ms" in r else "–"
+        return (f"| {r['scenario']} | {r['size_bytes'] / 2**30:.1f} GiB | {r['mb_s']:.1f} | "
+                f"{r['longest_stall_ms'] / 1000:.1f} | {checkpoint} | "
+                f"{r['amplification']:.2f} / {r['net_amplification']:.2f} | "
+                f"{r['peak_extra_disk_bytes'] / 2**30:.2f} GiB | "
+                f"{r['memory_peak_growth_bytes'] / 2**20:.0f} MiB | "
+                f"{r['load'][0]:.1f}–{r['load'][1]:.1f} | {r['when']} |")
+
+    rows = "\n".join(row(r) for _, r in runs)
+    biggest: dict[str, dict[str, Any]] = {}
+    for _, r in runs:
+        biggest[r["scenario"]] = r  # sorted by size: the largest run of each scenario wins
+    lines = [(f"{name} {r['size_bytes'] / 2**30:.0f} GiB", throughput(r["samples"]))
+             for name, r in biggest.items()]
+    if lines:
+        svg_plot(lines[0][1], "received MiB/s over time (5 s windows)", PLOTS / "large-throughput.svg",
+                 ylabel="MiB/s", label=lines[0][0], others=lines[1:])
+    picker = [r for _, r in runs if r["scenario"] == "chromium-picker" and r.get("checkpoints")]
+    findings = ""
+    if picker:
+        p = picker[-1]
+        copies = [c for c in p["checkpoints"] if c[2] > 0]
+        rate = max(c[0] for c in copies) / (max(copies, key=lambda c: c[0])[2] / 1000)
+        rows_cp = "\n".join(f"| {c[0] / 2**20:.0f} MiB | {c[1]} | {c[2]} |" for c in p["checkpoints"])
+        largest, copied = picker_at(100e9)
+        findings = f"""
+### The picker path's checkpoints
+
+Checkpoints of the {p['size_bytes'] / 2**30:.1f} GiB picker run (`close()` commits, the
+re-open with `keepExistingData` copies everything committed):
+
+| committed | close ms | re-open ms |
+|---|---|---|
+{rows_cp}
+
+The re-open copied the largest checkpoint at {rate / 1e6:.0f} MB/s. A checkpoint comes
+whenever the uncommitted part reaches max(64 MiB, the committed part), so commits land at
+64 MiB × 2^k, and each re-open copies everything committed so far: 64 MiB + 128 MiB + … + C
+= 2C − 64 MiB of copies, C the largest 64 MiB × 2^k ≤ S for a file of S bytes. Writes are
+therefore (S + 2C − 64 MiB) / S, between 2 and 3 times the file (3 just above a power of
+two, like the 1 and 2 GiB runs here), and the last checkpoint holds the writes for a copy
+of C bytes while C extra bytes sit on disk. For 100 GB: C = {largest / 2**30:.0f} GiB,
+{copied / 2**30:.0f} GiB of copies (writes {(100e9 + copied) / 100e9:.2f} × the file), and a
+stall of about {largest / rate:.0f} s at this copy
+rate (local files add a SHA-256 of the whole file at every close, for Safe Browsing).
+Both bounds (amplification ≤ 2, stall ≤ 2 s) fail by design: see docs/webclient.md,
+"Picker path at 100 GB", for the redesign.
+"""
+    return f"""## Large files
+
+`python -m benchmarks.large_transfer` (`make bench-large`; not part of `make bench`). One
+file per run, not a whole number of chunks; every received file checked byte for byte.
+"stall": the longest gap between two binary data-channel messages in the receiving page
+(CLI: between growths of the file on disk, sampled every 0.5 s); "checkpoint": the
+longest `close()` + re-open of the picker's writable stream; "writes": `write_bytes` of
+the receiving process tree ÷ file size, and net of `cancelled_write_bytes` (data deleted
+before it reached the disk); "extra disk": the most disk space used beyond the bytes
+received; "memory": peak growth of the receiving tree's PSS (CLI: RSS). The picker run
+writes to a file in the origin private file system (headless Chromium cannot grant write
+access to a local file: benchmarks/large_transfer.py). `firefox-stream` is the streamed
+download alone, fed by the page as fast as Firefox takes it (the receiver page does not
+choose it yet); its memory is the engine's uncollected chunk buffers at that rate, a
+sawtooth that does not grow with the file. `firefox-opfs` writes the file twice (the
+private copy, then the download Firefox makes of it) and keeps the private copy until
+the next visit: its extra disk space is the whole file.
+
+{LARGE_HEADER}
+{rows}
+
+![received MiB/s over time](img/large-throughput.svg)
+{findings}"""
 
 
 def soak_section(result: dict[str, Any]) -> str:
@@ -446,9 +679,18 @@ def main() -> None:
     swarm = load("swarm")
     if swarm:
         sections.append(swarm_section(swarm))
+    digest = load("digest_cost")
+    if digest:
+        sections.append(digest_section(digest))
+    large = load("large_transfer")
+    if large:
+        sections.append(large_section(large))
     soak = load("soak")
     if soak:
         sections.append(soak_section(soak))
+    attacks = load("attacks")
+    if attacks:
+        sections.append(attacks_section(attacks))
     long_haul_table = load("long_haul")
     if long_haul_table:
         sections.append(long_haul_section(long_haul_table, load("long_haul_diagnosis")))

@@ -24,7 +24,11 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--seconds", type=int, default=30)
     args = parser.parse_args()
-    with serving("peerbeam-load-") as (server, work):
+    # Every Locust user comes from 127.0.0.1: lift the per-client limits meant for strangers.
+    unlimited = {"PEERBEAM_ROOMS_BURST": "1000000", "PEERBEAM_JOINS_BURST": "1000000",
+                 "PEERBEAM_MAX_CONNECTIONS_PER_CLIENT": "100000",
+                 "PEERBEAM_CLIENT_BYTES_PER_SECOND": "0"}
+    with serving("peerbeam-load-", unlimited) as (server, work):
         prefix = work / "locust"
         run = subprocess.run(
             [PYTHON, "-m", "locust", "-f", "loadtests/locustfile.py", "--headless",

@@ -22,7 +22,11 @@ def turn_credentials(secret: str, user_id: str, now: int, ttl: int) -> tuple[str
     return username, base64.b64encode(digest).decode("ascii")
 
 
-def ice_servers(settings: Settings, peer_id: str, now: int) -> list[dict[str, Any]]:
+def ice_servers(
+    settings: Settings, peer_id: str, now: int, room_expires_at: int
+) -> list[dict[str, Any]]:
+    """STUN and TURN for a member who said hello. TURN credentials never outlive the
+    room: a room creator must not get a relay it can use for longer than its room."""
     servers: list[dict[str, Any]] = []
     if settings.stun_urls:
         servers.append({"urls": list(settings.stun_urls)})
@@ -30,7 +34,8 @@ def ice_servers(settings: Settings, peer_id: str, now: int) -> list[dict[str, An
     if settings.turn_urls:
         secret = settings.turn_secret or turn_secret.load(settings.turn_secret_parameter)
     if secret:
-        username, credential = turn_credentials(secret, peer_id, now, settings.turn_ttl)
+        ttl = min(settings.turn_ttl, max(0, room_expires_at - now))
+        username, credential = turn_credentials(secret, peer_id, now, ttl)
         servers.append(
             {"urls": list(settings.turn_urls), "username": username, "credential": credential}
         )

@@ -13,12 +13,15 @@ from typing import Any
 
 from . import ids
 from .errors import (
+    EXCERPT_CHARS,
     Forbidden,
     InvalidParameter,
     NotAllowed,
     NotJoined,
     PeerNotFound,
+    RoomFull,
     RoomNotFound,
+    excerpt,
 )
 from .settings import Settings
 from .store import RECEIVER, ROLES, SENDER, Connection, Member, Room, RoomStore
@@ -41,6 +44,9 @@ class Joined:
     role: str
     # An older connection of the same member that this one replaced.
     replaced_connection: str | None
+    # Connections that held a receiver slot without saying hello in time and lost it
+    # to this one: to be told and closed.
+    evicted: tuple[Connection, ...] = ()
 
 
 def _bounded_int(body: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
@@ -69,7 +75,8 @@ class RoomService:
         known = {"expires_in", "one_time", "max_receivers"}
         unknown = sorted(set(body) - known)
         if unknown:
-            raise InvalidParameter(f"Unknown field {unknown[0]!r}.", field=unknown[0])
+            name = unknown[0]
+            raise InvalidParameter(f"Unknown field {excerpt(name)}.", field=name[:EXCERPT_CHARS])
         s = self.settings
         expires_in = _bounded_int(
             body, "expires_in", s.default_expires_in, s.min_expires_in, s.max_expires_in
@@ -106,7 +113,10 @@ class RoomService:
         return room
 
     def public_state(self, room_id: str) -> dict[str, Any]:
-        """What a receiver page may know before joining; never the owner token."""
+        """What a receiver page may know before joining; never the owner token.
+
+        Slots held past the hello deadline are reclaimed (``reclaim_slots``) by the caller
+        first, so that ``full`` does not turn a page away from a squatted room."""
         room = self.get(room_id)
         sender = self.store.get_member(room.room_id, room.sender_peer)
         return {
@@ -160,8 +170,12 @@ class RoomService:
                 or not ids.token_matches(token, member.token_hash)
             ):
                 raise Forbidden("This receiver cannot be resumed with that token.")
-            replaced = self.store.attach(room_id, peer_id, connection_id, now)
-            return Joined(room_id, peer_id, RECEIVER, replaced)
+            attached: list[str | None] = []
+            evicted = self._with_reclaim(
+                room_id,
+                lambda: attached.append(self.store.attach(room_id, peer_id, connection_id, now)),
+            )
+            return Joined(room_id, peer_id, RECEIVER, attached[-1], evicted)
         if token and not ids.CLIENT_TOKEN_PATTERN.match(token):
             raise InvalidParameter(
                 "token must be 16 to 128 URL-safe characters.", field="token"
@@ -169,8 +183,37 @@ class RoomService:
         member = Member(
             room_id, ids.new_peer_id(), RECEIVER, ids.hash_token(token) if token else None
         )
-        self.store.add_receiver(member, connection_id, now)
-        return Joined(room_id, member.peer_id, RECEIVER, None)
+        evicted = self._with_reclaim(
+            room_id, lambda: self.store.add_receiver(member, connection_id, self.now())
+        )
+        return Joined(room_id, member.peer_id, RECEIVER, None, evicted)
+
+    def _with_reclaim(self, room_id: str, take_slot: Callable[[], object]) -> tuple[Connection, ...]:
+        """Take a receiver slot; if the room is full, reclaim slots held past the hello
+        deadline and try once more. The evicted connections are returned. (Should another
+        receiver win the freed slot first, RoomFull propagates; the evicted connections then
+        learn on their next message, not_joined, and the local server closes them anyway.)"""
+        try:
+            take_slot()
+            return ()
+        except RoomFull:
+            evicted = self.reclaim_slots(room_id)
+            if not evicted:
+                raise
+        take_slot()
+        return evicted
+
+    def reclaim_slots(self, room_id: str) -> tuple[Connection, ...]:
+        """Free the slots of receivers that connected more than ``hello_timeout`` seconds
+        ago and have not said hello: knowing a room id is not enough to hold a slot."""
+        now = self.now()
+        deadline = now - self.settings.hello_timeout
+        evicted = []
+        for connection_id in self.store.unready_connections(room_id, deadline):
+            connection = self.store.evict_unready(connection_id, deadline, now)
+            if connection is not None:
+                evicted.append(connection)
+        return tuple(evicted)
 
     def membership(self, connection_id: str) -> Connection:
         connection = self.store.get_connection(connection_id, self.now())
@@ -179,7 +222,7 @@ class RoomService:
         return connection
 
     def leave(self, connection_id: str) -> Connection | None:
-        return self.store.detach(connection_id)
+        return self.store.detach(connection_id, self.now())
 
     def ready_peers(self, connection: Connection) -> list[Member]:
         """Members this connection may see: the sender sees receivers, a receiver the sender."""

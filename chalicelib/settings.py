@@ -56,6 +56,12 @@ class Settings:
     # Browser origins allowed to call the API and open WebSockets, besides the
     # server's own origin; "*" allows any. See chalicelib.origins.
     allowed_origins: tuple[str, ...] = ()
+    # Seconds a new connection may hold a receiver slot before it says hello: a client
+    # that only knows the room id cannot squat a slot (in a one-time room, the only one).
+    hello_timeout: int = 10
+    # WebSocket connections one client address may open per minute (AWS: a DynamoDB
+    # counter per address; the local server limits joins itself). 0: no limit.
+    connects_per_minute: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,4 +88,8 @@ class Settings:
             websocket_api_id=env.get("PEERBEAM_WEBSOCKET_API_ID", ""),
             websocket_stage=env.get("PEERBEAM_WEBSOCKET_STAGE", ""),
             allowed_origins=_list(env, "PEERBEAM_ALLOWED_ORIGINS"),
+            hello_timeout=_int(env, "PEERBEAM_HELLO_TIMEOUT", base.hello_timeout),
+            connects_per_minute=_int(
+                env, "PEERBEAM_CONNECTS_PER_MINUTE", base.connects_per_minute
+            ),
         )

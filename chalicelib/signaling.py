@@ -11,13 +11,16 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from . import jsonvalue
 from .errors import (
-    BadJson,
     BadMessage,
+    HelloTimeout,
+    InternalError,
     MessageTooLarge,
     PeerbeamError,
     PeerNotFound,
     UnknownType,
+    excerpt,
 )
 from .gateway import ConnectionGone, Transport
 from .ice import ice_servers
@@ -51,6 +54,7 @@ class Signaling:
         accepts posts once $connect has returned. The client says ``hello`` next.
         """
         joined = self.rooms.join(query, connection_id)
+        self._evict(joined.evicted)
         if joined.replaced_connection:
             self._post(
                 joined.replaced_connection,
@@ -61,6 +65,30 @@ class Signaling:
                 },
             )
             self.transport.close(joined.replaced_connection)
+
+    def _evict(self, connections: Iterable[Connection]) -> None:
+        """Tell connections that lost their slot for not saying hello, and close them."""
+        for connection in connections:
+            error = HelloTimeout(
+                f"Say hello within {self.rooms.settings.hello_timeout} s of connecting."
+            )
+            self._post(connection.connection_id, error_message(error))
+            self.transport.close(connection.connection_id)
+
+    def room_state(self, room_id: str) -> dict[str, Any]:
+        """``GET /rooms/{id}``: the public state, after reclaiming slots held past the hello
+        deadline, so that a squatted room does not look full to a receiver's page."""
+        room = self.rooms.get(room_id)
+        if room.receivers >= room.max_receivers:
+            evicted = self.rooms.reclaim_slots(room.room_id)
+            if evicted:
+                try:
+                    self._evict(evicted)
+                except ValueError:
+                    # The WebSocket API endpoint is not configured for this function:
+                    # the evicted connections learn it on their next message (not_joined).
+                    log.warning("reclaimed slots in room %s without closing connections", room_id)
+        return self.rooms.public_state(room_id)
 
     def disconnect(self, connection_id: str) -> None:
         left = self.rooms.leave(connection_id)
@@ -76,20 +104,24 @@ class Signaling:
             message = self._parse(body)
             handler = HANDLERS.get(message["type"])
             if handler is None:
-                raise UnknownType(f"Unknown message type {message['type']!r}.")
+                raise UnknownType(f"Unknown message type {excerpt(message['type'])}.")
             handler(self, self.rooms.membership(connection_id), message)
         except PeerbeamError as error:
             self._post(connection_id, error_message(error))
+        except Exception:
+            # A bug or an outage (the store), not the client's fault: one log line with
+            # the traceback, an answer, and the connection stays usable.
+            log.exception("message from connection %s failed", connection_id)
+            self._post(connection_id, error_message(InternalError("The server failed; try again.")))
 
     def _parse(self, body: str | bytes | None) -> dict[str, Any]:
-        raw = body.encode("utf-8") if isinstance(body, str) else (body or b"")
+        # surrogatepass: a lone surrogate (from a JSON-escaped event body) becomes bytes that
+        # are not UTF-8, which parse() refuses as bad_json, instead of failing here.
+        raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else (body or b"")
         limit = self.rooms.settings.max_message_bytes
         if len(raw) > limit:
             raise MessageTooLarge(f"Messages may be at most {limit} bytes.")
-        try:
-            message = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise BadJson("The message is not valid JSON.") from None
+        message = jsonvalue.parse(raw, "The message")
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise BadMessage("A message must be a JSON object with a string 'type'.")
         return message
@@ -131,7 +163,8 @@ class Signaling:
                 "role": connection.role,
                 "expires_at": connection.expires_at,
                 "ice_servers": ice_servers(
-                    self.rooms.settings, connection.peer_id, self.rooms.now()
+                    self.rooms.settings, connection.peer_id, self.rooms.now(),
+                    connection.expires_at,
                 ),
                 "peers": [{"peer": m.peer_id, "role": m.role} for m in peers],
             },

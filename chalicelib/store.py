@@ -9,6 +9,12 @@ that needs no atomicity.
 Expiry is checked on every read: DynamoDB's TTL deletes expired items only
 eventually (typically within days), so an expired room must look exactly like
 a missing one.
+
+Rooms stay small whatever their members do: a receiver that can never come back
+(no token) is deleted when it leaves, and a room keeps at most ``max_receivers``
+away receivers (the ones that left longest ago are forgotten first), so a room
+never holds more than ``1 + 2 * max_receivers`` members, and every per-room
+operation costs the same after 5 or 5000 joins.
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ class Member:
     # True once the member said hello on its current connection: only ready
     # members are announced to others and listed in welcomes.
     ready: bool = False
+    # When the current connection attached (Unix seconds): the hello deadline runs from it.
+    attached_at: int = 0
+    # When the member last went away (Unix seconds): the oldest away receivers go first.
+    left_at: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,10 +96,22 @@ class RoomStore(Protocol):
         replaced; the replaced connection id is returned so it can be told.
         Raises RoomNotFound or PeerNotFound."""
 
-    def detach(self, connection_id: str) -> Connection | None:
+    def detach(self, connection_id: str, now: int) -> Connection | None:
         """Forget a connection. If it was its member's current connection the
         member goes away (its receiver slot is released) and the connection is
-        returned; otherwise (stale or unknown) None."""
+        returned; otherwise (stale or unknown) None.
+
+        A receiver without a token can never come back: it is deleted. Of the
+        away receivers with a token, a room keeps the ``max_receivers`` that left
+        last."""
+
+    def evict_unready(self, connection_id: str, attached_before: int, now: int) -> Connection | None:
+        """``detach``, but only if this connection is a receiver's current one, has not
+        said hello, and attached before ``attached_before``; else None, nothing changed."""
+
+    def unready_connections(self, room_id: str, attached_before: int) -> list[str]:
+        """Connections of receivers that attached before ``attached_before`` and have
+        not said hello (candidates for ``evict_unready``)."""
 
     def get_connection(self, connection_id: str, now: int) -> Connection | None:
         """The connection's membership, or None if unknown or its room expired."""

@@ -8,8 +8,9 @@ Item layout (partition key ``pk``, sort key ``sk``, both strings):
 |            |               |              | expires_at, one_time, max_receivers, locked,      |
 |            |               |              | receivers                                         |
 | member     | ``room#ID``   | ``peer#PEER``| role, token_hash, connection_id (absent: away),   |
-|            |               |              | ready, expires_at                                 |
+|            |               |              | ready, attached_at, left_at, expires_at           |
 | connection | ``conn#CID``  | ``conn``     | room_id, peer_id, role, expires_at                |
+| counter    | ``limit#...`` | ``limit``    | hits, expires_at (chalicelib/connect_limit.py)    |
 
 Every item carries the room's ``expires_at`` so TTL removes all of them; reads
 never trust TTL to have done so.
@@ -76,6 +77,8 @@ def _to_member(item: dict[str, Any]) -> Member:
         token_hash=item.get("token_hash"),
         connection_id=item.get("connection_id"),
         ready=bool(item.get("ready", False)),
+        attached_at=int(item.get("attached_at", 0)),
+        left_at=int(item.get("left_at", 0)),
     )
 
 
@@ -170,6 +173,8 @@ class DynamoRoomStore:
                 "token_hash": member.token_hash,
                 "connection_id": member.connection_id,
                 "ready": member.ready,
+                "attached_at": member.attached_at,
+                "left_at": member.left_at,
                 "expires_at": expires_at,
             }
         )
@@ -244,7 +249,8 @@ class DynamoRoomStore:
         if room is None:
             raise RoomNotFound("This link is unknown or has expired.")
         connected = Member(
-            member.room_id, member.peer_id, member.role, member.token_hash, connection_id, False
+            member.room_id, member.peer_id, member.role, member.token_hash, connection_id, False,
+            attached_at=now,
         )
         try:
             self._client.transact_write_items(
@@ -275,14 +281,14 @@ class DynamoRoomStore:
                 raise PeerNotFound("No such peer in this room.")
             replaced = member.connection_id
             items: list[dict[str, Any]] = []
+            values: dict[str, Any] = {":conn": connection_id, ":false": False, ":now": now}
             if replaced is None:
                 member_condition = "attribute_exists(pk) AND attribute_not_exists(connection_id)"
-                values: dict[str, Any] = {":conn": connection_id, ":false": False}
                 if member.role == RECEIVER:
                     items.append(self._take_slot(room_id, now, respect_lock=False))
             else:
                 member_condition = "connection_id = :old"
-                values = {":conn": connection_id, ":false": False, ":old": replaced}
+                values[":old"] = replaced
                 items.append({"Delete": {"TableName": self._table, "Key": _conn_key(replaced)}})
             if not any("Update" in item for item in items):
                 items.append(
@@ -300,7 +306,9 @@ class DynamoRoomStore:
                     "Update": {
                         "TableName": self._table,
                         "Key": _member_key(room_id, peer_id),
-                        "UpdateExpression": "SET connection_id = :conn, ready = :false",
+                        "UpdateExpression": (
+                            "SET connection_id = :conn, ready = :false, attached_at = :now"
+                        ),
                         "ConditionExpression": member_condition,
                         "ExpressionAttributeValues": _ser(values),
                     }
@@ -325,25 +333,65 @@ class DynamoRoomStore:
             return replaced
         raise RoomFull("The room is too busy right now; try again.")
 
-    def detach(self, connection_id: str) -> Connection | None:
+    def detach(self, connection_id: str, now: int) -> Connection | None:
         item = self._get(_conn_key(connection_id))
         if item is None:
             return None
+        # A stale connection (replaced by a newer one) is forgotten either way.
         self._client.delete_item(TableName=self._table, Key=_conn_key(connection_id))
+        return self._detach(item, connection_id, now, unready_before=None)
+
+    def evict_unready(self, connection_id: str, attached_before: int, now: int) -> Connection | None:
+        item = self._get(_conn_key(connection_id))
+        if item is None:
+            return None
+        return self._detach(item, connection_id, now, unready_before=attached_before)
+
+    def _detach(
+        self, item: dict[str, Any], connection_id: str, now: int, unready_before: int | None
+    ) -> Connection | None:
         connection = Connection(
             connection_id, item["room_id"], item["peer_id"], item["role"], int(item["expires_at"])
         )
-        items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self._table,
-                    "Key": _member_key(connection.room_id, connection.peer_id),
-                    "UpdateExpression": "REMOVE connection_id SET ready = :false",
-                    "ConditionExpression": "connection_id = :conn",
-                    "ExpressionAttributeValues": _ser({":conn": connection_id, ":false": False}),
+        member = self.get_member(connection.room_id, connection.peer_id)
+        if member is None or member.connection_id != connection_id:
+            return None
+        forget = connection.role == RECEIVER and member.token_hash is None
+        condition = "connection_id = :conn"
+        values: dict[str, Any] = {":conn": connection_id}
+        items: list[dict[str, Any]] = []
+        if unready_before is not None:
+            if connection.role != RECEIVER:
+                return None
+            condition += " AND ready = :false AND attached_at < :before"
+            values.update({":false": False, ":before": unready_before})
+            items.append({"Delete": {"TableName": self._table, "Key": _conn_key(connection_id)}})
+        member_key = _member_key(connection.room_id, connection.peer_id)
+        if forget:
+            # Without a token nobody can ever reclaim this peer id: forget it now.
+            items.append(
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": member_key,
+                        "ConditionExpression": condition,
+                        "ExpressionAttributeValues": _ser(values),
+                    }
                 }
-            }
-        ]
+            )
+        else:
+            values.update({":false": False, ":now": now})
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": member_key,
+                        "UpdateExpression": "REMOVE connection_id SET ready = :false, left_at = :now",
+                        "ConditionExpression": condition,
+                        "ExpressionAttributeValues": _ser(values),
+                    }
+                }
+            )
         if connection.role == RECEIVER:
             items.append(
                 {
@@ -360,9 +408,64 @@ class DynamoRoomStore:
             self._client.transact_write_items(TransactItems=items)
         except ClientError as error:
             if _is_conflict(error):
-                return None  # a newer connection took over, or the room is gone
+                return None  # a newer connection took over, it said hello, or the room is gone
             raise
+        if connection.role == RECEIVER and not forget:
+            self._forget_oldest_away(connection.room_id)
         return connection
+
+    def _room_and_members(self, room_id: str) -> tuple[dict[str, Any] | None, list[Member]]:
+        """The room item and its members in one query (a room holds at most
+        1 + 2 * max_receivers members: one page)."""
+        room: dict[str, Any] | None = None
+        members: list[Member] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": _ser({":pk": f"room#{room_id}"}),
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._client.query(**kwargs)
+            for raw in response.get("Items", []):
+                item = _de(raw)
+                if item["sk"] == ROOM_SK:
+                    room = item
+                elif item["sk"].startswith("peer#"):
+                    members.append(_to_member(item))
+            if "LastEvaluatedKey" not in response:
+                return room, members
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _forget_oldest_away(self, room_id: str) -> None:
+        """Keep the ``max_receivers`` away receivers that left last; forget the rest."""
+        room, members = self._room_and_members(room_id)
+        if room is None:
+            return
+        away = [m for m in members if m.role == RECEIVER and m.connection_id is None]
+        away.sort(key=lambda m: m.left_at, reverse=True)
+        for member in away[int(room["max_receivers"]) :]:
+            try:
+                self._client.delete_item(
+                    TableName=self._table,
+                    Key=_member_key(room_id, member.peer_id),
+                    # Not if it came back meanwhile.
+                    ConditionExpression="attribute_not_exists(connection_id) AND left_at = :left",
+                    ExpressionAttributeValues=_ser({":left": member.left_at}),
+                )
+            except ClientError as error:
+                if not _is_conflict(error):
+                    raise
+
+    def unready_connections(self, room_id: str, attached_before: int) -> list[str]:
+        return [
+            member.connection_id
+            for member in self.list_members(room_id)
+            if member.role == RECEIVER
+            and member.connection_id is not None
+            and not member.ready
+            and member.attached_at < attached_before
+        ]
 
     def mark_ready(self, room_id: str, peer_id: str, connection_id: str) -> bool:
         try:

@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS members (
     token_hash TEXT,
     connection_id TEXT,
     ready INTEGER NOT NULL DEFAULT 0,
+    attached_at INTEGER NOT NULL DEFAULT 0,
+    left_at INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (room_id, peer_id)
 );
 CREATE TABLE IF NOT EXISTS connections (
@@ -46,6 +48,15 @@ CREATE TABLE IF NOT EXISTS connections (
 CREATE INDEX IF NOT EXISTS rooms_by_expiry ON rooms(expires_at);
 CREATE INDEX IF NOT EXISTS connections_by_room ON connections(room_id);
 """
+# Columns added since the first schema: a data directory from an older version gets them.
+MEMBER_COLUMNS_ADDED = {
+    "attached_at": "INTEGER NOT NULL DEFAULT 0",
+    "left_at": "INTEGER NOT NULL DEFAULT 0",
+}
+MEMBER_INSERT = (
+    "INSERT INTO members (room_id, peer_id, role, token_hash, connection_id, ready, attached_at) "
+    "VALUES (?, ?, ?, ?, ?, 0, ?)"
+)
 
 
 def _room(row: sqlite3.Row) -> Room:
@@ -70,6 +81,8 @@ def _member(row: sqlite3.Row) -> Member:
         token_hash=row["token_hash"],
         connection_id=row["connection_id"],
         ready=bool(row["ready"]),
+        attached_at=row["attached_at"],
+        left_at=row["left_at"],
     )
 
 
@@ -86,6 +99,10 @@ class SqliteRoomStore:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(members)")}
+        for name, declaration in MEMBER_COLUMNS_ADDED.items():
+            if name not in present:
+                self._db.execute(f"ALTER TABLE members ADD COLUMN {name} {declaration}")
 
     def close(self) -> None:
         with self._lock:
@@ -121,8 +138,8 @@ class SqliteRoomStore:
                 ),
             )
             db.execute(
-                "INSERT INTO members VALUES (?, ?, ?, ?, NULL, 0)",
-                (sender.room_id, sender.peer_id, sender.role, sender.token_hash),
+                MEMBER_INSERT,
+                (sender.room_id, sender.peer_id, sender.role, sender.token_hash, None, 0),
             )
 
     def get_room(self, room_id: str, now: int) -> Room | None:
@@ -155,8 +172,9 @@ class SqliteRoomStore:
                 "UPDATE rooms SET receivers = receivers + 1 WHERE room_id = ?", (room.room_id,)
             )
             db.execute(
-                "INSERT INTO members VALUES (?, ?, ?, ?, ?, 0)",
-                (member.room_id, member.peer_id, member.role, member.token_hash, connection_id),
+                MEMBER_INSERT,
+                (member.room_id, member.peer_id, member.role, member.token_hash, connection_id,
+                 now),
             )
             db.execute(
                 "INSERT INTO connections VALUES (?, ?, ?, ?)",
@@ -184,8 +202,9 @@ class SqliteRoomStore:
             if replaced is not None:
                 db.execute("DELETE FROM connections WHERE connection_id = ?", (replaced,))
             db.execute(
-                "UPDATE members SET connection_id = ?, ready = 0 WHERE room_id = ? AND peer_id = ?",
-                (connection_id, room_id, peer_id),
+                "UPDATE members SET connection_id = ?, ready = 0, attached_at = ? "
+                "WHERE room_id = ? AND peer_id = ?",
+                (connection_id, now, room_id, peer_id),
             )
             db.execute(
                 "INSERT INTO connections VALUES (?, ?, ?, ?)",
@@ -193,32 +212,74 @@ class SqliteRoomStore:
             )
             return replaced
 
-    def detach(self, connection_id: str) -> Connection | None:
+    def detach(self, connection_id: str, now: int) -> Connection | None:
         with self._tx() as db:
-            row = db.execute(
-                "SELECT c.*, r.expires_at FROM connections c JOIN rooms r USING (room_id) "
-                "WHERE c.connection_id = ?",
-                (connection_id,),
-            ).fetchone()
-            if row is None:
-                return None
-            db.execute("DELETE FROM connections WHERE connection_id = ?", (connection_id,))
-            cursor = db.execute(
-                "UPDATE members SET connection_id = NULL, ready = 0 "
-                "WHERE room_id = ? AND peer_id = ? AND connection_id = ?",
-                (row["room_id"], row["peer_id"], connection_id),
+            return self._detach(db, connection_id, now, unready_before=None)
+
+    def evict_unready(self, connection_id: str, attached_before: int, now: int) -> Connection | None:
+        with self._tx() as db:
+            return self._detach(db, connection_id, now, unready_before=attached_before)
+
+    def _detach(
+        self, db: sqlite3.Connection, connection_id: str, now: int, unready_before: int | None
+    ) -> Connection | None:
+        row = db.execute(
+            "SELECT c.*, r.expires_at, r.max_receivers FROM connections c "
+            "JOIN rooms r USING (room_id) WHERE c.connection_id = ?",
+            (connection_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        room_id, peer_id, role = row["room_id"], row["peer_id"], row["role"]
+        member = db.execute(
+            "SELECT * FROM members WHERE room_id = ? AND peer_id = ? AND connection_id = ?",
+            (room_id, peer_id, connection_id),
+        ).fetchone()
+        if unready_before is not None and (
+            member is None
+            or role != RECEIVER
+            or member["ready"]
+            or member["attached_at"] >= unready_before
+        ):
+            return None
+        db.execute("DELETE FROM connections WHERE connection_id = ?", (connection_id,))
+        if member is None:
+            return None  # a stale connection: a newer one took over
+        if role == RECEIVER:
+            db.execute(
+                "UPDATE rooms SET receivers = receivers - 1 WHERE room_id = ? AND receivers > 0",
+                (room_id,),
             )
-            if cursor.rowcount == 0:
-                return None
-            if row["role"] == RECEIVER:
-                db.execute(
-                    "UPDATE rooms SET receivers = receivers - 1 "
-                    "WHERE room_id = ? AND receivers > 0",
-                    (row["room_id"],),
-                )
-            return Connection(
-                connection_id, row["room_id"], row["peer_id"], row["role"], row["expires_at"]
+        if role == RECEIVER and member["token_hash"] is None:
+            # Without a token nobody can ever reclaim this peer id: forget it now.
+            db.execute("DELETE FROM members WHERE room_id = ? AND peer_id = ?", (room_id, peer_id))
+        else:
+            db.execute(
+                "UPDATE members SET connection_id = NULL, ready = 0, left_at = ? "
+                "WHERE room_id = ? AND peer_id = ?",
+                (now, room_id, peer_id),
             )
+            if role == RECEIVER:
+                self._forget_oldest_away(db, room_id, row["max_receivers"])
+        return Connection(connection_id, room_id, peer_id, role, row["expires_at"])
+
+    @staticmethod
+    def _forget_oldest_away(db: sqlite3.Connection, room_id: str, keep: int) -> None:
+        db.execute(
+            "DELETE FROM members WHERE rowid IN (SELECT rowid FROM members "
+            "WHERE room_id = ? AND role = ? AND connection_id IS NULL "
+            "ORDER BY left_at DESC, rowid DESC LIMIT -1 OFFSET ?)",
+            (room_id, RECEIVER, keep),
+        )
+
+    def unready_connections(self, room_id: str, attached_before: int) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT connection_id FROM members WHERE room_id = ? AND role = ? "
+                "AND connection_id IS NOT NULL AND ready = 0 AND attached_at < ?",
+                (room_id, RECEIVER, attached_before),
+            ).fetchall()
+        return [row["connection_id"] for row in rows]
 
     def get_connection(self, connection_id: str, now: int) -> Connection | None:
         with self._lock:

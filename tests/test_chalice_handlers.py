@@ -49,6 +49,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def reset_app() -> None:
     """A fresh 'cold start': settings, store and Management API client built anew."""
     app_module.signaling.cache_clear()
+    app_module.connect_limiter.cache_clear()
     turn_secret.clear_cache()
     websocket_api = app_module.app.websocket_api
     websocket_api.session = boto3.session.Session()
@@ -346,3 +347,154 @@ def test_unreadable_turn_secret_leaves_stun_only(
     send("S", {"type": "hello"})
     servers = posted("S")[0]["ice_servers"]
     assert all("username" not in server for server in servers)
+
+
+# -- hostile clients (issue 12), as Lambda runs the handlers -----------------------------
+
+
+def clock_at(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    monkeypatch.setattr(app_module.signaling().rooms, "_clock", lambda: seconds)
+
+
+def test_a_receiver_that_never_says_hello_loses_its_slot(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Knowing the room id is not enough to hold the only slot of a one-time room."""
+    with Client(app_module.app) as client:
+        room = create_room(client, one_time=True)
+        start = room["expires_at"] - 86400
+        clock_at(monkeypatch, start)
+        assert connect("SQUAT", room=room["room"], role="receiver")["statusCode"] == 200
+        squatter = management_backend().connections["SQUAT"]
+        clock_at(monkeypatch, start + 5)
+        assert connect("R", room=room["room"], role="receiver")["statusCode"] == 409
+        assert client.http.get(f"/rooms/{room['room']}").json_body["full"] is True
+        clock_at(monkeypatch, start + 11)
+        # The receiver's page asks first: the squatted slot is reclaimed, not shown as full.
+        state = client.http.get(f"/rooms/{room['room']}").json_body
+        assert (state["receivers"], state["full"]) == (0, False)
+        assert decode_frames(squatter.data)[-1]["code"] == "hello_timeout"
+        assert "SQUAT" not in management_backend().connections  # closed by the server
+        assert connect("R", room=room["room"], role="receiver")["statusCode"] == 200
+        send("R", {"type": "hello"})
+        assert posted("R")[0]["type"] == "welcome"
+        send("SQUAT", {"type": "hello"})
+        assert posted("SQUAT")[-1]["code"] == "not_joined"
+
+
+def test_a_squatted_slot_is_reclaimed_by_the_next_join(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Client(app_module.app) as client:
+        room = create_room(client, max_receivers=1)
+    start = room["expires_at"] - 86400
+    clock_at(monkeypatch, start)
+    connect("SQUAT", room=room["room"], role="receiver")
+    squatter = management_backend().connections["SQUAT"]
+    clock_at(monkeypatch, start + 11)
+    assert connect("R", room=room["room"], role="receiver")["statusCode"] == 200
+    assert decode_frames(squatter.data) == [{
+        "type": "error", "code": "hello_timeout",
+        "message": "Say hello within 10 s of connecting.",
+    }]
+    assert "SQUAT" not in management_backend().connections
+
+
+def test_turn_credentials_never_outlive_the_room(aws: None) -> None:
+    with Client(app_module.app) as client:
+        room = create_room(client, expires_in=60)
+    connect("S", room=room["room"], role="sender", token=room["owner_token"])
+    send("S", {"type": "hello"})
+    (turn,) = [s for s in posted("S")[0]["ice_servers"] if "username" in s]
+    assert int(turn["username"].split(":")[0]) <= room["expires_at"]
+
+
+def test_chalice_errors_have_the_contract_shape(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Client(app_module.app) as client:
+        responses = {
+            405: client.http.put("/rooms", body="{}"),
+            415: client.http.post("/rooms", headers={"content-type": "application/xml"},
+                                  body="<x/>"),
+        }
+        monkeypatch.setattr(app_module.signaling().rooms, "create",
+                            lambda body: (_ for _ in ()).throw(RuntimeError("bug")))
+        responses[500] = client.http.post("/rooms", body="{}")
+    codes = {405: "method_not_allowed", 415: "unsupported_media_type", 500: "internal_error"}
+    for status, response in responses.items():
+        assert response.status_code == status
+        assert response.headers["Content-Type"] == "application/json"
+        assert set(response.json_body) == {"code", "message"}, response.json_body
+        assert response.json_body["code"] == codes[status]
+        assert "xml" not in response.json_body["message"]  # no echo of the request
+    assert "POST" in responses[405].headers["Allow"]
+
+
+DEEP = "[" * 30_000 + "]" * 30_000  # under the 64 KiB frame limit
+
+
+@pytest.mark.parametrize("body", [
+    DEEP,
+    '{"expires_in": ' + "[" * 40 + "]" * 40 + "}",  # valid JSON, but nested 41 deep
+    '{"expires_in": NaN}',
+    '{"expires_in": 1e999}',
+])
+def test_deep_or_unrepresentable_json_is_bad_json(aws: None, body: str) -> None:
+    with Client(app_module.app) as client:
+        response = client.http.post("/rooms", headers={"content-type": "application/json"},
+                                    body=body)
+        assert (response.status_code, response.json_body["code"]) == (400, "bad_json")
+        room, sender, _ = joined_room(client)
+    send("R", body)
+    assert posted("R")[-1]["code"] == "bad_json"
+    send("R", {"type": "ping"})
+    assert posted("R")[-1] == {"type": "pong"}
+
+
+def test_error_messages_quote_at_most_a_short_excerpt(aws: None) -> None:
+    with Client(app_module.app) as client:
+        response = client.http.post("/rooms", headers={"content-type": "application/json"},
+                                    body=json.dumps({"\x1b]0;owned\x07" + "k" * 20_000: 1}))
+        error = response.json_body
+        assert error["code"] == "invalid_parameter" and len(error["message"]) < 120
+        assert "\x1b" not in error["message"] and len(error["field"]) <= 32
+        joined_room(client)
+    send("R", {"type": "\x1b[2J" + "x" * 60_000})
+    error = posted("R")[-1]
+    assert error["code"] == "unknown_type" and len(error["message"]) < 120
+    assert "\x1b" not in error["message"]
+
+
+def test_an_internal_failure_answers_and_keeps_the_connection(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Client(app_module.app) as client:
+        joined_room(client)
+    rooms = app_module.signaling().rooms
+    monkeypatch.setattr(rooms, "lock", lambda connection: (_ for _ in ()).throw(OSError("down")))
+    send("S", {"type": "lock"})
+    assert posted("S")[-1]["code"] == "internal_error"
+    send("S", {"type": "ping"})
+    assert posted("S")[-1] == {"type": "pong"}
+
+
+def test_connects_are_capped_per_address(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Client(app_module.app) as client:
+        room = create_room(client)
+    # Chalice's test client lays the stage's environment (config.json) over ours while it
+    # runs a request: build the app again outside it, with the limit under test.
+    monkeypatch.setenv("PEERBEAM_CONNECTS_PER_MINUTE", "2")
+    reset_app()
+    for name in ("A", "B"):
+        assert ws("$connect", name, query={"room": room["room"], "role": "receiver"},
+                  source_ip="198.51.100.7")["statusCode"] == 200
+    refused = ws("$connect", "C", query={"room": room["room"], "role": "receiver"},
+                 source_ip="198.51.100.7")
+    assert refused["statusCode"] == 429
+    assert json.loads(refused["body"])["code"] == "rate_limited"
+    assert 1 <= int(refused["headers"]["Retry-After"]) <= 60
+    with Client(app_module.app) as client:
+        assert client.http.get(f"/rooms/{room['room']}").json_body["receivers"] == 2
+    assert ws("$connect", "D", query={"room": room["room"], "role": "receiver"},
+              source_ip="203.0.113.9")["statusCode"] == 200

@@ -217,7 +217,8 @@ ANY = ANY_PARAM
 
 
 # The parameters a stack made with the current template has (None: a stack without any).
-CURRENT_PARAMETERS = ("ExtraAllowedOrigins", "PointInTimeRecovery", "PriceClass", "TurnRelay")
+CURRENT_PARAMETERS = ("ExtraAllowedOrigins", "PointInTimeRecovery", "PriceClass",
+                      "RestRequestsPerFiveMinutes", "TurnRelay")
 
 
 def stack_description(status: str, outputs: dict[str, str], stack: str = "peerbeam-dev",
@@ -347,11 +348,13 @@ def test_deploy_twice_publishes_once(aws: None, capsys: pytest.CaptureFixture[st
     client, stubber = stubbed_cloudformation()
     expect_deploy(stubber, True, outputs, [
         {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "true"},
+        {"ParameterKey": "RestRequestsPerFiveMinutes", "ParameterValue": "600"},
     ], stack="peerbeam-prod")
     expect_no_change(stubber, outputs, [
         {"ParameterKey": "ExtraAllowedOrigins", "UsePreviousValue": True},
         {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "true"},
         {"ParameterKey": "PriceClass", "UsePreviousValue": True},  # whatever the stack has
+        {"ParameterKey": "RestRequestsPerFiveMinutes", "ParameterValue": "600"},
         {"ParameterKey": "TurnRelay", "UsePreviousValue": True},
     ], stack="peerbeam-prod")
     session = AwsSession(client)
@@ -402,7 +405,7 @@ def test_deploy_command_line() -> None:
         "--allowed-origin", "https://a.example", "--allowed-origin", "https://b.example",
     ])
     assert commands.stack_parameters(args.stage, args.allowed_origins, args.turn_relay) == {
-        "PointInTimeRecovery": "true", "ExtraAllowedOrigins": "https://a.example,https://b.example",
+        "PointInTimeRecovery": "true", "RestRequestsPerFiveMinutes": "600", "ExtraAllowedOrigins": "https://a.example,https://b.example",
         "TurnRelay": None,
     }
     # Without --allowed-origin or --[no-]turn-relay the stack keeps what it had.
@@ -423,12 +426,14 @@ def test_turn_relay_deploy_makes_the_secret_once(aws: None) -> None:
     client, stubber = stubbed_cloudformation()
     expect_deploy(stubber, True, outputs, [
         {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "false"},
+        {"ParameterKey": "RestRequestsPerFiveMinutes", "ParameterValue": "1000"},
         {"ParameterKey": "TurnRelay", "ParameterValue": "true"},
     ])
     expect_no_change(stubber, outputs, [
         {"ParameterKey": "ExtraAllowedOrigins", "UsePreviousValue": True},
         {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "false"},
         {"ParameterKey": "PriceClass", "UsePreviousValue": True},
+        {"ParameterKey": "RestRequestsPerFiveMinutes", "ParameterValue": "1000"},
         {"ParameterKey": "TurnRelay", "UsePreviousValue": True},
     ])
     ssm = boto3.client("ssm", region_name=REGION)
@@ -454,6 +459,7 @@ def test_no_turn_relay_touches_no_secret(aws: None) -> None:
     client, stubber = stubbed_cloudformation()
     expect_deploy(stubber, True, outputs, [
         {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "false"},
+        {"ParameterKey": "RestRequestsPerFiveMinutes", "ParameterValue": "1000"},
         {"ParameterKey": "TurnRelay", "ParameterValue": "false"},
     ])
     with stubber:
@@ -472,6 +478,7 @@ def test_a_stack_older_than_a_parameter_gets_its_default(aws: None, tmp_path: Pa
     expect_change_set(stubber, "UPDATE", [
         {"ParameterKey": "ExtraAllowedOrigins", "UsePreviousValue": True},
         {"ParameterKey": "PointInTimeRecovery", "ParameterValue": "false"},
+        {"ParameterKey": "RestRequestsPerFiveMinutes", "ParameterValue": "1000"},
     ])  # no TurnRelay: the new parameter starts at its default ("false")
     stubber.add_response("describe_change_set", {
         "Status": "FAILED", "StatusReason": "The submitted information didn't contain changes.",

@@ -330,3 +330,64 @@ def test_functions_hand_out_the_relay_first_udp_then_tcp(template: dict[str, Any
         condition, relay, without = env["PEERBEAM_STUN_URLS"]["Fn::If"]
         assert relay == {"Fn::Sub": f"stun:${{TurnIp}}:3478,{public_stun}"}
         assert without == public_stun
+
+
+# -- per-client limits and error shapes (issue 12) --------------------------------------
+
+
+def test_rest_api_has_a_per_address_rate_limit(template: dict[str, Any]) -> None:
+    """AWS WAF in front of the REST stage: a rate-based rule per IP, answered 429 in the
+    contract's shape; the limit is a stack parameter (0 leaves the web ACL out)."""
+    parameter = template["Parameters"]["RestRequestsPerFiveMinutes"]
+    assert parameter["Type"] == "Number" and parameter["MinValue"] == 0
+    (acl_name, acl), = resources_of(template, "AWS::WAFv2::WebACL").items()
+    assert acl["Condition"] == "LimitRestRequests"
+    assert "RestRequestsPerFiveMinutes" in json.dumps(template["Conditions"]["LimitRestRequests"])
+    props = acl["Properties"]
+    assert props["Scope"] == "REGIONAL" and props["DefaultAction"] == {"Allow": {}}
+    (rule,) = props["Rules"]
+    statement = rule["Statement"]["RateBasedStatement"]
+    assert statement["Limit"] == {"Ref": "RestRequestsPerFiveMinutes"}
+    assert statement["AggregateKeyType"] == "IP"
+    response = rule["Action"]["Block"]["CustomResponse"]
+    assert response["ResponseCode"] == 429
+    body = props["CustomResponseBodies"][response["CustomResponseBodyKey"]]
+    assert body["ContentType"] == "APPLICATION_JSON"
+    assert json.loads(body["Content"])["code"] == "rate_limited"
+    assert {"Name": "Retry-After", "Value": "300"} in response["ResponseHeaders"]
+    (association,) = resources_of(template, "AWS::WAFv2::WebACLAssociation").values()
+    assert association["Condition"] == "LimitRestRequests"
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_name, "Arn"]}
+    # ${RestAPI.Stage}: SAM's name for the stage it generates, which makes the association
+    # wait for the stage (a plain ${RestAPI} would not).
+    assert association["Properties"]["ResourceArn"]["Fn::Sub"].endswith(
+        "::/restapis/${RestAPI}/stages/${RestAPI.Stage}"
+    )
+
+
+def test_stages_set_their_own_limits(packaged: tuple[str, Path]) -> None:
+    from peerbeam.deploy.commands import STAGE_PARAMETERS
+
+    stage = packaged[0]
+    assert int(STAGE_PARAMETERS[stage]["RestRequestsPerFiveMinutes"]) >= 10  # WAF's minimum
+    config = json.loads((REPO / ".chalice" / "config.json").read_text())
+    per_minute = config["stages"][stage]["environment_variables"]["PEERBEAM_CONNECTS_PER_MINUTE"]
+    assert int(per_minute) > 0
+
+
+def test_api_gateway_errors_have_the_contract_shape(template: dict[str, Any]) -> None:
+    responses = {
+        res["Properties"]["ResponseType"]: res["Properties"]
+        for res in resources_of(template, "AWS::ApiGateway::GatewayResponse").values()
+    }
+    assert set(responses) >= {"MISSING_AUTHENTICATION_TOKEN", "THROTTLED", "REQUEST_TOO_LARGE",
+                              "UNSUPPORTED_MEDIA_TYPE", "DEFAULT_4XX", "DEFAULT_5XX"}
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
+    assert responses["THROTTLED"]["StatusCode"] == "429"
+    for props in responses.values():
+        assert props["RestApiId"] == {"Ref": "RestAPI"}
+        (kind, body), = props["ResponseTemplates"].items()
+        assert kind == "application/json"
+        # $context.error.messageString is already a quoted JSON string.
+        parsed = json.loads(body.replace("$context.error.messageString", '"text"'))
+        assert set(parsed) == {"code", "message"}

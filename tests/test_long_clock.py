@@ -25,7 +25,7 @@ MiB = 1024 * 1024
 SENDER_WAIT = 2.0
 # Heartbeats every half second; the receiver waits only 2 s for an absent sender.
 LONG_CLOCK = {
-    "PEERBEAM_TIMING": f"heartbeat=0.5,sender_wait={SENDER_WAIT},ping_after=0.5,dead_after=5",
+    "PEERBEAM_TIMING": f"heartbeat=0.5,sender_wait={SENDER_WAIT},ping_after=0.5,dead_after=15",
     "PEERBEAM_LOG": "INFO",
 }
 
@@ -96,7 +96,7 @@ def test_transfer_runs_through_heartbeats_reconnects_and_other_receivers(
     short_lived_sockets: LocalServer, tmp_path: Path
 ) -> None:
     local_server = short_lived_sockets
-    source = random_file(tmp_path / "slow.bin", 10 * MiB + 3, seed=21)
+    source = random_file(tmp_path / "slow.bin", 14 * MiB + 3, seed=21)
     sender = SendProcess(local_server.base, [source], "--max-rate", "600K", env=LONG_CLOCK)
     try:
         started = time.monotonic()

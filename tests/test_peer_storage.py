@@ -13,6 +13,7 @@ import pytest
 
 from peerbeam.peer.storage import SYNC_EVERY, PartialFile, ReceiveDirectory, StorageError
 from peerbeam.transfer import CHUNK_SIZE, chunk_digest
+from peerbeam.transfer.constants import MAX_FILES
 from peerbeam.transfer.messages import FileEntry, Manifest
 from peerbeam.transfer.resume import match_records
 
@@ -115,12 +116,12 @@ def test_synced_chunks_are_trusted_without_rehashing(tmp_path: Path) -> None:
 
 
 def test_files_are_opened_one_at_a_time(tmp_path: Path) -> None:
-    """A thousand files with a descriptor limit far below two per file, and no trace of
-    the files that were not reached yet."""
+    """The most files a link may carry, with a descriptor limit far below two per file, and
+    no trace of the files that were not reached yet."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
     try:
-        many = manifest(*((f"f{i}.txt", 1) for i in range(1000)))
+        many = manifest(*((f"f{i}.txt", 1) for i in range(MAX_FILES)))
         files = prepared(ReceiveDirectory(tmp_path / "out"), many)
         assert not list((tmp_path / "out").glob("*.peerbeam-part"))
         for index, partial in enumerate(files):
@@ -129,7 +130,7 @@ def test_files_are_opened_one_at_a_time(tmp_path: Path) -> None:
             partial.finish()
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    assert len(list((tmp_path / "out").glob("f*.txt"))) == 1000
+    assert len(list((tmp_path / "out").glob("f*.txt"))) == MAX_FILES
 
 
 def test_files_that_do_not_fit_are_refused_before_anything_is_written(tmp_path: Path) -> None:
@@ -138,3 +139,26 @@ def test_files_that_do_not_fit_are_refused_before_anything_is_written(tmp_path: 
         prepared(ReceiveDirectory(tmp_path / "out"), manifest(("huge.iso", free + CHUNK_SIZE)))
     assert refused.value.code == "disk_full"
     assert not list((tmp_path / "out").iterdir())
+
+
+def test_chunks_written_out_of_order_are_held_once_the_run_reaches_them(tmp_path: Path) -> None:
+    """Several connections deliver chunks in any order, and a lost ack brings one again:
+    what is held (and claimed on resume) is always the run of chunks from 0."""
+    out = tmp_path / "out"
+    offer = manifest(("lanes.bin", 4 * CHUNK_SIZE))
+    chunks = [os.urandom(CHUNK_SIZE) for _ in range(4)]
+    [partial] = prepared(ReceiveDirectory(out), offer)
+    for index in (2, 0, 3):
+        partial.write_chunk(index, chunks[index], chunk_digest(chunks[index]))
+    assert partial.held_bytes == CHUNK_SIZE  # chunk 1 is missing: 2 and 3 are not held yet
+    partial.write_chunk(0, chunks[0], chunk_digest(chunks[0]))  # again: harmless
+    with pytest.raises(StorageError):
+        partial.write_chunk(0, chunks[1], chunk_digest(chunks[1]))  # again, but different
+    partial.close()
+    [resumed] = prepared(ReceiveDirectory(out), offer)
+    assert resumed.held_bytes == CHUNK_SIZE  # a restart claims only the run
+    resumed.write_chunk(1, chunks[1], chunk_digest(chunks[1]))
+    for index in (3, 2):
+        resumed.write_chunk(index, chunks[index], chunk_digest(chunks[index]))
+    assert resumed.held_bytes == 4 * CHUNK_SIZE
+    assert resumed.finish().read_bytes() == b"".join(chunks)

@@ -111,7 +111,7 @@ def test_receivers_take_slots_up_to_the_limit(store: RoomStore) -> None:
 def test_leaving_frees_the_slot(store: RoomStore) -> None:
     make_room(store, max_receivers=1)
     store.add_receiver(receiver("room1", "r1"), "c1", NOW)
-    left = store.detach("c1")
+    left = store.detach("c1", NOW)
     assert left is not None and (left.room_id, left.peer_id, left.role) == ("room1", "r1", RECEIVER)
     assert store.get_room("room1", NOW).receivers == 0  # type: ignore[union-attr]
     assert store.get_member("room1", "r1").connection_id is None  # type: ignore[union-attr]
@@ -121,9 +121,9 @@ def test_leaving_frees_the_slot(store: RoomStore) -> None:
 def test_detach_of_unknown_connection_changes_nothing(store: RoomStore) -> None:
     make_room(store)
     store.add_receiver(receiver("room1", "r1"), "c1", NOW)
-    assert store.detach("never-connected") is None
-    assert store.detach("c1") is not None
-    assert store.detach("c1") is None  # $disconnect twice
+    assert store.detach("never-connected", NOW) is None
+    assert store.detach("c1", NOW) is not None
+    assert store.detach("c1", NOW) is None  # $disconnect twice
     assert store.get_room("room1", NOW).receivers == 0  # type: ignore[union-attr]
 
 
@@ -131,7 +131,7 @@ def test_lock_keeps_new_receivers_out_but_lets_members_back(store: RoomStore) ->
     make_room(store, max_receivers=1)
     store.add_receiver(receiver("room1", "r1"), "c1", NOW)
     assert store.lock_room("room1", NOW)
-    store.detach("c1")
+    store.detach("c1", NOW)
     with pytest.raises(RoomLocked):
         store.add_receiver(receiver("room1", "r2"), "c2", NOW)
     assert store.attach("room1", "r1", "c3", NOW) is None
@@ -148,7 +148,7 @@ def test_reconnect_replaces_a_connection_whose_disconnect_never_came(store: Room
     assert member is not None and member.connection_id == "c2" and not member.ready
     assert store.get_connection("c1", NOW) is None
     # The old connection's late $disconnect must not evict the new one.
-    assert store.detach("c1") is None
+    assert store.detach("c1", NOW) is None
     assert store.get_member("room1", "r1").connection_id == "c2"  # type: ignore[union-attr]
     assert store.get_room("room1", NOW).receivers == 1  # type: ignore[union-attr]
 
@@ -156,7 +156,7 @@ def test_reconnect_replaces_a_connection_whose_disconnect_never_came(store: Room
 def test_returning_receiver_needs_a_free_slot(store: RoomStore) -> None:
     make_room(store, max_receivers=1)
     store.add_receiver(receiver("room1", "r1"), "c1", NOW)
-    store.detach("c1")
+    store.detach("c1", NOW)
     store.add_receiver(receiver("room1", "r2"), "c2", NOW)
     with pytest.raises(RoomFull):
         store.attach("room1", "r1", "c3", NOW)
@@ -168,7 +168,7 @@ def test_sender_attach_takes_no_slot(store: RoomStore) -> None:
     store.add_receiver(receiver("room1", "r1"), "c1", NOW)
     assert store.attach("room1", room.sender_peer, "s1", NOW) is None
     assert store.get_room("room1", NOW).receivers == 1  # type: ignore[union-attr]
-    assert store.detach("s1") is not None
+    assert store.detach("s1", NOW) is not None
     assert store.get_room("room1", NOW).receivers == 1  # type: ignore[union-attr]
 
 
@@ -192,7 +192,7 @@ def test_delete_room_returns_members_and_forgets_everything(store: RoomStore) ->
     assert store.get_room("room1", NOW) is None
     assert store.get_connection("c1", NOW) is None
     assert store.list_members("room1") == []
-    assert store.detach("c1") is None
+    assert store.detach("c1", NOW) is None
 
 
 def test_rooms_do_not_share_members(store: RoomStore) -> None:
@@ -244,3 +244,91 @@ def test_sqlite_sweep_deletes_only_expired_rooms(tmp_path: Path) -> None:
     assert store.sweep(NOW + 10) == 1
     assert store.list_members("old") == []
     assert store.get_room("new", NOW + 10) is not None
+
+
+# -- rooms stay small (issue: 5000 join/leave cycles left 5001 member rows) -------------
+
+
+def test_join_leave_churn_leaves_a_bounded_number_of_members(store: RoomStore) -> None:
+    """Receivers without a token are forgotten when they leave; of those with one, a
+    room keeps the max_receivers that left last: 1 + 2 * max_receivers members at most."""
+    make_room(store, max_receivers=2)
+    for cycle in range(60):
+        token = None if cycle % 2 else f"token-{cycle}"
+        store.add_receiver(receiver("room1", f"r{cycle}", token), f"c{cycle}", NOW + cycle)
+        assert store.detach(f"c{cycle}", NOW + cycle) is not None
+    members = store.list_members("room1")
+    assert len(members) <= 1 + 2 * 2
+    assert store.get_room("room1", NOW).receivers == 0  # type: ignore[union-attr]
+
+
+def test_a_receiver_without_a_token_is_forgotten_when_it_leaves(store: RoomStore) -> None:
+    make_room(store)
+    store.add_receiver(receiver("room1", "r1", None), "c1", NOW)
+    assert store.detach("c1", NOW) is not None
+    assert store.get_member("room1", "r1") is None
+    assert store.get_room("room1", NOW).receivers == 0  # type: ignore[union-attr]
+
+
+def test_the_away_receivers_that_left_first_are_forgotten_first(store: RoomStore) -> None:
+    make_room(store, max_receivers=2)
+    for index in (1, 2, 3):
+        store.add_receiver(receiver("room1", f"r{index}"), f"c{index}", NOW)
+        store.detach(f"c{index}", NOW + index)
+    assert {m.peer_id for m in store.list_members("room1") if m.role == RECEIVER} == {"r2", "r3"}
+    assert store.attach("room1", "r2", "c4", NOW + 5) is None  # still resumable
+    with pytest.raises(PeerNotFound):
+        store.attach("room1", "r1", "c5", NOW + 5)
+
+
+def test_a_sender_is_never_forgotten(store: RoomStore) -> None:
+    room = make_room(store, max_receivers=1)
+    for cycle in range(3):
+        store.attach("room1", room.sender_peer, f"s{cycle}", NOW)
+        store.detach(f"s{cycle}", NOW)
+    assert store.get_member("room1", room.sender_peer) is not None
+
+
+def test_only_receivers_silent_past_the_deadline_can_be_evicted(store: RoomStore) -> None:
+    make_room(store, max_receivers=3)
+    store.add_receiver(receiver("room1", "quiet"), "c1", NOW)
+    store.add_receiver(receiver("room1", "greeted"), "c2", NOW)
+    store.mark_ready("room1", "greeted", "c2")
+    store.add_receiver(receiver("room1", "late"), "c3", NOW + 10)
+    assert store.unready_connections("room1", NOW) == []  # attached at the deadline itself
+    assert store.unready_connections("room1", NOW + 1) == ["c1"]
+    assert store.evict_unready("c2", NOW + 1, NOW + 1) is None  # said hello
+    assert store.evict_unready("c3", NOW + 1, NOW + 1) is None  # still within its time
+    assert store.evict_unready("unknown", NOW + 1, NOW + 1) is None
+    assert store.get_room("room1", NOW).receivers == 3  # type: ignore[union-attr]
+    evicted = store.evict_unready("c1", NOW + 1, NOW + 1)
+    assert evicted is not None and evicted.peer_id == "quiet"
+    assert store.get_room("room1", NOW).receivers == 2  # type: ignore[union-attr]
+    assert store.get_connection("c1", NOW) is None
+    assert store.get_member("room1", "quiet").connection_id is None  # type: ignore[union-attr]
+    assert store.evict_unready("c1", NOW + 1, NOW + 1) is None  # once
+
+
+def test_a_sender_connection_is_never_evicted(store: RoomStore) -> None:
+    room = make_room(store)
+    store.attach("room1", room.sender_peer, "s1", NOW)
+    assert store.unready_connections("room1", NOW + 100) == []
+    assert store.evict_unready("s1", NOW + 100, NOW + 100) is None
+    assert store.get_connection("s1", NOW) is not None
+
+
+def test_sqlite_data_directory_of_the_first_schema_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "rooms.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE members (room_id TEXT NOT NULL, peer_id TEXT NOT NULL, role TEXT NOT NULL,"
+        " token_hash TEXT, connection_id TEXT, ready INTEGER NOT NULL DEFAULT 0,"
+        " PRIMARY KEY (room_id, peer_id));"
+    )
+    old.close()
+    store = SqliteRoomStore(path)
+    make_room(store)
+    store.add_receiver(receiver("room1", "r1"), "c1", NOW)
+    assert store.get_member("room1", "r1").attached_at == NOW  # type: ignore[union-attr]

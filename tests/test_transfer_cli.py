@@ -54,6 +54,8 @@ def test_files_of_several_sizes_in_one_link(local_server: LocalServer, tmp_path:
         assert result.returncode == 0, result.stderr
         assert_same(sources, tmp_path / "out")
         assert "odd size.dat" in result.stderr  # names and sizes shown
+        assert "Connected to the sender: direct, on the local network" in result.stderr
+        sender.wait_for_log("connected: direct, on the local network")
         assert sorted(Path(line).name for line in result.stdout.split()) or result.stdout
     finally:
         sender.stop()
@@ -265,5 +267,54 @@ def test_the_most_files_a_link_may_carry_under_a_low_descriptor_limit(
                                 capture_output=True, text=True, timeout=240, preexec_fn=low_limit)
         assert result.returncode == 0, result.stderr[-3000:]
         assert_same(sources, tmp_path / "out")
+    finally:
+        sender.stop()
+
+
+def test_receiver_gives_up_when_the_sender_never_comes_back(
+    local_server: LocalServer, tmp_path: Path
+) -> None:
+    """A transfer that had progress keeps asking for a connection for --give-up-after
+    seconds since its last progress, then stops with a clear message, keeping its part."""
+    source = random_file(tmp_path / "abandoned.bin", 8 * MiB, seed=12)
+    sender = SendProcess(local_server.base, [source], "--max-rate", "1M")
+    fast = {"PEERBEAM_TIMING": "ping_after=0.5,dead_after=2"}
+    try:
+        receiver = start_receive(sender.link, tmp_path / "out", "--give-up-after", "4", env=fast)
+        part = tmp_path / "out" / "abandoned.bin.peerbeam-part"
+        deadline = time.monotonic() + 60
+        while not (part.exists() and part.stat().st_size >= MiB):
+            assert time.monotonic() < deadline and receiver.poll() is None
+            time.sleep(0.05)
+        sender.process.send_signal(signal.SIGKILL)  # gone without closing the room
+        vanished = time.monotonic()
+        _, stderr = receiver.communicate(timeout=60)
+        waited = time.monotonic() - vanished
+        assert receiver.returncode == 1, stderr
+        assert "did not come back in time" in stderr
+        assert 4 <= waited < 20, waited  # silence (2 s) + give-up-after (4 s), then it stops
+        assert part.exists()  # kept for a later resume
+    finally:
+        sender.stop()
+
+
+def test_several_connections_carry_one_transfer_and_survive_losing_one(
+    local_server: LocalServer, tmp_path: Path
+) -> None:
+    """Protocol v1.1: three connections (lanes) between the same two peers share the
+    chunks; one of them is closed mid-transfer as a network failure would, and the
+    transfer goes on, re-sending at most the chunks in flight."""
+    size = 40 * MiB + 9
+    source = random_file(tmp_path / "lanes.bin", size, seed=13)
+    sender = SendProcess(local_server.base, [source], "--connections", "3", "--max-rate", "12M")
+    try:
+        result = receive(sender.link, tmp_path / "out", timeout=180,
+                         env={"PEERBEAM_FAULTS": f"drop_lane={16 * MiB}", "PEERBEAM_LOG": "INFO"})
+        assert result.returncode == 0, result.stderr
+        assert_same([source], tmp_path / "out")
+        sender.wait_for_log("has everything")
+        assert "3 connections" in sender.log(), sender.log()  # the lanes of one session
+        assert "connection lost" not in result.stderr  # the first connection never dropped
+        assert network_bytes(result.stderr) < size + 6 * MiB  # a lane's window, not the transfer's
     finally:
         sender.stop()

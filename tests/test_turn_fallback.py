@@ -73,7 +73,7 @@ def test_welcome_keeps_the_configured_order() -> None:
     urls = ("turn:t.example:3478?transport=udp", "turn:t.example:3478?transport=tcp",
             "turns:t.example:5349?transport=tcp")
     settings = Settings(stun_urls=("stun:t.example:3478",), turn_urls=urls, turn_secret="s")
-    stun, turn = server_ice_servers(settings, "peer-1", 1_000)
+    stun, turn = server_ice_servers(settings, "peer-1", 1_000, room_expires_at=100_000)
     assert stun == {"urls": ["stun:t.example:3478"]} and turn["urls"] == list(urls)
     _, relays = split_ice_servers([stun, turn])
     assert [relay.url for relay in relays] == list(urls)
@@ -168,11 +168,11 @@ async def test_a_connection_that_never_connected_makes_the_next_probe_again(
     servers = ice_servers(url)
     probe = CountingProbe()
     picker = RelayPicker(timeout=PROBE_TIMEOUT, probe=probe)
-    pc = await peer_connection(servers, picker=picker)
-    second = await peer_connection(servers, picker=picker)
-    assert probe.calls == [url]  # remembered for the run
+    pc, relay = await peer_connection(servers, picker=picker)
+    second, _ = await peer_connection(servers, picker=picker)
+    assert probe.calls == [url] and relay == "ok"  # remembered for the run
     await close_quietly(pc)  # closed before it ever connected: a failed attempt
-    third = await peer_connection(servers, picker=picker)
+    third, _ = await peer_connection(servers, picker=picker)
     assert probe.calls == [url, url]
     for other in (second, third):
         await close_quietly(other)

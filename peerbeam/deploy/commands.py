@@ -20,9 +20,11 @@ if TYPE_CHECKING:
     from .stack import StackDeployer
 
 # Template parameters that differ per stage (the rest keep the template defaults).
+# RestRequestsPerFiveMinutes: AWS WAF's per-address limit on the REST API (docs/deploy.md,
+# "Rate limits"); 0 removes the web ACL and its monthly charge.
 STAGE_PARAMETERS: dict[str, dict[str, str]] = {
-    "dev": {"PointInTimeRecovery": "false"},
-    "prod": {"PointInTimeRecovery": "true"},
+    "dev": {"PointInTimeRecovery": "false", "RestRequestsPerFiveMinutes": "1000"},
+    "prod": {"PointInTimeRecovery": "true", "RestRequestsPerFiveMinutes": "600"},
 }
 
 Log = Callable[[str], None]

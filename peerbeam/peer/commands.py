@@ -21,6 +21,7 @@ import aiohttp
 from ..private_files import write_private
 from ..transfer import LinkError, make_link, new_link_key, parse_link
 from ..transfer.messages import Manifest
+from ..transfer.receiver_machine import NO_PATH, RELAY_FAILED
 from . import api
 from .progress import Progress, human_bytes
 from .receiver import Receiver, TransferRefused
@@ -28,11 +29,12 @@ from .sender import Offer, ReceiverReport, Sender
 from .signaling import SignalingClient, SignalingRefused
 from .source import SourceFile
 from .timing import TIMING_ERROR
-from .wording import terminal_safe
+from .wording import receiver_failed, terminal_safe
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_NO_PATH = 3  # never connected: no path between the networks, no working relay
 
 
 def say(text: str) -> None:
@@ -71,7 +73,7 @@ def show_qr(link: str) -> None:
 
 async def send(paths: list[Path], server: str | None, password: str | None, one_time: bool,
                expires: int | None, max_receivers: int | None, relay_only: bool = False,
-               max_rate: float | None = None) -> int:
+               max_rate: float | None = None, connections: int | None = None) -> int:
     try:
         files = [SourceFile.open(path) for path in paths]
     except (OSError, ValueError) as error:
@@ -101,9 +103,13 @@ async def send(paths: list[Path], server: str | None, password: str | None, one_
     say(f"Offering {names}. Keep this running until the receivers are done; Ctrl-C stops.")
 
     progress: dict[str, Progress] = {}
+    shown_path: dict[str, str] = {}
 
     def listener(report: ReceiverReport) -> None:
         bar = progress.get(report.peer)
+        if report.state == "authenticating" and report.path and shown_path.get(report.peer) != report.path:
+            shown_path[report.peer] = report.path
+            say(f"Receiver {report.peer[:6]} connected: {report.path}")
         if report.state == "sending" and bar is None:
             bar = progress[report.peer] = Progress(f"→ {report.peer[:6]}", report.total_bytes)
             bar.resume_from(report.acked_bytes)
@@ -112,9 +118,11 @@ async def send(paths: list[Path], server: str | None, password: str | None, one_
         if report.state == "done":
             if bar is not None:
                 bar.finish()
-            say(f"Receiver {report.peer[:6]} has everything; digests: {' '.join(report.digests)}")
+            over = f", {report.lanes} connections" if report.lanes > 1 else ""
+            say(f"Receiver {report.peer[:6]} has everything ({report.path}{over}); "
+                f"peerbeam digests: {' '.join(report.digests)}")
         elif report.state == "failed":
-            say(f"Receiver {report.peer[:6]}: {report.error}")
+            say(f"Receiver {report.peer[:6]}: {receiver_failed(report.code, report.error)}")
 
     async def close_room() -> None:
         try:
@@ -129,7 +137,8 @@ async def send(paths: list[Path], server: str | None, password: str | None, one_
         say(f"peerbeam: cannot join the room on the signaling server: {error}")
         await close_room()
         return EXIT_FAILED
-    sender = Sender(offer, signaling, listener, relay_only=relay_only, one_time=one_time)
+    sender = Sender(offer, signaling, listener, relay_only=relay_only, one_time=one_time,
+                    connections=connections)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -176,7 +185,8 @@ def _save_membership(directory: Path, room: str, peer: str, token: str) -> None:
 
 
 async def receive(link: str, directory: Path, password: str | None,
-                  relay_only: bool = False, max_rate: float | None = None) -> int:
+                  relay_only: bool = False, max_rate: float | None = None,
+                  give_up_after: float | None = None) -> int:
     try:
         parsed = parse_link(link)
     except LinkError as error:
@@ -226,15 +236,19 @@ async def receive(link: str, directory: Path, password: str | None,
             bar.resume_from(done)
         bar.update(done)
 
+    def on_connected(path: str) -> None:
+        say(f"Connected to the sender: {path}")
+
     receiver = Receiver(signaling, parsed.room, parsed.key, directory, password,
                         on_manifest=on_manifest, on_progress=on_progress, relay_only=relay_only,
                         max_rate=max_rate, rejoined=signaling.peer_id == peer,
-                        expect_password=parsed.password)
+                        expect_password=parsed.password, on_connected=on_connected,
+                        give_up_after=give_up_after)
     try:
         result = await receiver.run()
     except TransferRefused as refusal:
         say(f"peerbeam: {refusal}")
-        return EXIT_FAILED
+        return EXIT_NO_PATH if refusal.code in (NO_PATH, RELAY_FAILED) else EXIT_FAILED
     finally:
         await signaling.close()
     if bar is not None:
@@ -246,10 +260,11 @@ async def receive(link: str, directory: Path, password: str | None,
     except OSError:
         pass
     say(f"{human_bytes(result.bytes_transferred)} came over the network in this run "
-        f"({result.bytes_transferred} bytes)")
+        f"({result.bytes_transferred} bytes), {receiver.path}")
     if result.accept_to_first_byte is not None:
         say(f"first byte {result.accept_to_first_byte:.3f} s after accepting")
     for path, digest in zip(result.files, result.digests, strict=True):
         print(path, flush=True)
-        say(f"verified {terminal_safe(path.name)}  sha256-of-chunks {digest}")
+        say(f"verified {terminal_safe(path.name)}  peerbeam digest {digest}"
+            " (check a copy: peerbeam digest FILE)")
     return 0

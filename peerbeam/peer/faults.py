@@ -6,6 +6,8 @@
   must detect it and the sender re-send it);
 - ``drop=N`` — the receiver closes its peer connection once after N bytes arrived
   (the transfer must resume by itself);
+- ``drop_lane=N`` — the receiver closes its first extra connection (a v1.1 lane) once
+  after N bytes arrived (only that lane's chunks in flight are re-sent);
 - ``slow_read=S`` — every chunk the sender reads from disk takes S seconds more (a slow
   disk: the peer must stay alive while the sender hashes a long resumed prefix).
 
@@ -36,11 +38,11 @@ def corrupt_once(file: int, chunk: int, data: bytes) -> bytes:
     return bytes([data[0] ^ 0xFF]) + data[1:]
 
 
-def drop_now(received: int) -> bool:
-    threshold = _FAULTS.get("drop")
+def drop_now(received: int, fault: str = "drop") -> bool:
+    threshold = _FAULTS.get(fault)
     if threshold is None or received < int(threshold):
         return False
-    del _FAULTS["drop"]
+    del _FAULTS[fault]
     return True
 
 

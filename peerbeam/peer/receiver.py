@@ -27,13 +27,15 @@ from ..transfer import (
     new_nonce,
     sdp_fingerprints,
 )
+from ..transfer.constants import MAX_LANES
+from ..transfer.errors import FrameError
 from ..transfer.machine import Action, Event
 from ..transfer.messages import Accept, Manifest, encode_message
 from ..transfer.receiver_machine import ReceiverMachine
 from . import faults
 from .driver import MachineDriver
 from .pacer import Pacer
-from .rtc import Channel, close_quietly, peer_connection, relay_only_sdp
+from .rtc import Channel, close_quietly, describe_path, peer_connection, relay_only_sdp
 from .signaling import SignalingClient
 from .storage import PartialFile, ReceiveDirectory, StorageError
 from .timing import session_timing
@@ -43,7 +45,12 @@ log = logging.getLogger(__name__)
 
 
 class TransferRefused(Exception):
-    """A final failure: wrong link or password, tampering, a vanished sender."""
+    """A final failure: wrong link or password, tampering, a vanished sender. `code` is
+    the session machine's (protocol.md §12, §14.2)."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
@@ -59,7 +66,9 @@ class _Link:
     """One peer connection to the sender (`pc` once made: picking a relay takes a moment)."""
 
     offer_sdp: str
+    lane: int = 0  # protocol v1.1: an extra connection of the running transfer when > 0
     pc: RTCPeerConnection | None = None
+    relay: str = "none"  # how the relay stood when it was made (rtc.peer_connection)
     closed: bool = False
     local_sdp: str = ""
     channel: Channel | None = None
@@ -83,22 +92,27 @@ class Receiver(MachineDriver):
                  on_manifest: Callable[[Manifest], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None,
                  relay_only: bool = False, max_rate: float | None = None,
-                 rejoined: bool = False, expect_password: bool = False) -> None:
+                 rejoined: bool = False, expect_password: bool = False,
+                 on_connected: Callable[[str], None] | None = None,
+                 give_up_after: float | None = None) -> None:
         # A password on the command line, or a link that says one is set: a sender that
         # asks for none is refused (protocol.md §3).
         expect = True if expect_password or password is not None else None
-        super().__init__(ReceiverMachine(expect, password, auto_accept=True, timing=session_timing()))
+        super().__init__(ReceiverMachine(expect, password, auto_accept=True,
+                                         timing=session_timing(give_up_after), lanes=MAX_LANES))
         self.signaling = signaling
         self.room = room
         self.link_key = link_key
         self.storage = ReceiveDirectory(directory)
         self.on_manifest = on_manifest
         self.on_progress = on_progress
+        self.on_connected = on_connected
+        self.path = ""  # how the last connection reached the sender
         self.relay_only = relay_only
         self.rejoined = rejoined
         self.pacer = Pacer(max_rate)  # acks wait for it, and the sender's window for acks
         self.links: dict[str, _Link] = {}
-        self.offers: dict[str, tuple[str, str]] = {}  # session id -> (sender peer, offer SDP)
+        self.offers: dict[str, tuple[str, str, int]] = {}  # session -> (sender, offer SDP, lane)
         self.files: list[PartialFile] = []
         self.manifest: Manifest | None = None
         self.network_bytes = 0
@@ -140,8 +154,11 @@ class Receiver(MachineDriver):
                 data = message.get("data") or {}
                 if data.get("kind") == "offer" and isinstance(data.get("sdp"), str) \
                         and isinstance(data.get("session"), str):
-                    self.offers[data["session"]] = (str(message.get("from")), data["sdp"])
-                    self.feed({"type": "offer", "from": message.get("from"), "session": data["session"]})
+                    lane = data.get("lane")
+                    lane = lane if isinstance(lane, int) and not isinstance(lane, bool) else 0
+                    self.offers[data["session"]] = (str(message.get("from")), data["sdp"], lane)
+                    self.feed({"type": "offer", "from": message.get("from"), "session": data["session"],
+                               "lane": lane})
             elif kind == "reconnected":
                 self.feed({"type": "peers", "peers": message["welcome"].get("peers", []), "rejoin": True})
             elif kind == "room-closed":
@@ -160,13 +177,13 @@ class Receiver(MachineDriver):
     # -- connections --------------------------------------------------------------------
 
     def do_answer(self, action: Action) -> None:
-        sender, sdp = self.offers.pop(action["session"])
-        self.offers.clear()  # older offers will not be answered
-        link = self.links[action["conn"]] = _Link(sdp)
+        sender, sdp, lane = self.offers.pop(action["session"])
+        link = self.links[action["conn"]] = _Link(sdp, lane=lane)
         self.spawn(self._answer(action["conn"], link, sender, action["session"]))
 
     async def _answer(self, conn: str, link: _Link, sender: str, session: str) -> None:
-        pc = await peer_connection(self.signaling.welcome.get("ice_servers", []), self.relay_only)
+        pc, link.relay = await peer_connection(self.signaling.welcome.get("ice_servers", []),
+                                               self.relay_only)
         link.pc = pc
         if link.closed:
             await close_quietly(pc)
@@ -178,10 +195,17 @@ class Receiver(MachineDriver):
                 return
             link.channel = Channel(raw, lambda data: self._on_data(conn, data),
                                    lambda: self._lost(conn, "the sender's connection closed"))
-            if raw.readyState == "open":
+            def opened() -> None:
+                if not link.lane:
+                    self.path = describe_path(pc)
+                    if self.on_connected is not None:
+                        self.on_connected(self.path)
                 self.feed({"type": "channel_open", "conn": conn})
+
+            if raw.readyState == "open":
+                opened()
             else:
-                raw.on("open", lambda: self.feed({"type": "channel_open", "conn": conn}))
+                raw.on("open", opened)
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -199,16 +223,22 @@ class Receiver(MachineDriver):
         if isinstance(data, str):
             self.feed({"type": "message", "conn": conn, "text": data})
             return
-        piece = decode_piece(data)
+        try:
+            piece = decode_piece(data)
+        except FrameError as error:  # the machine ends the receive with bad_frame
+            self.feed({"type": "bad_piece", "conn": conn, "detail": str(error)})
+            return
         self.network_bytes += len(data) - HEADER_SIZE
         self.feed({"type": "piece", "conn": conn, "file": piece.file, "chunk": piece.chunk,
                    "offset": piece.offset, "size": len(piece.payload)}, payload=piece.payload)
-        pc = self.links[conn].pc
-        if faults.drop_now(self.network_bytes) and pc is not None:
-            self.spawn(close_quietly(pc))
+        link = self.links[conn]
+        if link.pc is not None and (faults.drop_now(self.network_bytes) or (
+                link.lane and faults.drop_now(self.network_bytes, "drop_lane"))):
+            self.spawn(close_quietly(link.pc))
 
     def _lost(self, conn: str, reason: str) -> None:
-        self.feed({"type": "connection_lost", "conn": conn, "reason": reason})
+        self.feed({"type": "connection_lost", "conn": conn, "reason": reason,
+                   "relay": self.links[conn].relay})
 
     def do_restart(self, action: Action) -> None:
         self.spawn(self.signaling.signal(action["to"], {"kind": "restart"}))
@@ -372,7 +402,7 @@ class Receiver(MachineDriver):
         if action["outcome"] != "done":
             self._result.set_exception(TransferRefused(
                 self._refusal or receive_ended(action["code"], action.get("detail", ""),
-                                               action.get("remote", False))))
+                                               action.get("remote", False)), action["code"]))
             return
         self.spawn(self._finished(action["digests"]))
 

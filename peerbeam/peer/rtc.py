@@ -56,8 +56,9 @@ def ice_configuration(stun_urls: list[str], relay: TurnServer | None,
 
 
 async def peer_connection(ice_servers: list[dict[str, Any]], relay_only: bool = False,
-                          picker: RelayPicker = PICKER) -> RTCPeerConnection:
-    """A new RTCPeerConnection for the welcome's ``ice_servers``.
+                          picker: RelayPicker = PICKER) -> tuple[RTCPeerConnection, str]:
+    """A new RTCPeerConnection for the welcome's ``ice_servers``, and how the relay
+    stands: "none" (the server offers none), "failed" (none answered), "ok".
 
     Of the TURN URLs, aiortc gets the first that answers a real allocation
     (relays.RelayPicker); a connection that never connects makes the next one probe again.
@@ -66,7 +67,8 @@ async def peer_connection(ice_servers: list[dict[str, Any]], relay_only: bool = 
     choice = await picker.pick(relays)
     pc = RTCPeerConnection(ice_configuration(stun_urls, choice.chosen, relay_only))
     picker.watch(pc, relays)
-    return pc
+    relay = "none" if not relays else "ok" if choice.chosen is not None else "failed"
+    return pc, relay
 
 
 def relay_only_sdp(sdp: str) -> str:
@@ -155,3 +157,21 @@ async def close_quietly(pc: RTCPeerConnection) -> None:
         log.debug("closing a peer connection was cancelled inside aiortc")
     except Exception:  # noqa: BLE001 - closing a broken connection must not fail the caller
         log.debug("closing peer connection failed", exc_info=True)
+
+
+def describe_path(pc: RTCPeerConnection) -> str:
+    """What the user should know about the path the data takes, from the selected ICE
+    pair: through a relay, directly between two host candidates (the same network), or
+    directly through the NATs (a server-reflexive or peer-reflexive candidate)."""
+    try:
+        assert pc.sctp is not None
+        connection = pc.sctp.transport.transport._connection  # aiortc keeps aioice's here
+        pair = next(iter(connection._nominated.values()))
+        types = {pair.local_candidate.type, pair.remote_candidate.type}
+    except (AssertionError, AttributeError, StopIteration):
+        return "path unknown"
+    if "relay" in types:
+        return "relayed through a TURN server"
+    if types == {"host"}:
+        return "direct, on the local network"
+    return "direct, over the internet"

@@ -32,10 +32,13 @@ from ..transfer.sender_machine import SenderMachine
 from . import faults
 from .driver import MachineDriver
 from .pacer import Pacer
-from .rtc import Channel, close_quietly, peer_connection, relay_only_sdp
+from .rtc import Channel, close_quietly, describe_path, peer_connection, relay_only_sdp
 from .signaling import SignalingClient
 from .source import SourceFile
 from .timing import session_timing
+
+# Connections one transfer may grow to (protocol v1.1 lanes; docs/benchmarks.md).
+DEFAULT_LANES = 4
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,8 @@ class ReceiverReport:
     digests: list[str] = field(default_factory=list)
     error: str | None = None
     code: str | None = None
+    path: str = ""  # how the current connection reaches the receiver
+    lanes: int = 1  # connections the transfer uses (protocol v1.1)
 
 
 Listener = Callable[[ReceiverReport], None]
@@ -79,8 +84,10 @@ class _Link:
     """One peer connection to one receiver (`pc` once made: picking a relay takes a moment)."""
 
     peer: str
+    lane: int = 0
     pc: RTCPeerConnection | None = None
     channel: Channel | None = None
+    relay: str = "none"  # how the relay stood when it was made (rtc.peer_connection)
     closed: bool = False
     session: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     local_sdp: str = ""
@@ -94,10 +101,14 @@ class Sender(MachineDriver):
     """Serves an Offer to every receiver that joins the room, several at once."""
 
     def __init__(self, offer: Offer, signaling: SignalingClient, listener: Listener,
-                 relay_only: bool = False, one_time: bool = False) -> None:
+                 relay_only: bool = False, one_time: bool = False,
+                 connections: int | None = None) -> None:
+        """`connections`: use exactly that many per receiver (protocol v1.1 lanes) instead
+        of adding them, up to DEFAULT_LANES, while they make the transfer faster."""
         super().__init__(SenderMachine(offer.transfer, [f.entry for f in offer.files],
                                        offer.password is not None, offer.iterations, one_time,
-                                       session_timing()))
+                                       session_timing(), connections or DEFAULT_LANES,
+                                       fixed_lanes=connections is not None))
         self.offer = offer
         self.signaling = signaling
         self.listener = listener
@@ -149,11 +160,12 @@ class Sender(MachineDriver):
     # -- connections --------------------------------------------------------------------
 
     def do_open_connection(self, action: Action) -> None:
-        link = self.links[action["conn"]] = _Link(action["peer"])
+        link = self.links[action["conn"]] = _Link(action["peer"], action.get("lane", 0))
         self.spawn(self._offer(action["conn"], link))
 
     async def _offer(self, conn: str, link: _Link) -> None:
-        pc = await peer_connection(self.signaling.welcome.get("ice_servers", []), self.relay_only)
+        pc, link.relay = await peer_connection(self.signaling.welcome.get("ice_servers", []),
+                                               self.relay_only)
         link.pc = pc
         if link.closed:
             await close_quietly(pc)
@@ -164,6 +176,12 @@ class Sender(MachineDriver):
 
         @raw.on("open")
         def on_open() -> None:
+            report = self.reports.setdefault(link.peer, ReceiverReport(link.peer))
+            if not link.lane:
+                report.path = describe_path(pc)
+                report.lanes = 1  # a new transfer session: its lanes are counted afresh
+            else:
+                report.lanes += 1
             link.nonce = secrets.token_bytes(32)
             self.feed({"type": "channel_open", "conn": conn, "nonce": link.nonce})
 
@@ -176,8 +194,10 @@ class Sender(MachineDriver):
         link.local_sdp = pc.localDescription.sdp
         if self.relay_only:
             link.local_sdp = relay_only_sdp(link.local_sdp)
-        await self.signaling.signal(link.peer, {"kind": "offer", "session": link.session,
-                                                "sdp": link.local_sdp})
+        offer: dict[str, Any] = {"kind": "offer", "session": link.session, "sdp": link.local_sdp}
+        if link.lane:
+            offer["lane"] = link.lane  # an extra connection for the running transfer
+        await self.signaling.signal(link.peer, offer)
 
     def _answered(self, peer: str, data: dict[str, Any]) -> None:
         link = next((candidate for candidate in self.links.values()
@@ -205,7 +225,8 @@ class Sender(MachineDriver):
             self.feed({"type": "piece", "conn": conn})
 
     def _lost(self, conn: str, reason: str) -> None:
-        self.feed({"type": "connection_lost", "conn": conn, "reason": reason})
+        self.feed({"type": "connection_lost", "conn": conn, "reason": reason,
+                   "relay": self.links[conn].relay})
 
     def do_send(self, action: Action) -> None:
         channel = self.links[action["conn"]].channel

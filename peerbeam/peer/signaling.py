@@ -30,6 +30,9 @@ REFUSALS = {
     404: "This link is unknown or has expired.",
     409: "This transfer already has as many receivers as it allows.",
     410: "This one-time link has already been used.",
+    421: "The server does not answer for this address (see its --public-url / --allowed-host).",
+    429: "The server is busy with too many requests from this address; try again in a minute.",
+    503: "The server is too busy right now; try again in a minute.",
 }
 
 

@@ -86,6 +86,9 @@ class PartialFile:
         self._data_fd: int | None = None
         self._digest_fd: int | None = None
         self.digests: list[bytes] = []  # held, from chunk 0
+        # Written past the held run (chunks of several connections land in any order): on
+        # disk, journaled once the run reaches them; a crash before that re-sends them.
+        self.ahead: dict[int, bytes] = {}
 
     @property
     def key(self) -> str:
@@ -176,6 +179,7 @@ class PartialFile:
 
     def _open(self) -> None:
         """Keep the held chunks, drop whatever lies beyond them, and write from there."""
+        self.ahead.clear()
         start = len(self.digests)
         self.record.synced_chunks = min(self.record.synced_chunks, start)
         try:
@@ -190,9 +194,10 @@ class PartialFile:
             raise StorageError.of(error, self.part_path) from error
 
     def write_chunk(self, chunk: int, data: bytes | bytearray, digest: bytes) -> None:
-        """Blocking: call from a worker thread. The chunk is written when this returns."""
-        if chunk != len(self.digests):
-            raise StorageError(f"chunk {chunk} of {self.record.saved_name} written out of order")
+        """Blocking: call from a worker thread. The chunk is written when this returns.
+        Chunks may come in any order (several connections), and again (a lost ack)."""
+        if chunk < len(self.digests) and self.digests[chunk] != digest:
+            raise StorageError(f"chunk {chunk} of {self.record.saved_name} came again, different")
         if self._data_fd is None:
             self._open()
         assert self._data_fd is not None and self._digest_fd is not None
@@ -202,10 +207,16 @@ class PartialFile:
             while view:
                 written = os.pwrite(self._data_fd, view, position)
                 view, position = view[written:], position + written
-            os.write(self._digest_fd, digest)
+            if chunk >= len(self.digests):
+                self.ahead[chunk] = digest
+            run: list[bytes] = []
+            while len(self.digests) + len(run) in self.ahead:
+                run.append(self.ahead.pop(len(self.digests) + len(run)))
+            if run:
+                os.write(self._digest_fd, b"".join(run))
         except OSError as error:
             raise StorageError.of(error, self.part_path) from error
-        self.digests.append(digest)
+        self.digests.extend(run)
         if len(self.digests) - self.record.synced_chunks >= SYNC_EVERY:
             self.sync()
 

@@ -30,6 +30,11 @@ class Timing:
     dead_after: float = 45.0
     #: a new peer connection's data channel must open within this
     open_timeout: float = 30.0
+    #: never connected yet: give up this long after the first attempt (`--give-up-after`
+    #: covers the other case)
+    connect_timeout: float = 50.0
+    #: connected before: give up this long after the last sign of progress
+    give_up_after: float = 600.0
 
 
 def parse_timing(spec: str, base: Timing | None = None) -> Timing:
@@ -63,7 +68,9 @@ def _from_environment() -> tuple[Timing, str | None]:
 TIMING, TIMING_ERROR = _from_environment()
 
 
-def session_timing() -> SessionTiming:
+def session_timing(give_up_after: float | None = None) -> SessionTiming:
     """The session machines' deadlines, from the timers in force."""
     return SessionTiming(ping_after=TIMING.ping_after, dead_after=TIMING.dead_after,
-                         open_timeout=TIMING.open_timeout, sender_wait=TIMING.sender_wait)
+                         open_timeout=TIMING.open_timeout, sender_wait=TIMING.sender_wait,
+                         connect_timeout=TIMING.connect_timeout,
+                         give_up_after=give_up_after or TIMING.give_up_after)

@@ -16,6 +16,21 @@ def terminal_safe(text: str) -> str:
     )
 
 
+NO_PATH_SENTENCE = ("Could not connect: there is no direct path between these networks, "
+                    "and the server offers no relay (TURN).")
+RELAY_FAILED_SENTENCE = ("Could not connect: there is no direct path between these networks, "
+                         "and the relay (TURN) did not answer.")
+
+
+def receiver_failed(code: str | None, detail: str | None) -> str:
+    """The sender's line about a receiver that failed."""
+    if code == outcome.NO_PATH:
+        return NO_PATH_SENTENCE
+    if code == outcome.RELAY_FAILED:
+        return RELAY_FAILED_SENTENCE
+    return terminal_safe(detail or code or "failed")
+
+
 def receive_ended(code: str, detail: str = "", remote: bool = False) -> str:
     """The sentence for a receive that ended with `code` (not `done`)."""
     detail = terminal_safe(detail)
@@ -25,7 +40,13 @@ def receive_ended(code: str, detail: str = "", remote: bool = False) -> str:
         outcome.PASSWORD_DOWNGRADE: "This link needs a password, but the sender did not ask for one: "
                                     "the connection may have been tampered with.",
         errors.AUTH_FAILED: "Could not verify the sender: the connection may have been tampered with.",
-        outcome.SENDER_GONE: "The sender is gone (it did not come back in time).",
+        outcome.SENDER_GONE: "The sender is not online (it did not come within a minute). "
+                             "Run the same command again when it is.",
+        outcome.NO_PATH: NO_PATH_SENTENCE + (f" ({detail})" if detail else "")
+                         + " Try from another network, or ask whoever runs the server to add a relay.",
+        outcome.RELAY_FAILED: RELAY_FAILED_SENTENCE + " Try again later, or from another network.",
+        outcome.GAVE_UP: "The connection to the sender was lost and did not come back in time. "
+                         "Run the same command again to continue where it stopped.",
         outcome.ROOM_CLOSED: detail or "The sender closed this transfer.",
         outcome.DECLINED: "Declined; nothing was saved.",
         errors.CANCELLED: "The sender stopped the transfer." if remote else "Stopped.",

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from . import logs
+from .config import ServeConfig, public_origin
+from .guard import ConnectionGuard, GuardedSite, raise_fd_limit
+from .hosts import HostPolicy
 from .http import PathOnlyAccessLogger, build_app
 from .tls import ensure_certificate, server_context
 
@@ -34,12 +40,47 @@ def lan_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-def serve(host: str, port: int, data_dir: Path, tls: bool) -> None:
+def public_url_environment(config: ServeConfig) -> None:
+    """With a public URL, app.py hands out its WebSocket URL and accepts its origin."""
+    if not config.public_url:
+        return
+    origin = public_origin(config.public_url)
+    scheme, rest = config.public_url.rstrip("/").split("://", 1)
+    os.environ["PEERBEAM_WS_URL"] = f"{'wss' if scheme == 'https' else 'ws'}://{rest}/ws"
+    allowed = os.environ.get("PEERBEAM_ALLOWED_ORIGINS", "")
+    os.environ["PEERBEAM_ALLOWED_ORIGINS"] = ",".join(filter(None, [allowed, origin]))
+
+
+async def start(application: web.Application, host: str, port: int, ssl_context: Any,
+                config: ServeConfig) -> web.AppRunner:
+    runner = web.AppRunner(
+        application, handle_signals=True, access_log_class=PathOnlyAccessLogger,
+        # aiohttp arms this when a connection opens: it is also the header timeout.
+        keepalive_timeout=config.header_timeout,
+    )
+    await runner.setup()
+    guard = ConnectionGuard(config.max_connections, config.max_connections_per_client,
+                            raise_fd_limit())
+    site = GuardedSite(runner, host, port, guard=guard, header_timeout=config.header_timeout,
+                       ssl_context=ssl_context)
+    await site.start()
+    logging.getLogger("peerbeam.server").info(
+        "serving at most %d connections, %d per client address",
+        guard.max_connections, guard.max_per_client,
+    )
+    return runner
+
+
+def serve(host: str, port: int, data_dir: Path, tls: bool, config: ServeConfig | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = config or ServeConfig.from_env()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PEERBEAM_STORE", "sqlite")
     os.environ["PEERBEAM_SQLITE_PATH"] = str(data_dir / "rooms.sqlite3")
+    public_url_environment(config)
     app_module = importlib.import_module("app")
+    # Chalice's app logger (named after the app, so the parent of ours) does not propagate.
+    logs.install(app_module.app.app_name)
     scheme = "https" if tls else "http"
     ssl_context = None
     lan = lan_address() if host in ("0.0.0.0", "::") else None
@@ -52,11 +93,21 @@ def serve(host: str, port: int, data_dir: Path, tls: bool) -> None:
     print(f"peerbeam is serving at {scheme}://{shown}:{port}/", file=sys.stderr, flush=True)
     if lan:
         print(f"on your network: {scheme}://{lan}:{port}/", file=sys.stderr, flush=True)
-    web.run_app(
-        build_app(app_module, scheme=scheme),
-        host=host,
-        port=port,
-        ssl_context=ssl_context,
-        access_log_class=PathOnlyAccessLogger,
-        print=None,
+    if config.public_url:
+        print(f"public URL: {config.public_url}", file=sys.stderr, flush=True)
+    application = build_app(
+        app_module, scheme=scheme, config=config,
+        hosts=HostPolicy(host, config.public_url, config.allowed_hosts),
     )
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    runner = None
+    try:
+        runner = loop.run_until_complete(start(application, host, port, ssl_context, config))
+        loop.run_forever()
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        if runner is not None:
+            loop.run_until_complete(runner.cleanup())
+        loop.close()

@@ -85,6 +85,10 @@ class SendWindow:
         """True: wait for an ack before sending another chunk."""
         return len(self._outstanding) >= self.limit
 
+    def outstanding(self) -> tuple[tuple[int, int], ...]:
+        """The chunks sent and not yet acknowledged, oldest first."""
+        return tuple(self._outstanding)
+
     def sent(self, file: int, chunk: int) -> None:
         if self.full:
             raise RuntimeError("window is full: wait for an ack")

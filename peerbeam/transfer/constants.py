@@ -34,6 +34,8 @@ MAX_FILE_SIZE = CHUNK_SIZE * 2**32  # 4 PiB; also below JavaScript's 2**53 safe 
 # Every per-file message must fit one 64 KiB text message: the worst is an `accept` that
 # resumes every file (about 105 bytes a file), which fits 623 files; 500 leaves room.
 MAX_FILES = 500
+# v1.1: connections (lanes) one transfer may use; each gets max(2, 16 // lanes) of the window.
+MAX_LANES = 8
 MAX_NAME_BYTES = 1024  # UTF-8 bytes of a file name in the manifest (saving truncates more)
 MAX_TYPE_CHARS = 255
 MAX_ERROR_MESSAGE_CHARS = 1000

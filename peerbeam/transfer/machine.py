@@ -41,6 +41,18 @@ class SessionTiming:
     sender_wait: float | None = 60.0
     #: receiver: close a finished connection the sender has not closed after this
     close_after_complete: float = 5.0
+    #: never connected yet: give up this long after the first attempt (no path, no relay);
+    #: with the time it takes to get there, a user hears why within a minute
+    connect_timeout: float = 50.0
+    #: connected before: give up this long after the last sign of progress
+    give_up_after: float = 600.0
+    #: asking for a new connection again: after retry_min, doubling up to retry_max
+    retry_min: float = 1.0
+    retry_max: float = 30.0
+    #: sender, v1.1: how often to decide whether another connection (lane) helps, and by
+    #: how much the last one must have raised the throughput for another to be added
+    grow_interval: float = 5.0
+    grow_gain: float = 0.1
 
     @classmethod
     def from_json(cls, obj: dict[str, Any] | None) -> SessionTiming:

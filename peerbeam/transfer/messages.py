@@ -15,6 +15,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, ClassVar, Self, TypeAlias
 
 from . import errors
@@ -33,6 +34,7 @@ from .constants import (
     MAX_ERROR_MESSAGE_CHARS,
     MAX_FILE_SIZE,
     MAX_FILES,
+    MAX_LANES,
     MAX_NAME_BYTES,
     MAX_SAFE_INTEGER,
     MAX_TEXT_MESSAGE,
@@ -47,6 +49,7 @@ _U32_MAX = 2**32 - 1
 _TRANSFER_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def new_transfer_id() -> str:
@@ -121,6 +124,16 @@ def _check_bytes(value: bytes, size: int, what: str) -> None:
         raise ValueError(f"{what} must be {size} bytes")
 
 
+def _lanes(obj: Json) -> int | None:
+    """The optional `lanes` of hello, accept and start (protocol.md §7.4)."""
+    return None if obj.get("lanes") is None else _int(obj, "lanes", 1, MAX_LANES)
+
+
+def _check_lanes(lanes: int | None) -> None:
+    if lanes is not None and not 1 <= lanes <= MAX_LANES:
+        raise ValueError(f"lanes must be 1..{MAX_LANES}")
+
+
 def _check_version(obj: Json) -> None:
     # Checked before anything else, so a newer peer learns "bad_version", not "bad_frame".
     version = obj.get("v")
@@ -143,6 +156,7 @@ class Hello:
     nonce: bytes
     password: bool
     iterations: int | None = None  # PBKDF2 iterations iff password
+    lanes: int | None = None  # v1.1: the most connections the sender uses for one transfer
 
     def __post_init__(self) -> None:
         _check_bytes(self.nonce, NONCE_SIZE, "nonce")
@@ -150,6 +164,7 @@ class Hello:
             raise ValueError("iterations are given exactly when a password is used")
         if self.iterations is not None and not MIN_ITERATIONS <= self.iterations <= MAX_ITERATIONS:
             raise ValueError(f"iterations must be {MIN_ITERATIONS}..{MAX_ITERATIONS}")
+        _check_lanes(self.lanes)
 
     def to_json(self) -> Json:
         obj: Json = {
@@ -160,6 +175,8 @@ class Hello:
         }
         if self.iterations is not None:
             obj["kdf"] = {"name": PBKDF2_NAME, "iterations": self.iterations}
+        if self.lanes is not None:
+            obj["lanes"] = self.lanes
         return obj
 
     @classmethod
@@ -167,13 +184,14 @@ class Hello:
         _check_version(obj)
         nonce = _b64(obj, "nonce", NONCE_SIZE)
         password = _bool(obj, "password")
+        lanes = _lanes(obj)
         if not password:
-            return cls(nonce, False)
+            return cls(nonce, False, None, lanes)
         kdf = _obj(_field(obj, "kdf", FrameError), "'kdf'")
         if kdf.get("name") != PBKDF2_NAME:
             raise FrameError(f"unsupported kdf {kdf.get('name')!r}; expected {PBKDF2_NAME!r}")
         iterations = _int(kdf, "iterations", MIN_ITERATIONS, MAX_ITERATIONS)
-        return cls(nonce, True, iterations)
+        return cls(nonce, True, iterations, lanes)
 
 
 @dataclass(frozen=True)
@@ -373,19 +391,27 @@ class Accept:
     TYPE: ClassVar[str] = "accept"
     transfer: str
     files: tuple[AcceptedFile, ...]
+    lanes: int | None = None  # v1.1: the most connections the receiver takes
+
+    def __post_init__(self) -> None:
+        _check_lanes(self.lanes)
 
     def to_json(self) -> Json:
-        return {
+        obj: Json = {
             "t": self.TYPE,
             "transfer": self.transfer,
             "files": [f.to_json() for f in self.files],
         }
+        if self.lanes is not None:
+            obj["lanes"] = self.lanes
+        return obj
 
     @classmethod
     def from_json(cls, obj: Json) -> Accept:
         return cls(
             _str(obj, "transfer"),
             tuple(AcceptedFile.from_json(f) for f in _list(obj, "files")),
+            _lanes(obj),
         )
 
     def check(self, manifest: Manifest) -> None:
@@ -431,14 +457,22 @@ class Start:
 
     TYPE: ClassVar[str] = "start"
     offsets: tuple[int, ...]
+    lanes: int | None = None  # v1.1: the agreed number of connections, at most both offers
+
+    def __post_init__(self) -> None:
+        _check_lanes(self.lanes)
 
     def to_json(self) -> Json:
-        return {"t": self.TYPE, "files": [{"offset": o} for o in self.offsets]}
+        obj: Json = {"t": self.TYPE, "files": [{"offset": o} for o in self.offsets]}
+        if self.lanes is not None:
+            obj["lanes"] = self.lanes
+        return obj
 
     @classmethod
     def from_json(cls, obj: Json) -> Start:
         files = _list(obj, "files")
-        return cls(tuple(_int(_obj(f, "each file"), "offset", 0, MAX_FILE_SIZE) for f in files))
+        return cls(tuple(_int(_obj(f, "each file"), "offset", 0, MAX_FILE_SIZE) for f in files),
+                   _lanes(obj))
 
     def check(self, accept: Accept) -> None:
         if len(self.offsets) != len(accept.files) or any(
@@ -446,6 +480,31 @@ class Start:
             for offset, answer in zip(self.offsets, accept.files, strict=False)
         ):
             raise FrameError("start offsets must each be 0 or the accepted offset")
+        if (self.lanes is None) != (accept.lanes is None) or (
+                self.lanes is not None and accept.lanes is not None and self.lanes > accept.lanes):
+            raise FrameError("start must agree on lanes exactly when accept offers them, "
+                             "and on no more than it offers")
+
+
+@dataclass(frozen=True)
+class Join:
+    """sender -> receiver, v1.1: after auth-ok on an extra connection (a lane), in place of
+    the manifest: this connection carries chunks of the transfer already started."""
+
+    TYPE: ClassVar[str] = "join"
+    transfer: str
+    lane: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.lane < MAX_LANES:
+            raise ValueError(f"lane must be 1..{MAX_LANES - 1}")
+
+    def to_json(self) -> Json:
+        return {"t": self.TYPE, "transfer": self.transfer, "lane": self.lane}
+
+    @classmethod
+    def from_json(cls, obj: Json) -> Join:
+        return cls(_str(obj, "transfer"), _int(obj, "lane", 1, MAX_LANES - 1))
 
 
 # --- data phase -----------------------------------------------------------------------
@@ -579,8 +638,11 @@ class ErrorMessage:
         if not isinstance(self.code, str) or not _ERROR_CODE.fullmatch(self.code):
             raise ValueError("error code must be lowercase snake_case, at most 32 characters")
         # Long texts are cut, not refused: the connection is ending anyway and the code
-        # says what matters. Display it as plain text only, never as HTML.
-        object.__setattr__(self, "message", str(self.message)[:MAX_ERROR_MESSAGE_CHARS])
+        # says what matters. Cut by code points and with unpaired surrogates replaced, as
+        # the JavaScript twin does, so both read the same text and can always encode it.
+        # Display it as plain text only, never as HTML.
+        text = _LONE_SURROGATE.sub("\ufffd", str(self.message)[:MAX_ERROR_MESSAGE_CHARS])
+        object.__setattr__(self, "message", text)
 
     @classmethod
     def of(cls, exc: ProtocolError) -> ErrorMessage:
@@ -608,6 +670,7 @@ Message: TypeAlias = (
     | Accept
     | Decline
     | Start
+    | Join
     | ChunkEnd
     | Ack
     | Nack
@@ -629,6 +692,7 @@ MESSAGE_TYPES: dict[str, Any] = {
         Accept,
         Decline,
         Start,
+        Join,
         ChunkEnd,
         Ack,
         Nack,
@@ -646,6 +710,16 @@ def _reject_constant(name: str) -> Any:
     raise FrameError(f"JSON value {name} is not allowed")
 
 
+def _number(literal: str) -> int | float:
+    """A JSON number with a fraction or an exponent, read as JavaScript reads it: 1.0 and
+    1e0 are the integer 1 there (JSON.parse cannot tell them apart), so they are here too;
+    anything else stays a float, which no integer field accepts."""
+    value = Decimal(literal)
+    if value.is_finite() and value == value.to_integral_value() and abs(value) <= MAX_SAFE_INTEGER:
+        return int(value)
+    return float(literal)
+
+
 def parse_message(text: str) -> Message:
     """Parse one text frame. Raises FrameError, ManifestError or VersionError."""
     if not isinstance(text, str):
@@ -654,7 +728,7 @@ def parse_message(text: str) -> Message:
         raise FrameError(f"text message exceeds {MAX_TEXT_MESSAGE} bytes")
     try:
         # NaN and Infinity are Python extensions; JavaScript's JSON.parse rejects them.
-        obj = json.loads(text, parse_constant=_reject_constant)
+        obj = json.loads(text, parse_constant=_reject_constant, parse_float=_number)
     except ProtocolError:
         raise
     except json.JSONDecodeError as exc:

@@ -9,6 +9,7 @@ Events (driver → machine), besides ``tick``:
   ``offer {from, session}``, ``room_gone {reason}``;
 - one connection: ``channel_open {conn}``, ``message {conn, text}``,
   ``piece {conn, file, chunk, offset, size}`` (a binary frame's header and payload length),
+  ``bad_piece {conn, detail}`` (a binary frame whose header does not decode),
   ``connection_lost {conn, reason}``;
 - the user: ``password_entered {password}``, ``user_accepted``, ``user_declined``,
   ``user_cancelled``;
@@ -56,6 +57,7 @@ from .messages import (
     ErrorMessage,
     FileDone,
     Hello,
+    Join,
     Manifest,
     Message,
     Nack,
@@ -71,8 +73,11 @@ WRONG_PASSWORD = "wrong_password"  # the sender refused our proof, made with a p
 WRONG_LINK = "wrong_link"  # the sender refused our proof: the link is wrong or altered
 PASSWORD_DOWNGRADE = "password_downgrade"  # the link needs a password, the sender asked none
 DECLINED = "declined"
-SENDER_GONE = "sender_gone"
+SENDER_GONE = "sender_gone"  # the sender never came (sender_wait)
 ROOM_CLOSED = "room_closed"
+NO_PATH = "no_path"  # never connected, and the server offers no relay (or it did not help)
+RELAY_FAILED = "relay_failed"  # never connected, and the relay did not answer
+GAVE_UP = "gave_up"  # connected before, then no progress for give_up_after
 
 # Connection states.
 (OPENING, HELLO, PASSWORD, PROVING, AUTHING, VERIFYING, MANIFEST, MATCHING, ASKING, PREPARING,
@@ -109,6 +114,8 @@ class _Stream:
     outcomes: deque[tuple[str, int, int]] = field(default_factory=deque)  # ack/nack in order
     unacked: int = 0  # chunk messages taken and not yet answered
     done: bool = False
+    window: int = WINDOW_CHUNKS  # chunks this connection may have unanswered
+    assembling: tuple[int, int] | None = None  # lane mode: the chunk whose pieces come now
 
     def __post_init__(self) -> None:
         self.chunk = chunk_count(self.offsets[0]) if self.offsets else 0
@@ -138,25 +145,45 @@ class _Connection:
     nonce: bytes = b""  # ours, of the proof in flight
     accept: Accept | None = None
     stream: _Stream | None = None
+    lane: int = 0  # v1.1: 0 for the connection that started the transfer, k for an extra one
 
 
 class ReceiverMachine(Machine):
     def __init__(self, expect_password: bool | None = None, password: str | None = None,
-                 auto_accept: bool = False, timing: SessionTiming | None = None) -> None:
+                 auto_accept: bool = False, timing: SessionTiming | None = None,
+                 lanes: int | None = None, accepted: str | None = None) -> None:
         """`expect_password`: the link says a password is set (True) or not (False);
-        None for an old link that does not say. `password`: known up front (the CLI)."""
+        None for an old link that does not say. `password`: known up front (the CLI).
+        `lanes`: protocol v1.1, the most connections this receiver takes for one transfer
+        (None: a v1 receiver). `accepted`: the transfer the user already accepted, with
+        its storage prepared, when a new machine takes over (the page's Try again): a
+        manifest of it is accepted by itself, as on a reconnect."""
         super().__init__(timing or SessionTiming())
+        self.max_lanes = lanes
+        self.lane_mode = False  # both sides speak v1.1: chunks may come on several lanes
+        self.lanes: dict[int, str] = {}  # lane index -> conn, while a transfer runs
+        self.agreed = 1
+        self.taken: dict[tuple[int, int], str] = {}  # chunk -> the lane assembling it
+        self.written: list[set[int]] = []  # per file: chunks written, held or not yet
+        self.expected: list[bytes | None] = []  # lane mode: each file's digest from file-done
         self.expect_password = expect_password
         self.password = password
         self.auto_accept = auto_accept
         self.sender: str | None = None
         self.connections: dict[str, _Connection] = {}
         self.current: _Connection | None = None
-        self.waiting_since: float | None = None  # while no session runs: the sender-wait clock
+        # Getting a connection (back), protocol.md §14.2 "Connecting and giving up".
+        self.waiting_since: float | None = None  # the sender absent, never connected
+        self.connected_ever = False
+        self.first_attempt_at: float | None = None  # never connected: the first offer answered
+        self.last_progress: float | None = None  # anything from the sender, on any connection
+        self.retry_at: float | None = None  # ask for a new connection again at
+        self.backoff = self.timing.retry_min
+        self.relay = "none"  # the relay, as the driver found it: none, failed, ok
         self.room_gone: str | None = None
         self.ended = False
         self.manifest: Manifest | None = None
-        self.accepted: str | None = None  # the transfer the user accepted
+        self.accepted: str | None = accepted  # the transfer the user accepted
         self.held: list[list[bytes]] = []  # per file: digests of chunks held durably
         self.digests: list[list[bytes]] = []  # per file: verified digests this session
         self.file_digests: list[bytes | None] = []
@@ -172,6 +199,7 @@ class ReceiverMachine(Machine):
             "channel_open": self._on_channel_open,
             "message": self._on_message,
             "piece": self._on_piece,
+            "bad_piece": self._on_bad_piece,
             "connection_lost": self._on_connection_lost,
             "password_entered": self._on_password_entered,
             "user_accepted": self._on_user_accepted,
@@ -221,13 +249,19 @@ class ReceiverMachine(Machine):
     def _on_offer(self, event: Event) -> None:
         if event["from"] != self.sender or self.ended:
             return
+        lane = int(event.get("lane") or 0)
+        if lane:
+            self._lane_offer(lane, event["session"])
+            return
         if self.current is not None:
             self._close(self.current)  # a new offer replaces the connection we had
         self._serial += 1
         connection = _Connection(f"c{self._serial}", self.now)
         self.connections[connection.conn] = connection
         self.current = connection
-        self.waiting_since = None
+        self.waiting_since = self.retry_at = None
+        if not self.connected_ever and self.first_attempt_at is None:
+            self.first_attempt_at = self.now
         self.emit("answer", conn=connection.conn, session=event["session"])
 
     def _on_room_gone(self, event: Event) -> None:
@@ -244,11 +278,20 @@ class ReceiverMachine(Machine):
         self.emit("send", conn=connection.conn, message=message)
 
     def _close(self, connection: _Connection) -> None:
-        if connection.state != CLOSED:
-            connection.state = CLOSED
-            self.emit("close", conn=connection.conn)
+        if connection.state == CLOSED:
+            return
+        connection.state = CLOSED
+        self.emit("close", conn=connection.conn)
+        if self.lanes.get(connection.lane) != connection.conn:
+            return
+        del self.lanes[connection.lane]
+        self.taken = {chunk: conn for chunk, conn in self.taken.items() if conn != connection.conn}
+        if connection.lane == 0:
+            for conn in list(self.lanes.values()):  # the transfer ends with its primary
+                self._close(self.connections[conn])
 
     def _on_connection_lost(self, event: Event) -> None:
+        self.relay = str(event.get("relay") or self.relay)
         connection = self._connection(event)
         if connection is not None:
             self._lost(connection)
@@ -257,16 +300,18 @@ class ReceiverMachine(Machine):
         was_done = connection.state == DONE
         self._close(connection)
         if connection is not self.current or self.ended or was_done:
-            return
+            return  # an extra lane costs only the chunks it was carrying
         if self.room_gone is not None:
             self._end(ROOM_CLOSED, self.room_gone)
             return
         # Keep everything, ask the sender for a new connection (it may not have noticed),
-        # and resume on it; the sender-wait clock runs until it comes.
-        self.waiting_since = self.now
+        # and resume on it; ask again, less and less often, until one works or it is time
+        # to give up.
         if self.sender is not None:
             self.emit("restart", to=self.sender)
-        self._status("reconnecting")
+        self.retry_at = self.now + self.backoff
+        self.backoff = min(self.backoff * 2, self.timing.retry_max)
+        self._status("reconnecting" if self.connected_ever else "connecting")
 
     def _status(self, state: str, **fields: Any) -> None:
         self.emit("status", state=state, **fields)
@@ -304,12 +349,17 @@ class ReceiverMachine(Machine):
             return
         connection.keepalive = Keepalive(self.timing, self.now)
         connection.state = HELLO
+        self.connected_ever = True
+        self.first_attempt_at = None
+        self.backoff = self.timing.retry_min
+        self.last_progress = self.now
 
     def _on_message(self, event: Event) -> None:
         connection = self._connection(event)
         if connection is None or connection.keepalive is None:
             return
         connection.keepalive.received(self.now)
+        self.last_progress = self.now
         self._guarded(connection, self._message, event["text"])
 
     def _message(self, connection: _Connection, text: str) -> None:
@@ -332,21 +382,25 @@ class ReceiverMachine(Machine):
             assert connection.hello is not None
             self.emit("check_sender_proof", conn=connection.conn, mac=message.mac,
                       sender_nonce=connection.hello.nonce, receiver_nonce=connection.nonce)
-        elif connection.state == MANIFEST and isinstance(message, Manifest):
+        elif connection.state == MANIFEST and isinstance(message, Manifest) and not connection.lane:
             self._manifest(connection, message)
+        elif connection.state == MANIFEST and isinstance(message, Join) and connection.lane:
+            self._join(connection, message)
         elif connection.state == STARTING and isinstance(message, Start):
             self._start(connection, message)
         elif connection.state == RECEIVING and isinstance(message, ChunkEnd):
             self._chunk_end(connection, message)
-        elif connection.state == RECEIVING and isinstance(message, FileDone):
+        elif connection.state == RECEIVING and isinstance(message, FileDone) and not connection.lane:
             self._file_done(connection, message)
-        elif connection.state == RECEIVING and isinstance(message, Done):
+        elif connection.state == RECEIVING and isinstance(message, Done) and not connection.lane:
             self._done(connection)
         else:
             raise FrameError(f"unexpected '{message.TYPE}' while {connection.state}")
 
     def _hello(self, connection: _Connection, hello: Hello) -> None:
         connection.hello = hello
+        if not connection.lane:
+            self.lane_mode = hello.lanes is not None and self.max_lanes is not None
         if self.expect_password and not hello.password:
             # The link was made with a password: a "sender" that asks for none does not
             # know it, and would pass its own proof with the link key alone.
@@ -463,7 +517,8 @@ class ReceiverMachine(Machine):
         for entry, held in zip(self.manifest.files, self.held, strict=True):
             offset = min(entry.size, len(held) * self.manifest.chunk_size)
             files.append(AcceptedFile(offset, file_digest(held) if offset else None))
-        connection.accept = Accept(self.manifest.transfer, tuple(files))
+        connection.accept = Accept(self.manifest.transfer, tuple(files),
+                                   self.max_lanes if self.lane_mode else None)
         connection.state = STARTING
         self._send(connection, connection.accept)
 
@@ -501,8 +556,14 @@ class ReceiverMachine(Machine):
         connection.stream = _Stream(sizes, list(start.offsets))
         connection.state = RECEIVING
         self.digests = [list(held) for held in self.held]
+        self.written = [set(range(len(held))) for held in self.held]
         self.file_digests = [None] * len(sizes)
+        self.expected = [None] * len(sizes)
         self.finishing, self.finished = set(), set()
+        self.taken = {}
+        self.lanes = {0: connection.conn}
+        self.agreed = start.lanes or 1
+        connection.stream.window = max(2, WINDOW_CHUNKS // self.agreed)
         self.emit("progress", held=self._held_bytes(), total=sum(sizes))
 
     # -- data (protocol.md §8) ----------------------------------------------------------
@@ -512,7 +573,18 @@ class ReceiverMachine(Machine):
         if connection is None or connection.keepalive is None:
             return
         connection.keepalive.received(self.now)
+        self.last_progress = self.now
         self._guarded(connection, self._piece, event)
+
+    def _on_bad_piece(self, event: Event) -> None:
+        connection = self._connection(event)
+        if connection is not None and connection.keepalive is not None:
+            self._guarded(connection, self._bad_piece, str(event.get("detail") or "bad header"))
+
+    def _bad_piece(self, connection: _Connection, detail: str) -> None:
+        # The driver could not even read the frame's header (protocol.md §8.2): whatever the
+        # sender meant, the stream can no longer be trusted.
+        raise FrameError(f"a binary frame that does not decode: {detail}")
 
     def _piece(self, connection: _Connection, event: Event) -> None:
         stream = connection.stream
@@ -521,6 +593,9 @@ class ReceiverMachine(Machine):
         if stream.hashing is not None:
             raise ValueError("the driver must deliver chunk_hashed before the next piece")
         file, chunk, offset, size = event["file"], event["chunk"], event["offset"], event["size"]
+        if self.lane_mode:
+            self._lane_piece(connection, stream, file, chunk, offset, size)
+            return
         expecting = stream.expecting()
         if stream.discarding is not None:
             # After a nack everything up to the re-sent chunk's first piece is stale.
@@ -542,16 +617,17 @@ class ReceiverMachine(Machine):
         assert stream is not None
         if stream.discarding is not None:
             return  # stale: sent before the sender saw our nack
-        if stream.expecting() != (message.file, message.chunk):
+        expecting = stream.assembling if self.lane_mode else stream.expecting()
+        if expecting != (message.file, message.chunk):
             raise FrameError(f"chunk end for file {message.file} chunk {message.chunk}, "
-                             f"expected {stream.expecting()}")
+                             f"expected {expecting}")
         need = chunk_length(stream.sizes[message.file], message.chunk)
         if message.size != need or stream.received != need:
             raise FrameError(f"chunk {message.chunk} of file {message.file}: announced {message.size} "
                              f"bytes, received {stream.received}, expected {need}")
         stream.unacked += 1
-        if stream.unacked > WINDOW_CHUNKS:
-            raise FrameError(f"more than {WINDOW_CHUNKS} chunks sent without acknowledgement")
+        if stream.unacked > stream.window:
+            raise FrameError(f"more than {stream.window} chunks sent without acknowledgement")
         stream.hashing = (message.file, message.chunk, message.sha256)
         self.emit("hash_chunk", conn=connection.conn, file=message.file, chunk=message.chunk)
 
@@ -565,14 +641,21 @@ class ReceiverMachine(Machine):
             raise ValueError(f"chunk_hashed for {event['file']}/{event['chunk']}, hashing {file}/{chunk}")
         stream.hashing = None
         stream.received = 0
+        stream.assembling = None
+        self.taken.pop((file, chunk), None)
         digest = event["digest"]
         if digest != announced:
             self.emit("drop_chunk", conn=connection.conn, file=file, chunk=chunk)
             stream.discarding = (file, chunk)
             stream.outcomes.append(("nack", file, chunk))
         else:
-            self.digests[file].append(digest)
-            stream.chunk += 1
+            if self.lane_mode:
+                known = self.digests[file]
+                known.extend([b""] * (chunk + 1 - len(known)))
+                known[chunk] = digest
+            else:
+                self.digests[file].append(digest)
+                stream.chunk += 1
             stream.outcomes.append(("ack", file, chunk))
             assert self.manifest is not None
             self.emit("write_chunk", conn=connection.conn, file=file, chunk=chunk,
@@ -590,8 +673,10 @@ class ReceiverMachine(Machine):
 
     def _on_chunk_written(self, event: Event) -> None:
         file, chunk = event["file"], event["chunk"]
-        if chunk == len(self.held[file]):
-            self.held[file].append(self.digests[file][chunk])
+        self.written[file].add(chunk)
+        held = self.held[file]
+        while len(held) in self.written[file]:  # held: the run of chunks from 0
+            held.append(self.digests[file][len(held)])
         assert self.manifest is not None
         self.emit("progress", held=self._held_bytes(), total=self.manifest.total_size)
         connection = self._connection(event)
@@ -604,11 +689,19 @@ class ReceiverMachine(Machine):
         stream.unacked -= 1
         self._send(connection, Ack(file, chunk))
         self._answer_in_order(connection)
+        if self.lane_mode and self.current is not None:
+            self._guarded(self.current, lambda _: self._check_file(file))
         self._maybe_finish_file(connection, file)
 
     def _file_done(self, connection: _Connection, message: FileDone) -> None:
         stream = connection.stream
         assert stream is not None
+        if self.lane_mode:
+            if self.expected[message.file] is not None:
+                raise FrameError(f"a second file-done for file {message.file}")
+            self.expected[message.file] = message.digest
+            self._check_file(message.file)
+            return
         if stream.discarding is not None:
             return
         if stream.expecting() != (message.file, -1):
@@ -635,6 +728,13 @@ class ReceiverMachine(Machine):
     def _done(self, connection: _Connection) -> None:
         stream = connection.stream
         assert stream is not None
+        if self.lane_mode:
+            if any(digest is None for digest in self.file_digests):
+                raise FrameError("'done' before every file was verified")
+            stream.done = True
+            connection.state = FINISHING
+            self._maybe_complete(connection)
+            return
         if stream.discarding is not None:
             raise FrameError("'done' while a re-sent chunk is still expected")
         if stream.expecting() is not None:
@@ -658,11 +758,90 @@ class ReceiverMachine(Machine):
         connection.opened_at = self.now  # the close-after-complete clock
         self._end("done", digests=[d.hex() for d in digests])
 
+    # -- lane mode (protocol v1.1, §8.7) --------------------------------------------------
+
+    def _lane_offer(self, lane: int, session: str) -> None:
+        """An extra connection for the running transfer (never a replacement of it)."""
+        primary = self.current
+        limit = self.agreed if primary is not None and primary.state == RECEIVING else self.max_lanes or 1
+        if not self.lane_mode or primary is None or primary.state not in (STARTING, RECEIVING) \
+                or lane >= limit:
+            return  # nothing it could join: do not answer
+        old = self.lanes.get(lane)
+        if old is not None:
+            self._close(self.connections[old])
+        self._serial += 1
+        connection = _Connection(f"c{self._serial}", self.now, lane=lane)
+        self.connections[connection.conn] = connection
+        self.emit("answer", conn=connection.conn, session=session)
+
+    def _join(self, connection: _Connection, join: Join) -> None:
+        primary = self.current
+        if primary is None or primary.state != RECEIVING or self.manifest is None:
+            # Nothing (yet) to join here: this lane goes, the transfer does not.
+            self._send(connection, ErrorMessage("bad_frame", "'join' before the transfer started"))
+            self._close(connection)
+            return
+        if join.transfer != self.manifest.transfer or join.lane != connection.lane \
+                or join.lane >= self.agreed:
+            raise FrameError("'join' for another transfer, or past the agreed lanes")
+        old = self.lanes.get(join.lane)
+        if old is not None and old != connection.conn:
+            self._close(self.connections[old])
+        self.lanes[join.lane] = connection.conn
+        connection.stream = _Stream([entry.size for entry in self.manifest.files],
+                                    [0] * len(self.manifest.files))
+        connection.stream.window = max(2, WINDOW_CHUNKS // self.agreed)
+        connection.state = RECEIVING
+
+    def _lane_piece(self, connection: _Connection, stream: _Stream, file: int, chunk: int,
+                    offset: int, size: int) -> None:
+        """A chunk's pieces come in order on one lane; which chunk is the sender's choice,
+        as long as no other lane is carrying it (protocol.md §8.7)."""
+        if stream.discarding is not None:
+            if (file, chunk, offset) != (*stream.discarding, 0):
+                self.emit("drop_piece", conn=connection.conn)
+                return
+            stream.discarding = None
+        if stream.assembling is None:
+            if offset != 0:
+                raise FrameError(f"piece at offset {offset} starts no chunk")
+            if not 0 <= file < len(stream.sizes) or not 0 <= chunk < chunk_count(stream.sizes[file]):
+                raise FrameError(f"piece of file {file} chunk {chunk}, which does not exist")
+            if self.taken.get((file, chunk), connection.conn) != connection.conn:
+                raise FrameError(f"file {file} chunk {chunk} is coming on another connection")
+            self.taken[(file, chunk)] = connection.conn
+            stream.assembling = (file, chunk)
+            stream.received = 0
+        elif stream.assembling != (file, chunk):
+            raise FrameError(f"piece of file {file} chunk {chunk}, expected {stream.assembling}")
+        if offset != stream.received:
+            raise FrameError(f"piece at offset {offset} of chunk {chunk}, expected {stream.received}")
+        need = chunk_length(stream.sizes[file], chunk)
+        if stream.received + size > need:
+            raise FrameError(f"chunk {chunk} of file {file} is longer than {need}")
+        stream.received += size
+
+    def _check_file(self, file: int) -> None:
+        """Lane mode: verify a file once its file-done came and all its chunks are verified."""
+        expected = self.expected[file]
+        if expected is None or self.file_digests[file] is not None:
+            return
+        known = self.digests[file]
+        count = chunk_count(self.manifest.files[file].size) if self.manifest else 0
+        if len(known) < count or any(not digest for digest in known[:count]):
+            return
+        mine = file_digest(known[:count])
+        if mine != expected:
+            raise IntegrityError(f"file {file}: digest {mine.hex()} differs from the sender's "
+                                 f"{expected.hex()}")
+        self.file_digests[file] = mine
+        if self.current is not None:
+            self._maybe_finish_file(self.current, file)
+
     # -- time ---------------------------------------------------------------------------
 
     def deadlines(self) -> Iterable[float]:
-        if self.waiting_since is not None and self.timing.sender_wait is not None and not self.ended:
-            yield self.waiting_since + self.timing.sender_wait
         for connection in self.connections.values():
             if connection.state == OPENING:
                 yield connection.opened_at + self.timing.open_timeout
@@ -670,6 +849,25 @@ class ReceiverMachine(Machine):
                 yield connection.opened_at + self.timing.close_after_complete
             elif connection.state != CLOSED and connection.keepalive is not None:
                 yield connection.keepalive.deadline()
+        if not self.ended:
+            yield from (d for d in (self._give_up_at(), self._retry_due()) if d is not None)
+
+    def _give_up_at(self) -> float | None:
+        """When the receive ends if nothing gets better (protocol.md §14.2)."""
+        if self.connected_ever:
+            if self._session_running() or self.last_progress is None:
+                return None  # a running session is judged by its keepalive alone
+            return self.last_progress + self.timing.give_up_after
+        if self.first_attempt_at is not None:
+            return self.first_attempt_at + self.timing.connect_timeout
+        if self.waiting_since is not None and self.timing.sender_wait is not None:
+            return self.waiting_since + self.timing.sender_wait
+        return None
+
+    def _retry_due(self) -> float | None:
+        if self.retry_at is None or self.sender is None or self._session_running():
+            return None
+        return self.retry_at
 
     def on_tick(self) -> None:
         for connection in list(self.connections.values()):
@@ -685,10 +883,23 @@ class ReceiverMachine(Machine):
                     self._lost(connection)
                 elif due == "ping":
                     self._send(connection, Ping())
-        if (self.waiting_since is not None and self.timing.sender_wait is not None and not self.ended
-                and not self._session_running()
-                and self.now >= self.waiting_since + self.timing.sender_wait):
-            self._end(SENDER_GONE)
+        if self.ended:
+            return
+        give_up = self._give_up_at()
+        if give_up is not None and self.now >= give_up:
+            if self.connected_ever:
+                self._end(GAVE_UP)
+            elif self.first_attempt_at is not None:
+                self._end(RELAY_FAILED if self.relay == "failed" else NO_PATH,
+                          "even through the relay" if self.relay == "ok" else "")
+            else:
+                self._end(SENDER_GONE)
+            return
+        retry = self._retry_due()
+        if retry is not None and self.now >= retry and self.sender is not None:
+            self.emit("restart", to=self.sender)
+            self.retry_at = self.now + self.backoff
+            self.backoff = min(self.backoff * 2, self.timing.retry_max)
 
 
 def records_from_json(objects: Sequence[dict[str, Any]]) -> list[Record]:

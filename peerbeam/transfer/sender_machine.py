@@ -5,7 +5,8 @@ Events (driver → machine), besides ``tick``:
 
 - signaling: ``peers {peers: [{peer, role}]}`` (a welcome), ``peer_joined {peer, role}``,
   ``restart {peer}`` (a receiver asks for a new connection),
-  ``room_gone {reason}``, ``stop`` (the user stops sharing);
+  ``room_gone {reason}``, ``stop`` (the user stops sharing), ``retry {peer}`` (the user asks
+  to try that receiver again: the same as its `restart`);
 - one connection: ``channel_open {conn, nonce}`` (the driver's fresh hello nonce),
   ``message {conn, text}``, ``piece {conn}`` (a binary frame: never from a receiver),
   ``connection_lost {conn, reason}``;
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .chunks import SendWindow, check_resume_offset, chunk_count, chunk_length, file_digest
+from .constants import WINDOW_CHUNKS
 from .errors import FrameError, IntegrityError, ProtocolError
 from .machine import Event, Keepalive, Machine, SessionTiming
 from .messages import (
@@ -44,6 +46,7 @@ from .messages import (
     FileDone,
     FileEntry,
     Hello,
+    Join,
     Manifest,
     Message,
     Nack,
@@ -93,6 +96,8 @@ class _Connection:
     ready: tuple[int, int] | None = None  # read, waiting for the window
     sending: tuple[int, int] | None = None  # pieces going out
     done_sent: bool = False
+    lane: int = 0  # v1.1: 0 for the connection that started the transfer, k for an extra one
+    resend: deque[tuple[int, int]] = field(default_factory=deque)  # lane mode, after a nack
 
 
 @dataclass
@@ -102,12 +107,43 @@ class _Receiver:
     proved: bool = False  # proved the key once: may come back even after the cap
     acked: int = 0
     state: str = "connecting"
+    unconnected_since: float | None = None  # offered since then, never connected
+    connected_ever: bool = False
+    transfer: _Transfer | None = None  # lane mode: the running transfer over its lanes
+
+
+@dataclass
+class _Transfer:
+    """One receiver's transfer in lane mode (protocol.md §8.7): chunks go to whichever of
+    its connections has room, file-done and done wait for the acknowledgements."""
+
+    agreed: int  # connections agreed in start
+    offsets: list[int]
+    unacked_in_file: list[int]  # chunks of each file not yet acknowledged
+    cursor: tuple[int, int]  # the next chunk never sent, in stream order
+    lanes: dict[int, str] = field(default_factory=dict)  # lane index -> conn
+    queue: deque[tuple[int, int]] = field(default_factory=deque)  # to send before new ones
+    file_dones: int = 0  # file-done sent for the files below this
+    growing: bool = True
+    grow_at: float | None = None
+    grow_from: int = 0  # acknowledged bytes when the current measuring interval began
+    last_rate: float | None = None
+
+    @property
+    def window(self) -> int:
+        return max(2, WINDOW_CHUNKS // self.agreed)
 
 
 class SenderMachine(Machine):
     def __init__(self, transfer: str, files: Sequence[FileEntry], password: bool, iterations: int,
-                 one_time: bool = False, timing: SessionTiming | None = None) -> None:
+                 one_time: bool = False, timing: SessionTiming | None = None,
+                 lanes: int | None = None, fixed_lanes: bool = False) -> None:
+        """`lanes`: protocol v1.1, the most connections one transfer may use (None: a v1
+        sender, one connection); `fixed_lanes`: open them all at once instead of adding
+        them while the transfer gets faster (protocol.md §8.7)."""
         super().__init__(timing or SessionTiming())
+        self.max_lanes = lanes
+        self.fixed_lanes = fixed_lanes
         self.manifest = Manifest(transfer, tuple(files))
         self.sizes = [f.size for f in files]
         self.total = sum(self.sizes)
@@ -124,10 +160,12 @@ class SenderMachine(Machine):
         self.connections: dict[str, _Connection] = {}
         self._serial = 0
         self._hashing: set[tuple[int, int]] = set()  # chunks being read for their digest
+        self.relay = "none"  # the relay, as the driver found it: none, failed, ok
         self._handlers = {
             "peers": self._on_peers,
             "peer_joined": self._on_peer_joined,
             "restart": self._on_restart,
+            "retry": self._on_restart,
             "room_gone": self._on_room_gone,
             "stop": self._on_stop,
             "channel_open": self._on_channel_open,
@@ -185,6 +223,8 @@ class SenderMachine(Machine):
         conn = f"c{self._serial}"
         self.connections[conn] = _Connection(conn, receiver.peer, self.now)
         receiver.conn = conn
+        if receiver.unconnected_since is None and not receiver.connected_ever:
+            receiver.unconnected_since = self.now
         self.emit("open_connection", conn=conn, peer=receiver.peer)
         self._report(receiver, "connecting")
 
@@ -225,11 +265,25 @@ class SenderMachine(Machine):
         self.emit("send", conn=connection.conn, message=message)
 
     def _close(self, connection: _Connection) -> None:
-        if connection.state != CLOSED:
-            if connection.sending is not None:
-                self.emit("stop_pieces", conn=connection.conn)
-            connection.state = CLOSED
-            self.emit("close", conn=connection.conn)
+        if connection.state == CLOSED:
+            return
+        if connection.sending is not None:
+            self.emit("stop_pieces", conn=connection.conn)
+        connection.state = CLOSED
+        self.emit("close", conn=connection.conn)
+        receiver = self.receivers.get(connection.peer)
+        transfer = receiver.transfer if receiver is not None else None
+        if transfer is None or transfer.lanes.get(connection.lane) != connection.conn:
+            return
+        if connection.lane == 0:
+            # The connection that carries the control messages: the transfer ends here
+            # (its chunks resume on the next one), and so do its other lanes.
+            assert receiver is not None
+            receiver.transfer = None
+            for conn in list(transfer.lanes.values())[1:]:
+                self._close(self.connections[conn])
+        else:
+            self._lane_lost(transfer, connection)
 
     def _guarded(self, connection: _Connection, step: Any, *args: Any) -> None:
         """Run one step of a connection; a broken rule or a failure ends the connection."""
@@ -243,8 +297,11 @@ class SenderMachine(Machine):
     def _fail(self, connection: _Connection, failure: _Failed) -> None:
         if failure.error is not None:
             self._send(connection, ErrorMessage.of(failure.error))
-        self._close(connection)
         receiver = self.receivers[connection.peer]
+        if connection.lane and receiver.transfer is not None:
+            # A broken rule on any lane ends the whole transfer.
+            self._close(self.connections[receiver.transfer.lanes[0]])
+        self._close(connection)
         fields: dict[str, Any] = {"detail": failure.detail}
         if failure.error is not None:
             fields["code"] = failure.error.code
@@ -262,11 +319,16 @@ class SenderMachine(Machine):
         connection.nonce = event["nonce"]
         connection.keepalive = Keepalive(self.timing, self.now)
         connection.state = AUTH
+        receiver = self.receivers[connection.peer]
+        receiver.unconnected_since = None
+        receiver.connected_ever = True
         self._send(connection, Hello(connection.nonce, self.password,
-                                     self.iterations if self.password else None))
-        self._report(self.receivers[connection.peer], "authenticating")
+                                     self.iterations if self.password else None, self.max_lanes))
+        if not connection.lane:
+            self._report(receiver, "authenticating")
 
     def _on_connection_lost(self, event: Event) -> None:
+        self.relay = str(event.get("relay") or self.relay)
         connection = self._connection(event)
         if connection is None:
             return
@@ -274,8 +336,11 @@ class SenderMachine(Machine):
 
     def _lost(self, connection: _Connection, reason: str) -> None:
         """The connection ended without a word: the receiver keeps what it has and asks
-        for a new connection (`restart`) when it wants to resume."""
+        for a new connection (`restart`) when it wants to resume. An extra lane's loss
+        costs only the chunks it carried (they go to the other lanes)."""
         self._close(connection)
+        if connection.lane:
+            return
         self._report(self.receivers[connection.peer], "lost", detail=reason)
         self._after_end()
 
@@ -336,6 +401,9 @@ class SenderMachine(Machine):
         receiver = self.receivers[connection.peer]
         if event["ok"]:
             receiver.proved = True
+            if connection.lane:
+                self._join(receiver, connection, event["mac"])
+                return
             connection.state = OFFERED
             self._send(connection, AuthOk(event["mac"]))
             self._send(connection, self.manifest)
@@ -406,16 +474,22 @@ class SenderMachine(Machine):
                 if mine != answer.prefix:
                     offset = 0  # not our bytes: this file starts over
             offsets.append(offset)
-        start = Start(tuple(offsets))
+        agreed = None
+        if connection.accept.lanes is not None and self.max_lanes is not None:
+            agreed = min(connection.accept.lanes, self.max_lanes)
+        start = Start(tuple(offsets), agreed)
         start.check(connection.accept)
         connection.offsets = offsets
         self._send(connection, start)
         receiver = self.receivers[connection.peer]
         receiver.acked = sum(offsets)
         connection.state = SENDING
+        self._report(receiver, "sending")
+        if agreed is not None:
+            self._start_lanes(receiver, connection, agreed, offsets)
+            return
         first = self._first_chunk(connection, 0)
         connection.next_send = connection.next_read = first
-        self._report(receiver, "sending")
         self._advance(connection)
 
     def _known(self, file: int, count: int) -> list[bytes]:
@@ -449,7 +523,7 @@ class SenderMachine(Machine):
         if reader is not None and reader.state == SENDING and reader.reading == (file, chunk):
             reader.reading = None
             reader.ready = (file, chunk)
-            self._guarded(reader, self._advance)
+            self._guarded(reader, self._lane_advance if self._lane_mode(reader) else self._advance)
 
     def _on_read_failed(self, event: Event) -> None:
         self._source_failed(str(event.get("message") or "a file cannot be read any more"))
@@ -524,6 +598,9 @@ class SenderMachine(Machine):
         connection.sending = None
         self._send(connection, ChunkEnd(file, chunk, chunk_length(self.sizes[file], chunk), digest))
         connection.window.sent(file, chunk)
+        if self._lane_mode(connection):
+            self._guarded(connection, self._lane_advance)
+            return
         connection.next_send = (file, chunk + 1)  # at a file's end: its file-done comes next
         self._guarded(connection, self._advance)
 
@@ -532,10 +609,18 @@ class SenderMachine(Machine):
         receiver = self.receivers[connection.peer]
         receiver.acked += chunk_length(self.sizes[ack.file], ack.chunk)
         self.emit("progress", peer=receiver.peer, acked=receiver.acked, total=self.total)
+        if receiver.transfer is not None:
+            receiver.transfer.unacked_in_file[ack.file] -= 1
+            self._lane_advance(connection)
+            self._control(receiver)
+            return
         self._advance(connection)
 
     def _nack(self, connection: _Connection, nack: Nack) -> None:
         """Go-back-N (protocol.md §8.4): forget what is in flight, resend from the chunk."""
+        if self._lane_mode(connection):
+            self._lane_nack(connection, nack)
+            return
         position = connection.window.nacked(nack.file, nack.chunk)
         if connection.sending is not None:
             self.emit("stop_pieces", conn=connection.conn)
@@ -547,7 +632,7 @@ class SenderMachine(Machine):
         mine = [file_digest(self._known(f, chunk_count(size))) for f, size in enumerate(self.sizes)]
         if list(complete.digests) != mine:
             raise IntegrityError("the receiver's file digests differ from ours")
-        self._close(connection)
+        self._close(connection)  # and its extra lanes
         receiver = self.receivers[connection.peer]
         self._report(receiver, "done", digests=[d.hex() for d in mine])
         if self.one_time:
@@ -555,6 +640,146 @@ class SenderMachine(Machine):
             self.emit("finished", reason="done")
         else:
             self._after_end()
+
+    # -- lane mode (protocol v1.1, §8.7) --------------------------------------------------
+
+    def _lane_mode(self, connection: _Connection) -> bool:
+        receiver = self.receivers.get(connection.peer)
+        return receiver is not None and receiver.transfer is not None \
+            and receiver.transfer.lanes.get(connection.lane) == connection.conn
+
+    def _start_lanes(self, receiver: _Receiver, primary: _Connection, agreed: int,
+                     offsets: list[int]) -> None:
+        counts = [chunk_count(size) - chunk_count(offset) for size, offset in zip(self.sizes, offsets,
+                                                                                  strict=True)]
+        transfer = _Transfer(agreed, offsets, counts, self._fresh((0, chunk_count(offsets[0]))))
+        transfer.lanes[0] = primary.conn
+        receiver.transfer = transfer
+        primary.window = SendWindow(transfer.window)
+        if self.fixed_lanes:
+            transfer.growing = False
+            for _ in range(agreed - 1):
+                self._open_lane(receiver, transfer)
+        elif agreed > 1:
+            transfer.grow_at = self.now + self.timing.grow_interval
+            transfer.grow_from = receiver.acked
+        else:
+            transfer.growing = False
+        self._lane_advance(primary)
+        self._control(receiver)
+
+    def _fresh(self, position: tuple[int, int]) -> tuple[int, int]:
+        """`position`, or the first chunk after it that exists (past held files)."""
+        file, chunk = position
+        while file < len(self.sizes) and chunk >= chunk_count(self.sizes[file]):
+            file += 1
+            chunk = 0
+        return (file, chunk)
+
+    def _open_lane(self, receiver: _Receiver, transfer: _Transfer) -> None:
+        lane = next(k for k in range(1, transfer.agreed) if k not in transfer.lanes)
+        self._serial += 1
+        conn = f"c{self._serial}"
+        self.connections[conn] = _Connection(conn, receiver.peer, self.now, lane=lane)
+        transfer.lanes[lane] = conn
+        self.emit("open_connection", conn=conn, peer=receiver.peer, lane=lane)
+
+    def _join(self, receiver: _Receiver, connection: _Connection, mac: bytes) -> None:
+        transfer = receiver.transfer
+        if transfer is None or transfer.lanes.get(connection.lane) != connection.conn:
+            self._close(connection)  # the transfer it was to join is over
+            return
+        self._send(connection, AuthOk(mac))
+        self._send(connection, Join(self.manifest.transfer, connection.lane))
+        connection.state = SENDING
+        connection.window = SendWindow(transfer.window)
+        self._lane_advance(connection)
+
+    def _take(self, transfer: _Transfer, connection: _Connection) -> tuple[int, int] | None:
+        """The next chunk for this lane: its own to send again, the transfer's requeued
+        ones, then the next never sent."""
+        if connection.resend:
+            return connection.resend.popleft()
+        if transfer.queue:
+            return transfer.queue.popleft()
+        file, chunk = transfer.cursor
+        if file >= len(self.sizes):
+            return None
+        transfer.cursor = self._fresh((file, chunk + 1))
+        return (file, chunk)
+
+    def _lane_advance(self, connection: _Connection) -> None:
+        """A lane sends when its window has room and reads one chunk ahead."""
+        receiver = self.receivers[connection.peer]
+        transfer = receiver.transfer
+        if transfer is None or connection.state != SENDING:
+            return
+        if connection.sending is None and connection.ready is not None and not connection.window.full:
+            connection.sending, connection.ready = connection.ready, None
+            self.emit("send_pieces", conn=connection.conn, file=connection.sending[0],
+                      chunk=connection.sending[1])
+        if connection.reading is None and connection.ready is None:
+            position = self._take(transfer, connection)
+            if position is not None:
+                connection.reading = position
+                self.emit("read_chunk", conn=connection.conn, file=position[0], chunk=position[1])
+
+    def _control(self, receiver: _Receiver) -> None:
+        """file-done for each file whose chunks are all acknowledged, in file order, then
+        done: on the primary connection (protocol.md §8.7)."""
+        transfer = receiver.transfer
+        if transfer is None:
+            return
+        primary = self.connections[transfer.lanes[0]]
+        if primary.state != SENDING:
+            return
+        while transfer.file_dones < len(self.sizes) and transfer.unacked_in_file[transfer.file_dones] == 0:
+            file = transfer.file_dones
+            self._send(primary, FileDone(file, file_digest(self._known(file, chunk_count(self.sizes[file])))))
+            transfer.file_dones += 1
+        if transfer.file_dones == len(self.sizes):
+            primary.state = FINISHING
+            primary.done_sent = True
+            self._send(primary, Done())
+            self._report(receiver, "finishing")
+
+    def _lane_nack(self, connection: _Connection, nack: Nack) -> None:
+        """Go-back-N on this lane only: its chunks from the failed one on go out again, on
+        it and in the same order; the other lanes go on."""
+        outstanding = connection.window.outstanding()
+        connection.window.nacked(nack.file, nack.chunk)  # raises integrity at the third
+        if connection.sending is not None:
+            self.emit("stop_pieces", conn=connection.conn)
+        later = [p for p in (connection.sending, connection.ready, connection.reading) if p is not None]
+        connection.resend = deque([*outstanding, *later, *connection.resend])
+        connection.sending = connection.ready = connection.reading = None
+        self._lane_advance(connection)
+
+    def _lane_lost(self, transfer: _Transfer, connection: _Connection) -> None:
+        """An extra lane is gone: what it carried and was not acknowledged goes to the
+        others, first (protocol.md §8.7)."""
+        del transfer.lanes[connection.lane]
+        carried = [*connection.window.outstanding(), *(p for p in (connection.sending, connection.ready,
+                                                                    connection.reading) if p is not None),
+                   *connection.resend]
+        connection.sending = connection.ready = connection.reading = None
+        connection.resend.clear()
+        transfer.queue.extendleft(reversed(carried))
+        for conn in transfer.lanes.values():
+            self._lane_advance(self.connections[conn])
+
+    def _grow(self, receiver: _Receiver, transfer: _Transfer) -> None:
+        """Another lane while the last one made the transfer faster (protocol.md §8.7)."""
+        rate = (receiver.acked - transfer.grow_from) / self.timing.grow_interval
+        if len(transfer.lanes) < transfer.agreed and (
+                transfer.last_rate is None or rate >= transfer.last_rate * (1 + self.timing.grow_gain)):
+            self._open_lane(receiver, transfer)
+            transfer.last_rate = rate
+            transfer.grow_from = receiver.acked
+            transfer.grow_at = self.now + self.timing.grow_interval
+        else:
+            transfer.growing = False
+            transfer.grow_at = None
 
     # -- time ---------------------------------------------------------------------------
 
@@ -564,6 +789,11 @@ class SenderMachine(Machine):
                 yield connection.opened_at + self.timing.open_timeout
             elif connection.state != CLOSED and connection.keepalive is not None:
                 yield connection.keepalive.deadline()
+        for receiver in self.receivers.values():
+            if receiver.unconnected_since is not None:
+                yield receiver.unconnected_since + self.timing.connect_timeout
+            if receiver.transfer is not None and receiver.transfer.grow_at is not None:
+                yield receiver.transfer.grow_at
 
     def on_tick(self) -> None:
         for connection in list(self.connections.values()):
@@ -576,6 +806,19 @@ class SenderMachine(Machine):
                     self._lost(connection, "the receiver stopped answering")
                 elif due == "ping":
                     self._send(connection, Ping())
+        for receiver in list(self.receivers.values()):
+            transfer = receiver.transfer
+            if transfer is not None and transfer.grow_at is not None and self.now >= transfer.grow_at:
+                self._grow(receiver, transfer)
+        for receiver in self.receivers.values():
+            since = receiver.unconnected_since
+            if since is not None and self.now >= since + self.timing.connect_timeout:
+                # No connection to it ever opened: say why, once; it may ask again.
+                receiver.unconnected_since = None
+                if receiver.conn is not None:
+                    self._close(self.connections[receiver.conn])
+                code = "relay_failed" if self.relay == "failed" else "no_path"
+                self._report(receiver, "failed", code=code)
 
 
 class _SourceChanged(Exception):

@@ -87,7 +87,7 @@ def test_digests(results: dict[str, Any]) -> None:
         assert chunk_digests == case["chunk_digests_hex"], case["name"]
         assert file_digest == case["file_digest_hex"]
         assert prefixes == [p["prefix_hex"] for p in case["prefixes"]]
-        # Chunks of 1 MiB also went through encodePiece, decodePiece and ChunkAssembler.
+        # Chunks of 1 MiB also went through encodePiece, decodePiece and the ChunkBuffer.
         assert assembled == (case["file_digest_hex"] if case["chunk_size"] == 1048576 else None)
 
 

@@ -80,6 +80,7 @@ def test_screenshots(
     for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         sender = pages.open(browser_a, viewport=viewport)
         sender.goto(server.base + "/")
+        expect(sender.locator("#send-view")).to_be_visible()  # the script is ready for files
         sender.set_input_files("#file-input", [str(f) for f in files])
         shoot(sender, f"{label}-1-sender-files")
         sender.get_by_role("button", name="Create link").click()

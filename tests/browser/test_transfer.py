@@ -24,6 +24,9 @@ DONE_TIMEOUT = 90_000
 def create_link(page: Page, server: LocalServer, files: list[Path], password: str = "",
                 one_time: bool = False) -> str:
     page.goto(server.base + "/")
+    # The send view shows once the page's script is ready for the files (config loaded,
+    # listeners attached): files set before that would go unnoticed on a slow machine.
+    expect(page.locator("#send-view")).to_be_visible()
     page.set_input_files("#file-input", [str(f) for f in files])
     if password:
         page.get_by_label("Password").fill(password)

@@ -94,11 +94,15 @@ def matches(action: dict[str, Any], want: dict[str, Any]) -> bool:
 # -- sender scenarios ---------------------------------------------------------------------
 
 def sender(name: str, files: list[dict[str, Any]] = TWO_FILES, password: bool = False,
-           one_time: bool = False, timing: dict[str, Any] | None = None) -> Scenario:
+           one_time: bool = False, timing: dict[str, Any] | None = None,
+           lanes: int | None = None, fixed_lanes: bool = False) -> Scenario:
     config: dict[str, Any] = {"transfer": TRANSFER, "files": files, "password": password,
                               "iterations": 600000, "one_time": one_time}
     if timing:
         config["timing"] = timing
+    if lanes is not None:
+        config["lanes"] = lanes
+        config["fixed_lanes"] = fixed_lanes
     return Scenario(name, "sender", config)
 
 
@@ -117,6 +121,7 @@ def sender_to_offered(s: Scenario, conn: str = "c1", peer: str = "R1", first: bo
 
 def send_chunk(s: Scenario, file: int, chunk: int, conn: str = "c1", variant: str = "",
                files: list[dict[str, Any]] = TWO_FILES) -> None:
+    """The driver read (file, chunk) for `conn`."""
     s.ev("chunk_read", conn=conn, file=file, chunk=chunk, size=size_of(file, chunk, files),
          digest=digest(file, chunk, variant))
 
@@ -345,6 +350,16 @@ def sender_source_changed() -> Scenario:
     return s
 
 
+def sender_binary_from_receiver() -> Scenario:
+    s = sender("sender: a binary frame from a receiver is bad_frame")
+    sender_to_offered(s)
+    step = s.ev("piece", conn="c1")
+    s.expect(step, type="send", conn="c1", message={"t": "error", "code": "bad_frame"})
+    s.expect(step, type="close", conn="c1")
+    s.expect(step, type="receiver", state="failed", code="bad_frame")
+    return s
+
+
 # -- receiver scenarios -------------------------------------------------------------------
 
 def receiver(name: str, **config: Any) -> Scenario:
@@ -519,6 +534,19 @@ def receiver_resume() -> Scenario:
     return s
 
 
+def receiver_try_again() -> Scenario:
+    s = receiver("receiver: a new machine for the transfer the user accepted (Try again) resumes unasked",
+                 accepted=TRANSFER)
+    receiver_to_manifest(s)
+    step = s.ev("records_loaded", records=[record(0, 2), record(1, 0)])
+    s.expect(step, type="status", state="receiving", reconnected=True)
+    s.expect(step, type="send", message={"t": "accept", "files": [
+        {"offset": 2 * MiB, "prefix": file_hex(0, 2)}, {"offset": 0}]})
+    s.never.append({"type": "ask_accept"})
+    s.never.append({"type": "prepare_storage"})
+    return s
+
+
 def start_zero_over_complete() -> Scenario:
     s = receiver("receiver: start at 0 over a complete record of this transfer rewrites it",
                  auto_accept=True)
@@ -586,17 +614,107 @@ def receiver_nack() -> Scenario:
     return s
 
 
-def receiver_keepalive_and_gone() -> Scenario:
-    s = receiving("receiver: silence for 45 s loses the connection; no sender for 60 s more ends it")
+def receiver_bad_piece() -> Scenario:
+    s = receiving("receiver: a binary frame whose header does not decode is bad_frame")
     s.ev("message", conn="c1", message=m("start", files=[{"offset": 0}, {"offset": 0}]))
+    receive_chunk(s, 0, 0)
+    s.ev("piece", conn="c1", file=0, chunk=1, offset=0, size=256 * 1024)
+    step = s.ev("bad_piece", conn="c1", detail="bad magic")
+    s.expect(step, type="send", conn="c1", message={"t": "error", "code": "bad_frame"})
+    s.expect(step, type="close", conn="c1")
+    s.expect(step, type="end", outcome="failed", code="bad_frame")
+    s.never.append({"type": "restart"})
+    return s
+
+
+def receiver_keepalive_and_gone() -> Scenario:
+    s = receiving("receiver: silence loses the connection; it asks again, less and less often, "
+                  "and gives up 10 minutes after the last progress")
+    s.ev("message", conn="c1", message=m("start", files=[{"offset": 0}, {"offset": 0}]))
+    last = s.at
     step = s.ev("tick", at=s.at + 15)
     s.expect(step, type="send", message={"t": "ping"})
     s.ev("tick", at=s.at + 15)
     step = s.ev("tick", at=s.at + 15)
     s.expect(step, type="close", conn="c1")
     s.expect(step, type="restart", to="S")
-    step = s.ev("tick", at=s.at + 60)
+    step = s.ev("tick", at=s.at + 1)
+    s.expect(step, type="restart", to="S")  # after 1 s, then 2, 4, 8, 16, 30, 30, ...
+    restarts_from = step
+    while s.at < last + 590:
+        s.ev("tick", at=s.at + 10)
+    step = s.ev("tick", at=last + 600)
+    s.expect(step, type="end", outcome="failed", code="gave_up")
+    s.never.append({"type": "end", "code": "sender_gone"})
+    del restarts_from
+    return s
+
+
+def receiver_never_connects() -> Scenario:
+    s = receiver("receiver: never connected and no relay: gives up 50 s after the first attempt",
+                 auto_accept=True)
+    s.ev("peers", peers=[{"peer": "S", "role": "sender"}], rejoin=False)
+    step = s.offer("o1")
+    s.expect(step, type="answer", conn="c1")
+    step = s.ev("connection_lost", at=8, conn="c1", reason="ICE failed", relay="none")
+    s.expect(step, type="restart", to="S")
+    s.ev("tick", at=9)
+    s.at = 9.5
+    step = s.offer("o2")
+    s.expect(step, type="answer", conn="c2")
+    step = s.ev("tick", at=39.5)  # open_timeout: this one never opened either
+    s.expect(step, type="close", conn="c2")
+    s.ev("tick", at=45)
+    step = s.ev("tick", at=50)
+    s.expect(step, type="end", outcome="failed", code="no_path")
+    return s
+
+
+def receiver_relay_failed() -> Scenario:
+    s = receiver("receiver: never connected, the relay did not answer: says so 50 s after the first attempt",
+                 auto_accept=True)
+    s.ev("peers", peers=[{"peer": "S", "role": "sender"}], rejoin=False)
+    s.offer("o1")
+    s.ev("connection_lost", at=20, conn="c1", reason="ICE failed", relay="failed")
+    step = s.ev("tick", at=50)
+    s.expect(step, type="end", outcome="failed", code="relay_failed")
+    return s
+
+
+def receiver_waits_for_absent_sender() -> Scenario:
+    s = receiver("receiver: the sender is not in the room: the CLI waits 60 s for it")
+    step = s.ev("peers", peers=[], rejoin=False)
+    s.expect(step, type="status", state="waiting")
+    step = s.ev("tick", at=60)
     s.expect(step, type="end", outcome="failed", code="sender_gone")
+    return s
+
+
+def sender_receiver_never_connects() -> Scenario:
+    s = sender("sender: a receiver no connection reaches is reported 50 s after the first offer, once")
+    s.ev("peers", peers=[{"peer": "R1", "role": "receiver"}])
+    step = s.ev("connection_lost", at=10, conn="c1", reason="ICE failed", relay="none")
+    s.expect(step, type="receiver", state="lost")
+    step = s.ev("restart", at=11, peer="R1")
+    s.expect(step, type="open_connection", conn="c2")
+    step = s.ev("tick", at=50)
+    s.expect(step, type="close", conn="c2")
+    s.expect(step, type="receiver", state="failed", code="no_path")
+    s.ev("tick", at=120)
+    return s
+
+
+def sender_try_again() -> Scenario:
+    s = sender("sender: the user's Try again offers a receiver no connection reached anew")
+    s.ev("peers", peers=[{"peer": "R1", "role": "receiver"}])
+    step = s.ev("tick", at=50)
+    s.expect(step, type="receiver", state="failed", code="no_path")
+    step = s.ev("retry", at=60, peer="R1")
+    s.expect(step, type="open_connection", conn="c2", peer="R1")
+    s.expect(step, type="receiver", state="connecting")
+    step = s.ev("tick", at=110)
+    s.expect(step, type="close", conn="c2")
+    s.expect(step, type="receiver", state="failed", code="no_path")
     return s
 
 
@@ -651,15 +769,249 @@ def receiver_room_gone() -> Scenario:
     return s
 
 
+# -- lanes (protocol v1.1, §8.7) ------------------------------------------------------------
+
+def lanes_sender(name: str, lanes: int = 2, fixed: bool = True, accept_lanes: int | None = 4,
+                 timing: dict[str, Any] | None = None) -> Scenario:
+    """A v1.1 sender, offered and accepted (the receiver offers `accept_lanes`)."""
+    s = sender(name, lanes=lanes, fixed_lanes=fixed, timing=timing)
+    sender_to_offered(s)
+    accept: dict[str, Any] = {"transfer": TRANSFER, "files": [{"offset": 0}, {"offset": 0}]}
+    if accept_lanes is not None:
+        accept["lanes"] = accept_lanes
+    s.ev("message", conn="c1", message=m("accept", **accept))
+    return s
+
+
+def join_lane(s: Scenario, conn: str = "c2", lane: int = 1) -> int:
+    s.ev("channel_open", at=s.at + 0.3, conn=conn, nonce=NONCE_S)
+    s.ev("message", conn=conn, message=m("auth", nonce=NONCE_R2, mac=MAC_R))
+    step = s.ev("proof_checked", conn=conn, ok=True, mac=MAC_S)
+    s.expect(step, type="send", conn=conn, message={"t": "join", "transfer": TRANSFER, "lane": lane})
+    return step
+
+
+def lanes_two_connections() -> Scenario:
+    s = lanes_sender("sender v1.1: two lanes agreed; chunks go to whichever has room; file-done waits "
+                     "for the acks; done and complete on the first")
+    s.must.append((len(s.steps), {"type": "send", "message": {"t": "start", "lanes": 2}}))
+    s.must.append((len(s.steps), {"type": "open_connection", "conn": "c2", "lane": 1}))
+    send_chunk(s, 0, 0)
+    send_chunk(s, 0, 1)
+    step = join_lane(s)
+    s.expect(step, type="read_chunk", conn="c2", file=0, chunk=2)
+    step = s.ev("chunk_read", conn="c2", file=0, chunk=2, size=size_of(0, 2), digest=digest(0, 2))
+    s.expect(step, type="send_pieces", conn="c2", file=0, chunk=2)
+    s.expect(step, type="read_chunk", conn="c2", file=1, chunk=0)
+    s.ev("pieces_sent", conn="c1", file=0, chunk=0)
+    s.ev("pieces_sent", conn="c2", file=0, chunk=2)
+    send_chunk(s, 1, 0, conn="c2")
+    s.ev("pieces_sent", conn="c1", file=0, chunk=1)
+    step = s.ev("pieces_sent", conn="c2", file=1, chunk=0)
+    s.expect(step, type="send", conn="c2", message={"t": "chunk", "file": 1, "chunk": 0})
+    step = s.ev("message", conn="c2", message=m("ack", file=0, chunk=2))  # acks cross lanes
+    s.ev("message", conn="c1", message=m("ack", file=0, chunk=0))
+    step = s.ev("message", conn="c1", message=m("ack", file=0, chunk=1))
+    s.expect(step, type="send", conn="c1", message={"t": "file-done", "file": 0, "digest": file_hex(0, 3)})
+    step = s.ev("message", conn="c2", message=m("ack", file=1, chunk=0))
+    s.expect(step, type="send", conn="c1", message={"t": "file-done", "file": 1})
+    s.expect(step, type="send", conn="c1", message={"t": "done"})
+    step = s.ev("message", conn="c1", message=m("complete", digests=[file_hex(0, 3), file_hex(1, 1)]))
+    s.expect(step, type="close", conn="c1")
+    s.expect(step, type="close", conn="c2")
+    s.expect(step, type="receiver", state="done")
+    s.never.append({"type": "send", "conn": "c2", "message": {"t": "done"}})
+    return s
+
+
+def lanes_nack_on_one_lane() -> Scenario:
+    s = lanes_sender("sender v1.1: a nack on one lane rewinds that lane only")
+    send_chunk(s, 0, 0)
+    send_chunk(s, 0, 1)
+    join_lane(s)
+    s.ev("chunk_read", conn="c2", file=0, chunk=2, size=size_of(0, 2), digest=digest(0, 2))
+    s.ev("pieces_sent", conn="c1", file=0, chunk=0)
+    s.ev("pieces_sent", conn="c2", file=0, chunk=2)
+    step = s.ev("message", conn="c2", message=m("nack", file=0, chunk=2))
+    s.expect(step, type="read_chunk", conn="c2", file=0, chunk=2)  # the same chunk, the same lane
+    step = s.ev("message", conn="c1", message=m("ack", file=0, chunk=0))
+    s.ev("chunk_read", conn="c2", file=0, chunk=2, size=size_of(0, 2), digest=digest(0, 2))
+    step = s.ev("pieces_sent", conn="c2", file=0, chunk=2)
+    s.expect(step, type="send", conn="c2", message={"t": "chunk", "file": 0, "chunk": 2})
+    s.never.append({"type": "stop_pieces", "conn": "c1"})
+    return s
+
+
+def lanes_lane_lost() -> Scenario:
+    s = lanes_sender("sender v1.1: a lane that drops hands its unacknowledged chunks to the others")
+    send_chunk(s, 0, 0)
+    send_chunk(s, 0, 1)
+    join_lane(s)
+    s.ev("chunk_read", conn="c2", file=0, chunk=2, size=size_of(0, 2), digest=digest(0, 2))
+    s.ev("pieces_sent", conn="c2", file=0, chunk=2)  # chunk 2 sent on the lane, not acked
+    step = s.ev("connection_lost", conn="c2", reason="ICE failed")
+    s.expect(step, type="close", conn="c2")
+    step = s.ev("pieces_sent", conn="c1", file=0, chunk=0)
+    s.expect(step, type="read_chunk", conn="c1", file=0, chunk=2)  # the lost lane's chunk, first
+    s.ev("message", conn="c1", message=m("ack", file=0, chunk=0))
+    s.never.append({"type": "receiver", "state": "lost"})
+    return s
+
+
+def lanes_growing() -> Scenario:
+    s = lanes_sender("sender v1.1: adds a lane while the last one made it faster, then stops",
+                     lanes=4, fixed=False, timing={"grow_interval": 5})
+    big = 0
+    for chunk in range(2):  # 2 MiB acknowledged in the first 5 s on one lane
+        send_chunk(s, 0, chunk)
+        s.ev("pieces_sent", conn="c1", file=0, chunk=chunk)
+        s.ev("message", at=s.at + 1, conn="c1", message=m("ack", file=0, chunk=chunk))
+        big += 1
+    step = s.ev("tick", at=5.6)
+    s.expect(step, type="open_connection", conn="c2", lane=1)
+    step = s.ev("tick", at=10.6)  # nothing more acknowledged: the second lane did not help
+    s.never.append({"type": "open_connection", "conn": "c3"})
+    s.ev("tick", at=15.6)
+    return s
+
+
+def lanes_v1_receiver() -> Scenario:
+    s = lanes_sender("sender v1.1 to a v1 receiver: one connection, v1 rules", accept_lanes=None)
+    s.must.append((len(s.steps), {"type": "send", "message": {"t": "start", "files": [{"offset": 0},
+                                                                                       {"offset": 0}]}}))
+    s.never.append({"type": "open_connection", "conn": "c2"})
+    send_chunk(s, 0, 0)
+    s.expect(len(s.steps), type="send_pieces", conn="c1", file=0, chunk=0)
+    s.expect(len(s.steps), type="read_chunk", conn="c1", file=0, chunk=1)
+    return s
+
+
+def lanes_receiver(name: str) -> Scenario:
+    """A v1.1 receiver (4 lanes) to a v1.1 sender (2): offered, accepted, started."""
+    s = receiver(name, auto_accept=True, lanes=4)
+    s.ev("peers", peers=[{"peer": "S", "role": "sender"}], rejoin=False)
+    s.offer("offer-1")
+    s.ev("channel_open", conn="c1")
+    s.ev("message", conn="c1", message=m("hello", v=1, nonce=NONCE_S, password=False, lanes=2))
+    s.ev("proof_made", conn="c1", nonce=NONCE_R, mac=MAC_R)
+    s.ev("message", conn="c1", message=m("auth-ok", mac=MAC_S))
+    s.ev("sender_proof_checked", conn="c1", ok=True)
+    s.ev("message", conn="c1", message=manifest())
+    s.ev("records_loaded", records=[])
+    step = s.ev("storage_ready")
+    s.expect(step, type="send", message={"t": "accept", "lanes": 4})
+    s.ev("message", conn="c1", message=m("start", files=[{"offset": 0}, {"offset": 0}], lanes=2))
+    return s
+
+
+def receiver_join_lane(s: Scenario, conn: str = "c2") -> None:
+    s.steps.append({"at": s.at, "type": "offer", "from": "S", "session": "lane-1", "lane": 1})
+    s.expect(len(s.steps), type="answer", conn=conn, session="lane-1")
+    s.ev("channel_open", conn=conn)
+    s.ev("message", conn=conn, message=m("hello", v=1, nonce=NONCE_S, password=False, lanes=2))
+    s.ev("proof_made", conn=conn, nonce=NONCE_R2, mac=MAC_R)
+    s.ev("message", conn=conn, message=m("auth-ok", mac=MAC_S))
+    s.ev("sender_proof_checked", conn=conn, ok=True)
+    s.ev("message", conn=conn, message=m("join", transfer=TRANSFER, lane=1))
+
+
+def lanes_receiving() -> Scenario:
+    s = lanes_receiver("receiver v1.1: chunks on two lanes in any order, acks on the lane they "
+                       "came on, file-done checked once every chunk is in")
+    receiver_join_lane(s)
+    step = receive_chunk(s, 0, 2, conn="c2")
+    s.expect(step, type="write_chunk", conn="c2", file=0, chunk=2, position=2 * MiB)
+    receive_chunk(s, 0, 0)
+    step = s.ev("chunk_written", conn="c2", file=0, chunk=2)
+    s.expect(step, type="send", conn="c2", message={"t": "ack", "file": 0, "chunk": 2})
+    s.ev("chunk_written", conn="c1", file=0, chunk=0)
+    s.ev("message", conn="c1", message=m("file-done", file=0, digest=file_hex(0, 3)))  # before chunk 1
+    receive_chunk(s, 0, 1)
+    step = s.ev("chunk_written", conn="c1", file=0, chunk=1)
+    s.expect(step, type="send", conn="c1", message={"t": "ack", "file": 0, "chunk": 1})
+    s.expect(step, type="finish_file", file=0, digest=file_hex(0, 3))
+    receive_chunk(s, 1, 0, conn="c2")
+    s.ev("chunk_written", conn="c2", file=1, chunk=0)
+    s.ev("message", conn="c1", message=m("file-done", file=1, digest=file_hex(1, 1)))
+    s.ev("message", conn="c1", message=m("done"))
+    s.ev("file_finished", file=0)
+    step = s.ev("file_finished", file=1)
+    s.expect(step, type="send", conn="c1", message={"t": "complete"})
+    s.expect(step, type="end", outcome="done")
+    return s
+
+
+def lanes_chunk_on_two_lanes() -> Scenario:
+    s = lanes_receiver("receiver v1.1: a chunk already coming on one lane may not start on another")
+    receiver_join_lane(s)
+    s.ev("piece", conn="c1", file=0, chunk=1, offset=0, size=256 * 1024)
+    step = s.ev("piece", conn="c2", file=0, chunk=1, offset=0, size=256 * 1024)
+    s.expect(step, type="send", conn="c2", message={"t": "error", "code": "bad_frame"})
+    return s
+
+
+def lanes_duplicate_after_lost_lane() -> Scenario:
+    s = lanes_receiver("receiver v1.1: a chunk written on a lane that dropped before its ack may "
+                       "come again on another, and is acknowledged again")
+    receiver_join_lane(s)
+    receive_chunk(s, 0, 2, conn="c2")
+    step = s.ev("connection_lost", conn="c2", reason="ICE failed")
+    s.expect(step, type="close", conn="c2")
+    s.ev("chunk_written", conn="c2", file=0, chunk=2)  # the write finishes; no lane to ack on
+    step = receive_chunk(s, 0, 2)
+    s.expect(step, type="write_chunk", conn="c1", file=0, chunk=2)
+    step = s.ev("chunk_written", conn="c1", file=0, chunk=2)
+    s.expect(step, type="send", conn="c1", message={"t": "ack", "file": 0, "chunk": 2})
+    s.never.append({"type": "restart"})
+    s.never.append({"type": "end"})
+    return s
+
+
+def lanes_join_before_start() -> Scenario:
+    s = receiver("receiver v1.1: a lane that would join before the transfer started goes alone",
+                 auto_accept=True, lanes=4)
+    s.ev("peers", peers=[{"peer": "S", "role": "sender"}], rejoin=False)
+    s.offer("offer-1")
+    s.ev("channel_open", conn="c1")
+    s.ev("message", conn="c1", message=m("hello", v=1, nonce=NONCE_S, password=False, lanes=2))
+    s.ev("proof_made", conn="c1", nonce=NONCE_R, mac=MAC_R)
+    s.ev("message", conn="c1", message=m("auth-ok", mac=MAC_S))
+    s.ev("sender_proof_checked", conn="c1", ok=True)
+    s.ev("message", conn="c1", message=manifest())
+    s.ev("records_loaded", records=[])
+    s.ev("storage_ready")  # accept sent: the first connection waits for start
+    receiver_join_lane(s)
+    s.must.append((len(s.steps), {"type": "close", "conn": "c2"}))
+    s.never.append({"type": "end"})
+    s.never.append({"type": "close", "conn": "c1"})
+    return s
+
+
+def lanes_v1_sender() -> Scenario:
+    s = receiver("receiver v1.1 from a v1 sender: no lanes offered, v1 rules", auto_accept=True, lanes=4)
+    receiver_to_manifest(s)
+    s.ev("records_loaded", records=[])
+    step = s.ev("storage_ready")
+    s.expect(step, type="send", message={"t": "accept", "transfer": TRANSFER,
+                                         "files": [{"offset": 0}, {"offset": 0}]})
+    s.never.append({"type": "send", "message": {"t": "accept", "lanes": 4}})
+    return s
+
+
 SCENARIOS: list[Callable[[], Scenario]] = [
     happy_sender, nack_while_draining, nack_after_ack, third_nack, guessing_cap,
     guess_on_open_connection_after_cap, sender_resume, sender_keepalive, sender_decline,
     sender_one_time, sender_reconnect_keeps_connection, sender_room_gone_mid_transfer,
-    sender_source_changed,
+    sender_source_changed, sender_receiver_never_connects, sender_binary_from_receiver,
     happy_receiver, password_downgrade, weak_kdf, wrong_password_then_right, window_overrun,
     receiver_resume, start_zero_over_complete, cross_transfer_match, cross_transfer_partial,
     disk_full, receiver_nack, receiver_keepalive_and_gone, receiver_long_session, receiver_rejoin,
-    receiver_new_offer_replaces, receiver_decline, receiver_room_gone,
+    receiver_new_offer_replaces, receiver_decline, receiver_room_gone, receiver_never_connects,
+    receiver_relay_failed, receiver_waits_for_absent_sender, receiver_bad_piece, receiver_try_again,
+    sender_try_again,
+    lanes_two_connections, lanes_nack_on_one_lane, lanes_lane_lost, lanes_growing, lanes_v1_receiver,
+    lanes_receiving, lanes_chunk_on_two_lanes, lanes_duplicate_after_lost_lane, lanes_join_before_start,
+    lanes_v1_sender,
 ]
 
 

@@ -33,9 +33,11 @@ def machine(trace: dict[str, Any]) -> Machine:
     if trace["machine"] == "sender":
         files = [FileEntry(f["name"], f["size"], f.get("type", "")) for f in config["files"]]
         return SenderMachine(config["transfer"], files, config["password"], config["iterations"],
-                             config.get("one_time", False), timing)
+                             config.get("one_time", False), timing, config.get("lanes"),
+                             config.get("fixed_lanes", False))
     return ReceiverMachine(config.get("expect_password"), config.get("password"),
-                           config.get("auto_accept", False), timing)
+                           config.get("auto_accept", False), timing, config.get("lanes"),
+                           config.get("accepted"))
 
 
 def event_in(obj: dict[str, Any]) -> dict[str, Any]:

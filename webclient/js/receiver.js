@@ -1,183 +1,436 @@
 // @ts-check
 /**
- * The receiving side (protocol.md sections 6-10, 14.2). A Receiver lives as long as the
- * page: it joins the room, answers each offer from the sender with a new peer connection
- * (ReceiverConnection), and keeps what outlives a connection: the accepted transfer, the
- * open files, the progress. Partial files and their chunk digests are recorded in
- * IndexedDB, so a reconnect, or a reloaded tab, continues from what is held.
+ * The receiving page's session driver around the receiver machine (protocol.md section
+ * 14.2). One ReceiverSession per opened link: it joins the room, answers the sender's
+ * offers, and carries out the machine's actions. Every protocol decision — what to
+ * answer, which pieces to keep, when to acknowledge, resume or give up — comes from the
+ * machine; this module only does the I/O: signaling, RTCPeerConnection and its data
+ * channel, WebCrypto (keys, MACs, chunk digests), storage (ReceiveStorage), the timer.
+ *
+ * No DOM: the view (ui/receiver-view.js) shows `state`, `status` and `outcome` in words
+ * (ui/receiver-text.js), asks the user, and hands out the files this announces ("saved").
  */
-import { answerOffer, readSignal } from "./rtc.js";
-import { PeerChannel } from "./channel.js";
-import { SignalingClient } from "./signaling.js";
-import { TIMING } from "./timing.js";
+import { answerOffer, connectionPath, readSignal } from "./rtc.js";
+import { closeSoon, setUpChannel } from "./channel.js";
 import { getRoom } from "./api.js";
-import { computeMac, deriveAuthKey, newNonce, normalizePassword, sdpFingerprints, verifyMac } from "./protocol/auth.js";
-import { b64urlEncode, randomBytes } from "./protocol/codec.js";
-import { ChunkAssembler, chunkCount, fileDigest } from "./protocol/chunks.js";
-import { AUTH_FAILED, BAD_FRAME, ProtocolError, STORAGE_ERROR, frameError } from "./protocol/errors.js";
-import { decodePiece } from "./protocol/frames.js";
-import { checkStart } from "./protocol/messages.js";
-import { numberedFilename, sanitizeFilename } from "./protocol/filenames.js";
-import { DigestLog, allRecords, heldDigests, putRecord, recordId } from "./storage/records.js";
+import { dropNow } from "./faults.js";
+import { LANES } from "./lanes.js";
+import { MachineRunner } from "./machine-runner.js";
 import {
-  OpfsSink, PickerSink, canPickFile, canPickFolder, canUseOpfs, opfsFile, storageError,
-} from "./storage/sinks.js";
-
+  CONNECTION_REPLACED, ROOM_FULL, ROOM_LOCKED, ROOM_NOT_FOUND, SignalingClient,
+} from "./signaling.js";
+import { machineTiming } from "./timing.js";
+import { Handshake, deriveAuthKey, newNonce, normalizePassword, sdpFingerprints } from "./protocol/auth.js";
+import { b64urlEncode, randomBytes } from "./protocol/codec.js";
+import { ChunkBuffer, chunkDigest, chunkLength } from "./protocol/chunks.js";
+import {
+  GAVE_UP, INTERNAL, NO_PATH, ProtocolError, RELAY_FAILED, SENDER_GONE, STORAGE_ERROR,
+} from "./protocol/errors.js";
+import { decodePiece } from "./protocol/frames.js";
+import { encodeMessage } from "./protocol/messages.js";
+import { ReceiverMachine } from "./protocol/receiver-machine.js";
+import { ReceiveStorage } from "./storage/receive-storage.js";
 
 /**
  * @typedef {import("./protocol/link.js").Link} Link
- * @typedef {import("./protocol/messages.js").Message} Message
+ * @typedef {import("./protocol/machine.js").Action} Action
  * @typedef {import("./protocol/messages.js").Manifest} Manifest
- * @typedef {import("./storage/records.js").FileRecord} FileRecord
- * @typedef {{record: FileRecord | null, held: Uint8Array[]}} FilePlan
  * @typedef {"checking" | "connecting" | "waiting" | "password" | "verifying" | "offer" | "saving" |
- *           "receiving" | "done" | "stopped"} ReceiverState
- * @typedef {{name: string, url: string}} Download
+ *           "receiving" | "reconnecting" | "done" | "stopped"} ReceiverState
+ *   What the page is doing: "checking" the link before joining, a machine `status`, or over.
+ * @typedef {{outcome: "done" | "declined" | "failed", code: string, detail: string, remote: boolean}} Outcome
+ *   How the receive ended: the machine's `end` (protocol.md 14.2), or a refusal of the
+ *   signaling server (docs/signaling.md codes).
+ * @typedef {{index: number, name: string, file: File | null}} Saved
+ *   A finished file: `file` is the disk-backed file to hand out, null when it already is
+ *   where the user chose.
+ * @typedef {import("./rtc.js").PathKind} PathKind
  */
+
+/** Ends after which the page offers to try again (a fresh attempt, resuming what is held). */
+const RETRYABLE = new Set([NO_PATH, RELAY_FAILED, GAVE_UP, SENDER_GONE]);
 
 /** The signaling identity of this tab in a room: a reload gets the same peer id back. */
 function identity(/** @type {string} */ room) {
   const key = `peerbeam:receiver:${room}`;
   const stored = sessionStorage.getItem(key);
-  if (stored) return /** @type {{peer: string | null, token: string}} */ (JSON.parse(stored));
-  const fresh = { peer: null, token: b64urlEncode(randomBytes(24)) };
-  sessionStorage.setItem(key, JSON.stringify(fresh));
-  return fresh;
+  const me = stored ? /** @type {{peer: string | null, token: string}} */ (JSON.parse(stored))
+    : { peer: null, token: b64urlEncode(randomBytes(24)) };
+  const save = (/** @type {string} */ peer) => sessionStorage.setItem(key, JSON.stringify({ peer, token: me.token }));
+  if (!stored) sessionStorage.setItem(key, JSON.stringify(me));
+  return { ...me, save };
 }
 
-export class Receiver extends EventTarget {
+/** One peer connection to the sender (the machine's `conn`). */
+class ReceiverLink {
+  /**
+   * @param {string} conn
+   * @param {string} offerSdp as received: its fingerprints go into the MACs (protocol.md 5.2)
+   * @param {number} lane 0, or an extra connection of the running transfer (protocol.md 7.4)
+   */
+  constructor(conn, offerSdp, lane) {
+    this.conn = conn;
+    this.offerSdp = offerSdp;
+    this.lane = lane;
+    this.localSdp = "";
+    /** @type {RTCPeerConnection | null} */
+    this.pc = null;
+    /** @type {RTCDataChannel | null} */
+    this.channel = null;
+    /** This connection's events, delivered one after another. @type {Promise<void>} */
+    this.queue = Promise.resolve();
+    /** The bytes of the chunk arriving. */
+    this.buffer = new ChunkBuffer();
+    /** The piece just fed to the machine: placed unless the machine drops it. @type {import("./protocol/frames.js").Piece | null} */
+    this.keep = null;
+    /** A result the machine needs before this connection's next event (a chunk's digest,
+     * the check of the sender's proof: protocol.md 14.0) is on its way. @type {Promise<void> | null} */
+    this.awaited = null;
+    /** The chunk just hashed, waiting for `write_chunk` or `drop_chunk`. @type {Uint8Array<ArrayBuffer> | null} */
+    this.hashed = null;
+    /** The auth key of our proof on this connection. @type {Uint8Array<ArrayBuffer> | null} */
+    this.key = null;
+    this.closed = false;
+  }
+}
+
+export class ReceiverSession extends EventTarget {
   /**
    * @param {Link} link
    * @param {{apiUrl: string, wsUrl: string}} config
+   * @param {ReceiveStorage} [storage]
+   * @param {string | null} [accepted] the transfer the user accepted in an earlier attempt
+   *   on this page, whose storage `storage` holds (Try again)
    */
-  constructor(link, config) {
+  constructor(link, config, storage = new ReceiveStorage(), accepted = null) {
     super();
     this.link = link;
     this.config = config;
+    this.storage = storage;
+    this.machine = new ReceiverMachine({
+      // A link with flag `p` refuses a sender that asks for no password; a link without
+      // flags (made before the flag existed) says nothing either way.
+      expectPassword: link.password ? true : null,
+      timing: machineTiming(),
+      lanes: LANES.lanes,
+      accepted,
+    });
+    this.runner = new MachineRunner(this.machine, (action) => this.carryOut(action));
     /** @type {ReceiverState} */
     this.state = "checking";
-    /** What the user should read now (plain text). */
-    this.message = "";
-    /** Error code of a final failure, for the page. */
-    this.problem = "";
+    /** The machine's last `status` (state, and `remaining`, `held` or `reconnected`). @type {Record<string, any>} */
+    this.status = { state: "checking" };
+    /** @type {Outcome | null} */
+    this.outcome = null;
     /** @type {Manifest | null} */
     this.manifest = null;
-    /** @type {FilePlan[]} */
-    this.plan = [];
-    /** @type {{transfer: string, records: FileRecord[]} | null} */
-    this.accepted = null;
-    this.passwordRemaining = 0;
-    this.passwordWrong = false;
-    this.done = 0;
+    /** Bytes held on storage, of `total`. */
+    this.held = 0;
     this.total = 0;
-    /** @type {string[]} */
+    /** The final file digests (hex), when done. @type {string[]} */
     this.digests = [];
-    /** @type {Download[]} */
-    this.downloads = [];
-    /** @type {ReceiverConnection | null} */
-    this.connection = null;
+    /** The user cancelled the save picker: Accept asks again. */
+    this.choosing = false;
+    /** A `prepare_storage` not yet carried out. @type {{manifest: Manifest, ids: (string | null)[]} | null} */
+    this.preparing = null;
+    /** @type {Map<string, ReceiverLink>} */
+    this.links = new Map();
+    /** The sender's offer being fed to the machine, by session. @type {Map<string, {from: string, sdp: string, lane: number}>} */
+    this.offers = new Map();
+    /** The path of the transfer's first connection, once known. @type {PathKind | null} */
+    this.path = null;
+    /** Connections (lanes) the transfer opened, as the CLI counts them. */
+    this.connections = 0;
+    /** File bytes received over the network in this attempt (the drop_lane fault counts them). */
+    this.networkBytes = 0;
+    /** Auth keys by password and iteration count: PBKDF2 runs once for each. @type {Map<string, Promise<Uint8Array<ArrayBuffer>>>} */
+    this.keys = new Map();
     /** @type {SignalingClient | null} */
     this.signaling = null;
     /** @type {RTCIceServer[]} */
     this.iceServers = [];
-    this.senderPeer = "";
-    /** @type {Map<string, Promise<Uint8Array<ArrayBuffer>>>} */
-    this.keys = new Map();
-    /** Why the room ended while a transfer still ran on (it stops when that connection ends). @type {{problem: string, message: string} | null} */
-    this.ended = null;
-    /** Resume-record updates, batched; outlives connections (a clear must follow their writes). */
-    this.log = new DigestLog();
-    // Save what is pending when the page goes away or to the background (best effort:
-    // what is lost is only not claimed on the next visit).
-    const flush = () => void this.log.flush();
-    window.addEventListener("pagehide", flush);
-    document.addEventListener("visibilitychange", () => {
-      if (document.visibilityState === "hidden") flush();
-    });
   }
 
   async start() {
     const room = await getRoom(this.config.apiUrl, this.link.room).catch(() => undefined);
     const me = identity(this.link.room);
-    if (room === null) return this.stop("gone", "This link has expired or does not exist. Ask the sender for a new one.");
-    if (room && room.locked && !me.peer) return this.stop("used", "This one-time link has already been used by someone else.");
-    if (room && room.full && !me.peer) return this.stop("full", "Too many people are receiving from this link right now. Try again later.");
-    this.setState("connecting", "Connecting to the sender…");
+    if (room === null) return this.stop(ROOM_NOT_FOUND);
+    if (room?.locked && !me.peer) return this.stop(ROOM_LOCKED);
+    if (room?.full && !me.peer) return this.stop(ROOM_FULL);
+    this.setState("connecting");
     const signaling = new SignalingClient({ wsUrl: this.config.wsUrl, room: this.link.room, role: "receiver", token: me.token, peer: me.peer });
     this.signaling = signaling;
+    /** @param {string} type @param {(detail: any) => void} handler */
+    const on = (type, handler) => signaling.addEventListener(type, (e) => handler(/** @type {CustomEvent} */ (e).detail));
     let rejoin = Boolean(me.peer);
-    signaling.addEventListener("welcome", (e) => {
-      const welcome = /** @type {CustomEvent} */ (e).detail;
-      const senderPeer = welcome.peers.find((/** @type {any} */ p) => p.role === "sender")?.peer;
-      // Back in a room we were in before (a reload, a signaling reconnect) without a working
-      // connection: the sender may still hold one to our old self and would not offer.
-      if (rejoin && senderPeer && !(this.connection && !this.connection.closed) && this.state !== "done" && this.state !== "stopped") {
-        signaling.signal(senderPeer, { kind: "restart" });
-      }
-      rejoin = true;
-      sessionStorage.setItem(`peerbeam:receiver:${this.link.room}`, JSON.stringify({ peer: welcome.peer, token: me.token }));
+    on("welcome", (welcome) => {
+      me.save(welcome.peer);
       this.iceServers = welcome.ice_servers;
-      const sender = welcome.peers.find((/** @type {any} */ p) => p.role === "sender");
-      if (!sender && this.state === "connecting") {
-        this.setState("waiting", "The sender is not online right now. Keep this page open: the transfer starts when they are back.");
-      }
+      this.runner.feed({ type: "peers", peers: welcome.peers, rejoin });
+      rejoin = true; // every later welcome is a reconnect
     });
-    signaling.addEventListener("peer-joined", () => {
-      if (this.state === "waiting") this.setState("connecting", "Connecting to the sender…");
-    });
-    signaling.addEventListener("signal", (e) => {
-      const { from, data } = /** @type {CustomEvent} */ (e).detail;
+    on("peer-joined", ({ peer, role }) => this.runner.feed({ type: "peer_joined", peer, role }));
+    on("signal", ({ from, data }) => {
       const signal = readSignal(data);
-      if (signal?.kind === "offer") this.onOffer(from, signal.session, signal.sdp);
+      if (signal?.kind !== "offer") return;
+      // The machine answers an offer at once or never (protocol.md 14.2).
+      this.offers.set(signal.session, { from, sdp: signal.sdp, lane: signal.lane });
+      this.runner.feed({ type: "offer", from, session: signal.session, lane: signal.lane });
+      this.offers.delete(signal.session);
     });
-    signaling.addEventListener("room-closed", () => this.roomEnded("closed", "The sender stopped sharing these files."));
-    signaling.addEventListener("refused", async () => {
+    on("room-closed", () => this.runner.feed({ type: "room_gone", reason: "the sender closed the room" }));
+    on("refused", async () => {
       const state = await getRoom(this.config.apiUrl, this.link.room).catch(() => undefined);
-      if (state === null) this.roomEnded("gone", "This link has expired or does not exist. Ask the sender for a new one.");
-      else if (state?.locked && !signaling.peer) this.stop("used", "This one-time link has already been used by someone else.");
+      if (state === null) this.runner.feed({ type: "room_gone", reason: "the room expired" });
+      else if (state?.locked && !signaling.peer) this.stop(ROOM_LOCKED);
     });
-    signaling.addEventListener("server-error", (e) => {
-      if (/** @type {CustomEvent} */ (e).detail.code === "connection_replaced") {
-        this.stop("replaced", "This transfer continues in another tab or window.");
-      }
+    on("server-error", ({ code }) => {
+      if (code === CONNECTION_REPLACED) this.stop(CONNECTION_REPLACED);
     });
     signaling.connect();
   }
 
-  /**
-   * The room is over (closed, expired). A transfer whose connection still works goes on to
-   * its end, judged by its own keepalive: only a reconnect is impossible from now on.
-   * @param {string} problem
-   * @param {string} message
-   */
-  roomEnded(problem, message) {
-    if (this.state === "done" || this.state === "stopped") return;
-    this.signaling?.stop();
-    if (this.connection && !this.connection.closed && this.busy) this.ended = { problem, message };
-    else this.stop(problem, message);
+  // -- the user -----------------------------------------------------------------------
+
+  /** @param {string} password typed by the user; throws when it cannot be a password */
+  submitPassword(password) {
+    normalizePassword(password);
+    this.runner.feed({ type: "password_entered", password });
+  }
+
+  /** The user clicked Accept (must run inside the click: the save pickers need it). */
+  accept() {
+    if (this.preparing) {
+      this.choosing = false;
+      this.setState("saving");
+      this.prepare(this.preparing.manifest, this.preparing.ids);
+    } else {
+      this.runner.feed({ type: "user_accepted" });
+    }
+  }
+
+  decline() {
+    this.preparing = null;
+    this.runner.feed({ type: "user_declined" });
+  }
+
+  /** Save pending resume records now (the page is going away or to the background). */
+  flush() {
+    return this.storage.flush();
+  }
+
+  /** True while an accepted transfer is not over (the page keeps the screen on and warns). */
+  get busy() {
+    return this.machine.accepted !== null && this.outcome === null;
+  }
+
+  /** The receive gave up on getting a connection: a fresh attempt may help (Try again). */
+  get retryable() {
+    return this.outcome !== null && this.outcome.outcome === "failed" && RETRYABLE.has(this.outcome.code);
   }
 
   /**
-   * @param {string} from
+   * A fresh attempt after a give-up, without reloading the page: a new session on the same
+   * storage, which resumes what is held (and accepts by itself when the sender still offers
+   * the transfer the user accepted). The caller starts it.
+   */
+  again() {
+    return new ReceiverSession(this.link, this.config, this.storage, this.machine.accepted);
+  }
+
+  // -- the machine's actions ----------------------------------------------------------
+
+  /** @param {Action} action */
+  carryOut(action) {
+    const link = action.conn === undefined ? undefined : this.links.get(action.conn);
+    switch (action.type) {
+      case "answer":
+        this.answer(action.conn, action.session);
+        break;
+      case "restart":
+        this.signaling?.signal(action.to, { kind: "restart" });
+        break;
+      case "send":
+        if (link?.channel?.readyState === "open") link.channel.send(encodeMessage(action.message));
+        break;
+      case "close":
+        if (link) this.close(link);
+        break;
+      case "ask_password":
+        break; // the status that follows says it
+      case "make_proof":
+        if (link) void this.makeProof(link, action.password, action.iterations, action.sender_nonce);
+        break;
+      case "check_sender_proof":
+        if (link) link.awaited = this.checkSenderProof(link, action.mac, action.sender_nonce, action.receiver_nonce);
+        break;
+      case "load_records":
+        this.offered(action.manifest);
+        this.storage.loadRecords(action.manifest).then(
+          (records) => this.runner.feed({ type: "records_loaded", records }),
+          (error) => {
+            console.warn("cannot read the resume records:", error); // then nothing is resumed
+            this.runner.feed({ type: "records_loaded", records: [] });
+          });
+        break;
+      case "ask_accept":
+        this.held = action.held;
+        break;
+      case "prepare_storage":
+        this.prepare(action.manifest, action.records);
+        break;
+      case "reset_file":
+        this.storage.reset(action.file).catch((error) => this.storageFailed(error));
+        break;
+      case "drop_piece":
+        if (link) link.keep = null;
+        break;
+      case "hash_chunk":
+        if (link) this.hash(link, action.file, action.chunk);
+        break;
+      case "drop_chunk":
+        if (link?.hashed) link.buffer.recycle(link.hashed);
+        if (link) link.hashed = null;
+        break;
+      case "write_chunk":
+        if (link) this.write(link, action.file, action.chunk, action.position, action.digest);
+        break;
+      case "finish_file":
+        this.finish(action.file);
+        break;
+      case "status":
+        this.status = action;
+        if (this.outcome === null) this.setState(action.state);
+        break;
+      case "progress":
+        this.held = action.held;
+        this.total = action.total;
+        this.changed();
+        break;
+      case "end":
+        this.ended({ outcome: action.outcome, code: action.code, detail: action.detail, remote: Boolean(action.remote) }, action.digests);
+        break;
+      default:
+        throw new Error(`the receiver page cannot carry out ${action.type}`);
+    }
+  }
+
+  /**
+   * Answer the sender's offer `session` with a new peer connection.
+   * @param {string} conn
    * @param {string} session
-   * @param {string} sdp
    */
-  onOffer(from, session, sdp) {
-    if (this.state === "done" || this.state === "stopped") return;
-    this.senderPeer = from;
-    this.connection?.close();
-    const connection = new ReceiverConnection(this, session, sdp);
-    this.connection = connection;
-    connection.open().catch((error) => connection.channel ? connection.channel.fail(error) : connection.close());
+  answer(conn, session) {
+    const offer = /** @type {{from: string, sdp: string, lane: number}} */ (this.offers.get(session));
+    const link = new ReceiverLink(conn, offer.sdp, offer.lane);
+    this.links.set(conn, link);
+    /** @param {string} reason */
+    const lost = (reason) => this.inOrder(link, () => this.runner.feed({ type: "connection_lost", conn, reason }));
+    answerOffer(this.iceServers, offer.sdp).then(async ({ pc, localSdp, channel }) => {
+      if (link.closed) {
+        pc.close();
+        return;
+      }
+      link.pc = pc;
+      link.localSdp = localSdp;
+      pc.addEventListener("connectionstatechange", () => {
+        if (pc.connectionState === "failed" || pc.connectionState === "closed") lost(`the connection ${pc.connectionState}`);
+      });
+      this.signaling?.signal(offer.from, { kind: "answer", session, sdp: localSdp });
+      const raw = await channel;
+      if (link.closed) return;
+      link.channel = raw;
+      setUpChannel(raw);
+      raw.onmessage = (event) => this.inOrder(link, () => this.frame(link, event.data));
+      raw.addEventListener("close", () => lost("the data channel closed"));
+      const opened = () => this.inOrder(link, () => {
+        this.runner.feed({ type: "channel_open", conn });
+        this.connected(link, pc);
+      });
+      if (raw.readyState === "open") opened();
+      else raw.addEventListener("open", opened, { once: true });
+    }).catch((error) => this.runner.feed({ type: "connection_lost", conn, reason: `could not answer: ${error?.message ?? error}` }));
   }
 
   /**
-   * The auth key for a hello; PBKDF2 runs once per password and iteration count.
+   * Deliver a connection's events in the order they happened, each after the result of a
+   * `hash_chunk` or `check_sender_proof` it started (protocol.md 14.0): the manifest comes
+   * right behind `auth-ok`, and the machine must know first whether the sender is genuine.
+   * @param {ReceiverLink} link
+   * @param {() => void} deliver
+   */
+  inOrder(link, deliver) {
+    link.queue = link.queue.then(async () => {
+      if (link.closed) return;
+      deliver();
+      if (link.awaited) await link.awaited;
+    }).catch((error) => console.error(error));
+  }
+
+  /**
+   * A frame from the sender: a text message, or a piece whose payload is placed unless
+   * the machine drops it.
+   * @param {ReceiverLink} link
+   * @param {string | ArrayBuffer} data
+   */
+  frame(link, data) {
+    if (typeof data === "string") {
+      this.runner.feed({ type: "message", conn: link.conn, text: data });
+      return;
+    }
+    let piece;
+    try {
+      piece = decodePiece(data);
+    } catch (error) {
+      this.runner.feed({ type: "bad_piece", conn: link.conn, detail: String(/** @type {Error} */ (error)?.message ?? error) });
+      return;
+    }
+    link.keep = piece;
+    this.runner.feed({ type: "piece", conn: link.conn, file: piece.file, chunk: piece.chunk, offset: piece.offset, size: piece.payload.length });
+    if (link.keep === piece && !link.closed && this.manifest) {
+      link.buffer.put(piece.offset, piece.payload, chunkLength(this.manifest.files[piece.file].size, piece.chunk));
+    }
+    link.keep = null;
+    this.networkBytes += piece.payload.length;
+    if (link.lane && !link.closed && dropNow(this.networkBytes, "drop_lane")) {
+      // Test fault: this extra connection breaks (a closing side hears no event of its own).
+      link.pc?.close();
+      this.runner.feed({ type: "connection_lost", conn: link.conn, reason: "dropped (test fault)" });
+    }
+  }
+
+  /**
+   * A connection opened: the page shows the path of the transfer's first one and how many
+   * the transfer opened.
+   * @param {ReceiverLink} link
+   * @param {RTCPeerConnection} pc
+   */
+  connected(link, pc) {
+    this.connections = link.lane ? this.connections + 1 : 1;
+    connectionPath(pc).then((path) => {
+      if (link.lane || link.closed) return;
+      this.path = path;
+      this.changed();
+    }, (error) => console.warn("no statistics for the path:", error));
+    this.changed();
+  }
+
+  /** @param {ReceiverLink} link */
+  close(link) {
+    link.closed = true;
+    this.links.delete(link.conn);
+    closeSoon(link.channel, link.pc);
+    // The transfer's connections are all gone: close the open files (reopened by the next
+    // write). An extra lane going costs nothing here: the others still write.
+    if (!this.links.size) this.storage.release().catch((error) => console.warn("closing the files:", error));
+  }
+
+  /**
    * @param {string | null} password
    * @param {number | null} iterations
    */
   authKey(password, iterations) {
-    const cacheKey = `${password === null ? "" : "p:" + password}:${iterations}`;
+    const cacheKey = `${password === null ? "" : `p:${password}`}:${iterations}`;
     let key = this.keys.get(cacheKey);
     if (!key) {
       key = deriveAuthKey(this.link.key, this.link.room, password, iterations ?? undefined);
@@ -187,597 +440,172 @@ export class Receiver extends EventTarget {
     return key;
   }
 
-  /** @param {string} password typed by the user */
-  submitPassword(password) {
-    normalizePassword(password); // throws on an empty or malformed password
-    this.password = password;
-    this.setState("verifying", "Checking the password…");
-    this.connection?.sendAuth();
+  /**
+   * @param {ReceiverLink} link
+   * @param {Uint8Array} senderNonce
+   * @param {Uint8Array} receiverNonce
+   */
+  handshake(link, senderNonce, receiverNonce) {
+    return new Handshake({
+      room: this.link.room, senderFingerprints: sdpFingerprints(link.offerSdp),
+      receiverFingerprints: sdpFingerprints(link.localSdp), senderNonce, receiverNonce,
+    });
   }
 
   /**
-   * A verified manifest arrived: match partial files, then show it (or continue).
-   * @param {Manifest} manifest
+   * Derive the key, pick a nonce, MAC (protocol.md 6, step 2).
+   * @param {ReceiverLink} link
+   * @param {string | null} password
+   * @param {number | null} iterations
+   * @param {Uint8Array} senderNonce
    */
-  async offered(manifest) {
+  async makeProof(link, password, iterations, senderNonce) {
+    try {
+      const key = await this.authKey(password, iterations);
+      const nonce = newNonce();
+      const mac = await this.handshake(link, senderNonce, nonce).mac(key, "receiver");
+      link.key = key;
+      this.runner.feed({ type: "proof_made", conn: link.conn, nonce, mac });
+    } catch (error) {
+      // An SDP without fingerprints cannot be authenticated: this connection is useless.
+      console.error("could not make our proof:", error);
+      this.close(link);
+      this.runner.feed({ type: "connection_lost", conn: link.conn, reason: "could not make our proof" });
+    }
+  }
+
+  /**
+   * @param {ReceiverLink} link
+   * @param {Uint8Array<ArrayBuffer>} mac
+   * @param {Uint8Array} senderNonce
+   * @param {Uint8Array} receiverNonce
+   */
+  async checkSenderProof(link, mac, senderNonce, receiverNonce) {
+    let ok = false;
+    try {
+      ok = await this.handshake(link, senderNonce, receiverNonce).verify(/** @type {Uint8Array<ArrayBuffer>} */ (link.key), "sender", mac);
+    } catch (error) {
+      console.error("could not check the sender's proof:", error);
+    }
+    link.awaited = null;
+    this.runner.feed({ type: "sender_proof_checked", conn: link.conn, ok });
+  }
+
+  /** @param {Manifest} manifest */
+  offered(manifest) {
     this.manifest = manifest;
     this.total = manifest.files.reduce((n, f) => n + f.size, 0);
-    if (this.accepted?.transfer === manifest.transfer) {
-      // A reconnect to the transfer the user already accepted: continue by itself.
-      this.plan = await Promise.all(this.accepted.records.map(async (record) => ({ record, held: await this.heldFor(record) })));
-      this.setState("receiving", "Reconnected, continuing…");
-      await this.connection?.sendAccept(this.plan);
-      return;
-    }
-    this.plan = await this.matchRecords(manifest);
-    const held = this.heldBytes();
-    const all = held === this.total && this.plan.every((p) => p.record?.complete);
-    this.setState("offer", all ? "You already received these files: Accept to check them and save them again."
-      : held > 0 ? "You already have part of this: Accept to resume where it stopped." : "");
-  }
-
-  heldBytes() {
-    const manifest = this.manifest;
-    if (!manifest) return 0;
-    return this.plan.reduce((n, p, i) => n + Math.min(manifest.files[i].size, p.held.length * manifest.chunkSize), 0);
   }
 
   /**
-   * Partial files this browser holds for these files (protocol.md 10): same transfer and
-   * file, else the same name, size and chunk size from another transfer.
+   * Where the files go (the pickers need the Accept click: this runs inside it).
    * @param {Manifest} manifest
-   * @returns {Promise<FilePlan[]>}
+   * @param {(string | null)[]} ids
    */
-  async matchRecords(manifest) {
-    let records = [];
-    try {
-      records = await allRecords();
-    } catch {
-      return manifest.files.map(() => ({ record: null, held: [] }));
-    }
-    const used = new Set();
-    /** @type {FilePlan[]} */
-    const plan = [];
-    for (const [index, entry] of manifest.files.entries()) {
-      const same = (/** @type {FileRecord} */ r) => r.name === entry.name && r.size === entry.size && r.chunkSize === manifest.chunkSize;
-      const record =
-        records.find((r) => !used.has(r.id) && r.transfer === manifest.transfer && r.index === index && same(r)) ??
-        records.find((r) => !used.has(r.id) && r.transfer !== manifest.transfer && !r.complete && same(r)) ??
-        null;
-      if (record) used.add(record.id);
-      plan.push({ record, held: record ? await this.heldFor(record) : [] });
-    }
-    return plan;
-  }
-
-  /** @param {FileRecord} record */
-  async heldFor(record) {
-    try {
-      await this.log.flush(); // what this page recorded is claimed too
-      const held = await heldDigests(record.id);
-      // A picked file keeps only what was committed at its last checkpoint.
-      return record.kind === "picker" ? held.slice(0, record.committedChunks) : held;
-    } catch {
-      return [];
-    }
-  }
-
-  /** The user clicked Accept: choose where to save, check space, answer the sender. */
-  async accept() {
-    const manifest = this.manifest;
-    const connection = this.connection;
-    if (!manifest || !connection || this.state !== "offer") return;
-    this.setState("saving", "Choosing where to save…");
-    try {
-      const records = await this.prepareStorage(manifest);
-      if (!records) {
-        this.setState("offer", "");
-        return;
+  prepare(manifest, ids) {
+    this.preparing = { manifest, ids };
+    this.storage.prepare(manifest, ids).then((ready) => {
+      if (ready) {
+        this.preparing = null;
+        this.runner.feed({ type: "storage_ready" });
+      } else {
+        this.choosing = true; // the picker was cancelled: the offer stays, nothing is saved
+        this.setState("offer");
       }
-      this.accepted = { transfer: manifest.transfer, records };
-      this.setState("receiving", "Receiving…");
-      await connection.sendAccept(this.plan);
-    } catch (error) {
-      const failure = error instanceof ProtocolError ? error : storageError(error, "the files");
-      this.fail(failure, false);
-      connection.channel?.fail(failure);
-    }
+    }, (error) => {
+      this.preparing = null;
+      this.storageFailed(error);
+    });
+  }
+
+  /** @param {unknown} error */
+  storageFailed(error) {
+    const failure = error instanceof ProtocolError ? error : new ProtocolError(STORAGE_ERROR, String(/** @type {Error} */ (error)?.message ?? error));
+    this.runner.feed({ type: "storage_failed", code: failure.code, message: failure.message });
   }
 
   /**
-   * Records (with file handles) for every file, or null when the user cancelled a picker.
-   * @param {Manifest} manifest
-   * @returns {Promise<FileRecord[] | null>}
+   * The chunk is complete: its digest, before anything else of this connection.
+   * @param {ReceiverLink} link
+   * @param {number} file
+   * @param {number} chunk
    */
-  async prepareStorage(manifest) {
-    const fresh = this.plan.map((p, i) => (p.record ? -1 : i)).filter((i) => i >= 0);
-    /** @type {Map<number, FileSystemFileHandle>} */
-    const picked = new Map();
-    let kind = /** @type {"picker" | "opfs"} */ ("opfs");
-    const win = /** @type {any} */ (window);
-    if (fresh.length) {
-      try {
-        if (manifest.files.length === 1 && canPickFile()) {
-          const name = sanitizeFilename(manifest.files[0].name);
-          picked.set(0, await win.showSaveFilePicker({ suggestedName: name }));
-          kind = "picker";
-        } else if (manifest.files.length > 1 && canPickFolder()) {
-          const dir = await win.showDirectoryPicker({ mode: "readwrite" });
-          for (const index of fresh) picked.set(index, await uniqueFile(dir, sanitizeFilename(manifest.files[index].name)));
-          kind = "picker";
-        }
-      } catch (error) {
-        if (/** @type {Error} */ (error).name === "AbortError") return null; // the user cancelled
-        picked.clear(); // no picker here (or it failed): fall back to OPFS
-      }
-    }
-    // Picked files from an earlier visit need the user's permission again.
-    for (const { record } of this.plan) {
-      if (record?.kind === "picker") {
-        const handle = /** @type {any} */ (record.handle);
-        if ((await handle.queryPermission?.({ mode: "readwrite" })) !== "granted" &&
-            (await handle.requestPermission?.({ mode: "readwrite" })) !== "granted") {
-          throw new ProtocolError(STORAGE_ERROR, `no permission to write ${record.saveName} again`);
-        }
-      }
-    }
-    if (kind === "opfs" && fresh.length) {
-      if (!canUseOpfs()) {
-        throw new ProtocolError(STORAGE_ERROR, "This browser cannot save large files. Use a current Chrome, Edge, Firefox or Safari.");
-      }
-      await checkSpace(manifest, this.plan);
-    }
-    /** @type {FileRecord[]} */
-    const records = [];
-    for (const [index, entry] of manifest.files.entries()) {
-      const existing = this.plan[index].record;
-      if (existing) {
-        records.push(existing);
-        continue;
-      }
-      const handle = picked.get(index) ?? (await opfsFile(manifest.transfer, index));
-      /** @type {FileRecord} */
-      const record = {
-        id: recordId(manifest.transfer, index), transfer: manifest.transfer, index, name: entry.name,
-        size: entry.size, chunkSize: manifest.chunkSize, kind: picked.has(index) ? "picker" : "opfs", handle,
-        saveName: picked.has(index) ? handle.name : sanitizeFilename(entry.name), committedChunks: 0,
-        complete: false, updated: Date.now(),
-      };
-      await this.log.clear(record.id);
-      await putRecord(record);
-      records.push(record);
-      this.plan[index] = { record, held: [] };
-    }
-    return records;
-  }
-
-  /** The user said no: tell the sender, and stop. */
-  decline() {
-    this.connection?.channel?.send({ t: "decline" });
-    this.stop("declined", "You declined these files. Nothing was saved.");
-  }
-
-  /** @param {number} bytes */
-  progressed(bytes) {
-    this.done += bytes;
-    this.changed();
+  hash(link, file, chunk) {
+    const data = link.buffer.take();
+    link.awaited = chunkDigest(data).then((digest) => {
+      link.awaited = null;
+      link.hashed = data;
+      this.runner.feed({ type: "chunk_hashed", conn: link.conn, file, chunk, digest });
+    });
   }
 
   /**
-   * @param {number} index
-   * @param {File | null} file the disk-backed file to download (OPFS), or null
+   * @param {ReceiverLink} link
+   * @param {number} file
+   * @param {number} chunk
+   * @param {number} position
+   * @param {Uint8Array} digest
    */
-  fileSaved(index, file) {
-    const record = this.accepted?.records[index];
-    if (file && record) {
-      const url = URL.createObjectURL(file);
-      this.downloads.push({ name: record.saveName, url });
-      const anchor = document.createElement("a");
-      anchor.href = url;
-      anchor.download = record.saveName;
-      anchor.hidden = true;
-      document.body.append(anchor);
-      anchor.click();
-      anchor.remove();
-    }
-    this.changed();
+  write(link, file, chunk, position, digest) {
+    const data = /** @type {Uint8Array<ArrayBuffer>} */ (link.hashed);
+    link.hashed = null;
+    this.storage.write(file, chunk, position, data, digest).then((reusable) => {
+      if (reusable) link.buffer.recycle(data);
+      this.runner.feed({ type: "chunk_written", conn: link.conn, file, chunk });
+    }, (error) => this.storageFailed(error));
   }
 
-  /** @param {string[]} digests hex, one per file */
-  completed(digests) {
-    this.digests = digests;
-    this.done = this.total;
-    this.setState("done", "All files received and verified.");
+  /** @param {number} file */
+  finish(file) {
+    this.storage.finish(file).then((saved) => {
+      const name = this.storage.records[file].saveName;
+      this.dispatchEvent(new CustomEvent("saved", { detail: /** @type {Saved} */ ({ index: file, name, file: saved }) }));
+      this.runner.feed({ type: "file_finished", file });
+    }, (error) => this.storageFailed(error));
+  }
+
+  /**
+   * The machine's `end`: the receive is over.
+   * @param {Outcome} outcome
+   * @param {string[] | undefined} digests
+   */
+  ended(outcome, digests) {
+    this.outcome = outcome;
+    this.preparing = null;
+    if (digests) this.digests = digests;
+    if (outcome.outcome === "done") this.held = this.total;
     this.signaling?.stop();
+    this.storage.release().catch((error) => console.warn("closing the files:", error));
+    this.setState(outcome.outcome === "done" ? "done" : "stopped");
   }
 
   /**
-   * The transfer cannot go on.
-   * @param {ProtocolError} error
-   * @param {boolean} remote the sender said so
+   * The page cannot go on (the signaling server refused us, another tab took over): no
+   * word to the sender, whose connection simply ends.
+   * @param {string} code
+   * @param {string} [detail]
    */
-  fail(error, remote) {
-    this.stop(error.code, explain(error, remote));
-  }
-
-  /**
-   * @param {string} problem
-   * @param {string} message
-   */
-  stop(problem, message) {
-    this.problem = problem;
-    this.setState("stopped", message);
+  stop(code, detail = "") {
+    if (this.outcome) return;
+    this.outcome = { outcome: "failed", code, detail, remote: false };
+    this.runner.stop();
     this.signaling?.stop();
-    this.connection?.close();
+    for (const link of [...this.links.values()]) this.close(link);
+    this.setState("stopped");
   }
 
-  /**
-   * @param {ReceiverState} state
-   * @param {string} message
-   */
-  setState(state, message) {
+  /** The service could not be reached at all. @param {unknown} error */
+  unreachable(error) {
+    this.stop(INTERNAL, `could not reach the service: ${/** @type {Error} */ (error)?.message ?? error}`);
+  }
+
+  /** @param {ReceiverState} state */
+  setState(state) {
     this.state = state;
-    this.message = message;
     this.changed();
   }
 
   changed() {
     this.dispatchEvent(new Event("change"));
-  }
-
-  /** True while bytes are moving (the page keeps the screen on and warns before closing). */
-  get busy() {
-    return this.state === "receiving" || this.state === "saving";
-  }
-}
-
-/**
- * A fresh file in a picked folder, numbered when the name is taken.
- * @param {any} dir FileSystemDirectoryHandle
- * @param {string} name
- */
-async function uniqueFile(dir, name) {
-  for (let n = 1; ; n++) {
-    const candidate = n === 1 ? name : numberedFilename(name, n);
-    try {
-      await dir.getFileHandle(candidate);
-    } catch {
-      return dir.getFileHandle(candidate, { create: true });
-    }
-  }
-}
-
-/**
- * Say plainly when the files will not fit the browser's storage.
- * @param {Manifest} manifest
- * @param {FilePlan[]} plan
- */
-async function checkSpace(manifest, plan) {
-  const estimate = await navigator.storage?.estimate?.();
-  if (!estimate?.quota) return;
-  const needed = manifest.files.reduce((n, f, i) => n + f.size - Math.min(f.size, plan[i].held.length * manifest.chunkSize), 0);
-  const free = estimate.quota - (estimate.usage ?? 0);
-  if (needed > free) {
-    const { formatBytes } = await import("./ui/format.js");
-    throw new ProtocolError("disk_full", `These files need ${formatBytes(needed)} but this browser can store only ${formatBytes(free)} more. Free some disk space, or open the link in Chrome or Edge, which save straight to a folder.`);
-  }
-}
-
-/**
- * A sentence for the user for every way a transfer can end badly.
- * @param {ProtocolError} error
- * @param {boolean} remote
- */
-export function explain(error, remote) {
-  switch (error.code) {
-    case "auth_failed":
-      return "Could not verify the sender — the connection may have been tampered with.";
-    case "wrong_link":
-      return "Wrong password or link. Check that you have the whole link and the right password.";
-    case "disk_full":
-      return remote ? "The transfer stopped: no space left." : error.message.startsWith("These files") ? error.message : "The disk is full: free some space and open the link again to resume.";
-    case "storage_error":
-      return `Cannot save the files: ${error.message}`;
-    case "source_error":
-      return `The sender cannot read the files any more: ${error.message}`;
-    case "cancelled":
-      return "The sender stopped the transfer.";
-    case "busy":
-      return "The sender is serving too many receivers right now. Try again later.";
-    case "integrity":
-      return `The files did not arrive intact: ${error.message}`;
-    case "bad_version":
-      return "The sender uses a different version of peerbeam. Both sides need an up-to-date version.";
-    default:
-      return `The transfer failed: ${error.message}`;
-  }
-}
-
-/** One peer connection to the sender and one run of the protocol on it. */
-class ReceiverConnection {
-  /**
-   * @param {Receiver} receiver
-   * @param {string} session the offer's session id, echoed in the answer
-   * @param {string} offerSdp as received: its fingerprints go into the MAC
-   */
-  constructor(receiver, session, offerSdp) {
-    this.receiver = receiver;
-    this.session = session;
-    this.offerSdp = offerSdp;
-    this.localSdp = "";
-    /** @type {RTCPeerConnection | null} */
-    this.pc = null;
-    /** @type {PeerChannel | null} */
-    this.channel = null;
-    this.phase = "hello";
-    /** @type {import("./protocol/messages.js").Hello | null} */
-    this.hello = null;
-    this.nonce = newNonce();
-    /** @type {import("./protocol/messages.js").Accept | null} */
-    this.acceptSent = null;
-    /** @type {ChunkAssembler | null} */
-    this.assembler = null;
-    /** @type {(PickerSink | OpfsSink)[]} */
-    this.sinks = [];
-    /** Writes and acknowledgements, strictly in stream order. */
-    this.writes = Promise.resolve();
-    this.closed = false;
-  }
-
-  async open() {
-    const r = this.receiver;
-    const { pc, localSdp, channel } = await answerOffer(r.iceServers, this.offerSdp);
-    this.pc = pc;
-    this.localSdp = localSdp;
-    r.signaling?.signal(r.senderPeer, { kind: "answer", session: this.session, sdp: localSdp });
-    const raw = await channel;
-    const start = () => {
-      this.channel = new PeerChannel(raw, {
-        onMessage: (m) => this.onMessage(m),
-        onPiece: (data) => this.onPiece(data),
-        onClose: (error, remote) => this.onClose(error, remote),
-      });
-    };
-    if (raw.readyState === "open") start();
-    else raw.addEventListener("open", start, { once: true });
-  }
-
-  get fingerprints() {
-    return /** @type {const} */ ([sdpFingerprints(this.offerSdp), sdpFingerprints(this.localSdp)]);
-  }
-
-  async sendAuth() {
-    const r = this.receiver;
-    const hello = this.hello;
-    if (!hello || this.closed) return;
-    const password = hello.password ? r.password ?? null : null;
-    if (hello.password && password === null) return;
-    const key = await r.authKey(password, hello.iterations);
-    this.nonce = newNonce();
-    const [senderFps, receiverFps] = this.fingerprints;
-    const mac = await computeMac(key, "receiver", r.link.room, senderFps, receiverFps, hello.nonce, this.nonce);
-    this.authKey = key;
-    this.phase = "authing";
-    this.channel?.send({ t: "auth", nonce: this.nonce, mac });
-  }
-
-  /** @param {Message} m */
-  async onMessage(m) {
-    const r = this.receiver;
-    if (this.phase === "hello" && m.t === "hello") {
-      this.hello = m;
-      if (m.password && !r.password) {
-        r.passwordRemaining = 0;
-        r.setState("password", "This transfer is protected by a password.");
-      } else {
-        if (r.state === "password") r.setState("verifying", "Checking the password…");
-        void this.sendAuth();
-      }
-    } else if (this.phase === "authing" && m.t === "auth-failed") {
-      if (m.retry) {
-        r.password = undefined;
-        r.passwordRemaining = m.remaining;
-        r.passwordWrong = true;
-        this.phase = "hello";
-        r.setState("password", `Wrong password (${m.remaining} ${m.remaining === 1 ? "try" : "tries"} left).`);
-      } else {
-        r.fail(new ProtocolError("wrong_link", "wrong password or link"), false);
-      }
-    } else if (this.phase === "authing" && m.t === "auth-ok") {
-      const hello = /** @type {import("./protocol/messages.js").Hello} */ (this.hello);
-      const [senderFps, receiverFps] = this.fingerprints;
-      const ok = await verifyMac(/** @type {Uint8Array<ArrayBuffer>} */ (this.authKey), m.mac, "sender", r.link.room, senderFps, receiverFps, hello.nonce, this.nonce);
-      if (!ok) {
-        const error = new ProtocolError(AUTH_FAILED, "the sender's proof failed: possible tampering");
-        this.channel?.fail(error);
-        r.fail(error, false);
-        return;
-      }
-      r.passwordWrong = false;
-      this.phase = "manifest";
-    } else if (this.phase === "manifest" && m.t === "manifest") {
-      this.phase = "offered";
-      void r.offered(m).catch((error) => this.channel?.fail(error));
-    } else if (this.phase === "starting" && m.t === "start") {
-      await this.begin(m);
-    } else if (this.phase === "receiving" && m.t === "chunk") {
-      await this.onChunkEnd(m);
-    } else if (this.phase === "receiving" && m.t === "file-done") {
-      const assembler = /** @type {ChunkAssembler} */ (this.assembler);
-      const digest = await assembler.fileDone(m.file, m.digest);
-      if (digest) this.afterWrites(() => this.finalize(m.file));
-    } else if (this.phase === "receiving" && m.t === "done") {
-      if (!this.assembler?.finished) throw frameError("'done' before every file-done");
-      this.phase = "finishing";
-      this.afterWrites(async () => {
-        const assembler = /** @type {ChunkAssembler} */ (this.assembler);
-        const digests = await Promise.all(assembler.digests.map(fileDigest));
-        this.channel?.send({ t: "complete", digests });
-        const { hexEncode } = await import("./protocol/codec.js");
-        r.completed(digests.map(hexEncode));
-        setTimeout(() => this.close(), TIMING.closeAfterCompleteMs);
-      });
-    } else {
-      throw frameError(`unexpected '${m.t}' now`);
-    }
-  }
-
-  /**
-   * Answer the manifest (protocol.md 7.2): offsets of what is held, with prefixes.
-   * @param {FilePlan[]} plan
-   */
-  async sendAccept(plan) {
-    const manifest = /** @type {Manifest} */ (this.receiver.manifest);
-    const files = [];
-    for (const [index, entry] of manifest.files.entries()) {
-      const held = plan[index].held;
-      const offset = Math.min(entry.size, held.length * manifest.chunkSize);
-      files.push({ offset, prefix: offset > 0 ? await fileDigest(held) : null });
-    }
-    this.acceptSent = { t: "accept", transfer: manifest.transfer, files };
-    this.phase = "starting";
-    this.channel?.send(this.acceptSent);
-  }
-
-  /**
-   * `start`: open the files at the offsets the sender confirmed, set up the assembler.
-   * @param {import("./protocol/messages.js").Start} start
-   */
-  async begin(start) {
-    const r = this.receiver;
-    const accept = /** @type {import("./protocol/messages.js").Accept} */ (this.acceptSent);
-    checkStart(start, accept);
-    const manifest = /** @type {Manifest} */ (r.manifest);
-    const records = /** @type {{records: FileRecord[]}} */ (r.accepted).records;
-    /** @type {Uint8Array[][]} */
-    const held = [];
-    this.sinks = [];
-    try {
-      for (const [index, record] of records.entries()) {
-        let digests = r.plan[index].held;
-        if (start.offsets[index] === 0 && digests.length) {
-          // The sender's prefix check failed: overwrite this file from the start.
-          digests = [];
-          await r.log.clear(record.id);
-          record.committedChunks = 0;
-          record.complete = false;
-          await r.log.update(record);
-        }
-        held.push(digests);
-        const keep = Math.min(record.size, digests.length * manifest.chunkSize);
-        const sink = record.kind === "picker" ? new PickerSink(record.handle, keep) : new OpfsSink(record.handle, record.id, keep > 0);
-        await sink.open();
-        this.sinks.push(sink);
-      }
-    } catch (error) {
-      throw storageError(error, "the files");
-    }
-    r.done = start.offsets.reduce((a, b) => a + b, 0);
-    this.assembler = new ChunkAssembler(manifest.files.map((f) => f.size), start.offsets, held, manifest.chunkSize);
-    this.phase = "receiving";
-    r.changed();
-  }
-
-  /** @param {ArrayBuffer} data */
-  onPiece(data) {
-    if (this.phase !== "receiving" || !this.assembler) throw frameError("binary data before 'start'");
-    this.assembler.addPiece(decodePiece(data));
-  }
-
-  /** @param {import("./protocol/messages.js").ChunkEnd} m */
-  async onChunkEnd(m) {
-    const received = await /** @type {ChunkAssembler} */ (this.assembler).endChunk(m.file, m.chunk, m.size, m.sha256);
-    if (!received) return;
-    if (!received.ok) {
-      this.afterWrites(async () => this.channel?.send({ t: "nack", file: m.file, chunk: m.chunk }));
-      return;
-    }
-    const r = this.receiver;
-    const record = /** @type {{records: FileRecord[]}} */ (r.accepted).records[m.file];
-    const sink = this.sinks[m.file];
-    const length = received.data.length; // an OPFS write moves the buffer to the worker
-    this.afterWrites(async () => {
-      let committed;
-      try {
-        committed = await sink.write(received.position, received.data);
-      } catch (error) {
-        throw storageError(error, record.saveName);
-      }
-      // A writable stream took its copy: the buffer can take the next chunk (an OPFS write
-      // moved it to the worker).
-      if (sink instanceof PickerSink) /** @type {ChunkAssembler} */ (this.assembler).recycle(received.data);
-      if (this.closed) return; // a newer connection may be overwriting this file
-      // Written: its digest may be recorded (in the next batch; the ack need not wait).
-      r.log.add(record.id, m.chunk, received.digest);
-      if (sink instanceof PickerSink && committed) {
-        record.committedChunks = chunkCount(sink.committed, record.chunkSize);
-        void r.log.update(record);
-      }
-      this.channel?.send({ t: "ack", file: m.file, chunk: m.chunk });
-      r.progressed(length);
-    });
-  }
-
-  /**
-   * Queue work behind the pending writes (acks and nacks leave strictly in order).
-   * @param {() => Promise<void>} work
-   */
-  afterWrites(work) {
-    this.writes = this.writes.then(() => (this.closed ? undefined : work())).catch((error) => {
-      if (!this.closed) this.channel?.fail(error);
-    });
-  }
-
-  /** @param {number} index */
-  async finalize(index) {
-    const r = this.receiver;
-    const record = /** @type {{records: FileRecord[]}} */ (r.accepted).records[index];
-    let file;
-    try {
-      file = await this.sinks[index].finish();
-    } catch (error) {
-      throw storageError(error, record.saveName);
-    }
-    record.complete = true;
-    if (record.kind === "picker") record.committedChunks = chunkCount(record.size, record.chunkSize);
-    await r.log.update(record); // with the file's last digests
-    r.fileSaved(index, file);
-  }
-
-  /**
-   * @param {ProtocolError | null} error
-   * @param {boolean} remote
-   */
-  onClose(error, remote) {
-    const r = this.receiver;
-    this.release();
-    if (r.connection !== this || r.state === "done" || r.state === "stopped") return;
-    if (error && error.code !== "timeout") {
-      if (error.code === BAD_FRAME && !remote) console.error(error);
-      r.fail(error, remote);
-      return;
-    }
-    if (r.ended) {
-      r.stop(r.ended.problem, r.ended.message); // no room to reconnect through any more
-      return;
-    }
-    // Lost: keep everything, ask the sender for a new connection (it may not have noticed
-    // yet), and resume on it.
-    if (r.senderPeer) r.signaling?.signal(r.senderPeer, { kind: "restart" });
-    if (r.state === "receiving") r.setState("receiving", "Connection lost: reconnecting…");
-    else if (r.state !== "offer" && r.state !== "password") r.setState("connecting", "Connection lost: reconnecting…");
-  }
-
-  release() {
-    void this.receiver.log.flush();
-    this.closed = true;
-    for (const sink of this.sinks) void sink.release();
-    this.sinks = [];
-  }
-
-  close() {
-    this.channel?.close();
-    this.release();
-    this.pc?.close();
   }
 }

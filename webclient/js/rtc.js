@@ -82,16 +82,17 @@ export async function answerOffer(iceServers, offerSdp) {
 }
 
 /**
- * The payload of a relayed signal (docs/protocol.md §1.0), or null when it is not one of ours.
+ * The payload of a relayed signal (docs/protocol.md §1.0 and §7.4), or null when it is not
+ * one of ours. `lane`: an offer for an extra connection of a running transfer (v1.1), else 0.
  * @param {unknown} data
- * @returns {{kind: "offer" | "answer", session: string, sdp: string} | {kind: "restart"} | null}
+ * @returns {{kind: "offer" | "answer", session: string, sdp: string, lane: number} | {kind: "restart"} | null}
  */
 export function readSignal(data) {
   const d = /** @type {any} */ (data);
   if (!d || typeof d !== "object") return null;
   if (d.kind === "restart") return { kind: "restart" };
   if ((d.kind === "offer" || d.kind === "answer") && typeof d.sdp === "string" && typeof d.session === "string") {
-    return { kind: d.kind, session: d.session, sdp: d.sdp };
+    return { kind: d.kind, session: d.session, sdp: d.sdp, lane: Number.isSafeInteger(d.lane) && d.lane > 0 ? d.lane : 0 };
   }
   return null;
 }
@@ -99,4 +100,35 @@ export function readSignal(data) {
 /** A fresh id for one offer/answer exchange: answers to older offers are ignored. */
 export function newSessionId() {
   return b64urlEncode(randomBytes(12));
+}
+
+/**
+ * @typedef {"relay" | "local" | "internet"} PathKind
+ *   How a connection reaches the peer, from its selected ICE candidate pair: through a TURN
+ *   relay, directly between two host candidates (the same network), or directly across
+ *   the NATs (server- or peer-reflexive candidates). The CLI says the same
+ *   (peerbeam/peer/rtc.py describe_path).
+ */
+
+/**
+ * The path of a connected peer connection, or null when it has no selected pair (yet).
+ * @param {RTCPeerConnection} pc
+ * @returns {Promise<PathKind | null>}
+ */
+export async function connectionPath(pc) {
+  const stats = await pc.getStats();
+  /** @type {any} */
+  let pair = null;
+  stats.forEach((report) => {
+    if (report.type === "transport" && report.selectedCandidatePairId) pair ??= stats.get(report.selectedCandidatePairId);
+  });
+  // Firefox names no selected pair on its transport, but marks the pair itself.
+  if (!pair) stats.forEach((report) => {
+    if (report.type === "candidate-pair" && report.selected) pair ??= report;
+  });
+  if (!pair) return null;
+  const types = [stats.get(pair.localCandidateId)?.candidateType, stats.get(pair.remoteCandidateId)?.candidateType];
+  if (types.includes("relay")) return "relay";
+  if (types[0] === "host" && types[1] === "host") return "local";
+  return "internet";
 }

@@ -7,6 +7,16 @@
 
 import { TIMING } from "./timing.js";
 
+// Refusals a receiving page explains to its user (docs/signaling.md).
+/** Unknown or expired room. */
+export const ROOM_NOT_FOUND = "room_not_found";
+/** A one-time link already used by someone else. */
+export const ROOM_LOCKED = "room_locked";
+/** As many receivers as the room allows are connected. */
+export const ROOM_FULL = "room_full";
+/** Another tab or window of ours took over this peer id. */
+export const CONNECTION_REPLACED = "connection_replaced";
+
 /**
  * @typedef {{peer: string, role: "sender" | "receiver"}} PeerInfo
  * @typedef {{type: "welcome", room: string, peer: string, role: string, expires_at: number,
@@ -100,7 +110,7 @@ export class SignalingClient extends EventTarget {
         this.emit("room-closed", message);
         break;
       case "error":
-        if (message.code === "connection_replaced") {
+        if (message.code === CONNECTION_REPLACED) {
           // Another tab or a newer connection of ours took over this peer id.
           this.stop();
         }

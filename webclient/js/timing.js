@@ -9,6 +9,7 @@
  * message, a byte, an ack), never from the start of a run, a session or a chunk.
  */
 import { DEAD_AFTER_MS, PING_AFTER_MS } from "./protocol/constants.js";
+import { sessionTiming } from "./protocol/machine.js";
 
 const DEFAULTS = Object.freeze({
   /** Signaling ping: API Gateway closes WebSockets idle for 10 minutes. */
@@ -19,10 +20,17 @@ const DEFAULTS = Object.freeze({
   pingAfterMs: PING_AFTER_MS,
   /** Data channel: silence after which the peer counts as gone. */
   deadAfterMs: DEAD_AFTER_MS,
-  /** Sender: re-offer to a receiver whose connection dropped while it is still in the room. */
-  reofferDelayMs: 1500,
+  /** A new peer connection's data channel must open within this. */
+  openTimeoutMs: 30_000,
   /** Receiver: close if the sender has not closed this long after `complete`. */
   closeAfterCompleteMs: 5000,
+  /** Never connected: give up this long after the first attempt, saying why (no path, no relay). */
+  connectTimeoutMs: 50_000,
+  /** Receiver, connected before: give up this long after the sender's last sign of life. */
+  giveUpAfterMs: 600_000,
+  /** Receiver: ask for a new connection again after this, doubling up to retryMaxMs. */
+  retryMinMs: 1000,
+  retryMaxMs: 30_000,
 });
 
 /** @typedef {typeof DEFAULTS} Timing */
@@ -47,3 +55,23 @@ export function resolveTiming(overrides) {
 }
 
 export const TIMING = resolveTiming(/** @type {any} */ (globalThis).PEERBEAM_TIMING);
+
+/**
+ * The session machines' deadlines (seconds) from the page's timers. The page has no
+ * sender-wait deadline: while the sender is not in the room it tells its user so and keeps
+ * waiting.
+ * @param {Timing} [timing]
+ */
+export function machineTiming(timing = TIMING) {
+  return sessionTiming({
+    ping_after: timing.pingAfterMs / 1000,
+    dead_after: timing.deadAfterMs / 1000,
+    open_timeout: timing.openTimeoutMs / 1000,
+    sender_wait: null,
+    close_after_complete: timing.closeAfterCompleteMs / 1000,
+    connect_timeout: timing.connectTimeoutMs / 1000,
+    give_up_after: timing.giveUpAfterMs / 1000,
+    retry_min: timing.retryMinMs / 1000,
+    retry_max: timing.retryMaxMs / 1000,
+  });
+}

@@ -136,64 +136,66 @@ function field(value) {
 }
 
 /**
- * The seven length-prefixed fields a MAC covers (protocol.md 5.3).
- * @param {Role} role
- * @param {string} room
- * @param {string} senderFingerprints
- * @param {string} receiverFingerprints
- * @param {Uint8Array} senderNonce
- * @param {Uint8Array} receiverNonce
+ * One connection's authentication (protocol.md 5.3): the room, both peers' canonical
+ * fingerprint texts (each taken from the SDP as exchanged: sdpFingerprints) and both
+ * nonces. Each peer builds the same value and proves its role with a MAC over it.
  */
-export function transcript(role, room, senderFingerprints, receiverFingerprints, senderNonce, receiverNonce) {
-  if (role !== "sender" && role !== "receiver") throw new Error("role must be 'sender' or 'receiver'");
-  for (const nonce of [senderNonce, receiverNonce]) {
-    if (!(nonce instanceof Uint8Array) || nonce.length !== NONCE_SIZE) throw new Error(`nonces are ${NONCE_SIZE} bytes`);
+export class Handshake {
+  /**
+   * @param {{room: string, senderFingerprints: string, receiverFingerprints: string,
+   *          senderNonce: Uint8Array, receiverNonce: Uint8Array}} fields
+   */
+  constructor({ room, senderFingerprints, receiverFingerprints, senderNonce, receiverNonce }) {
+    for (const nonce of [senderNonce, receiverNonce]) {
+      if (!(nonce instanceof Uint8Array) || nonce.length !== NONCE_SIZE) throw new Error(`nonces are ${NONCE_SIZE} bytes`);
+    }
+    for (const fps of [senderFingerprints, receiverFingerprints]) {
+      if (typeof fps !== "string" || !fps || !ASCII.test(fps)) throw new Error("fingerprints must be the canonical text");
+    }
+    this.room = validateRoom(room);
+    this.senderFingerprints = senderFingerprints;
+    this.receiverFingerprints = receiverFingerprints;
+    this.senderNonce = senderNonce;
+    this.receiverNonce = receiverNonce;
   }
-  for (const fps of [senderFingerprints, receiverFingerprints]) {
-    if (typeof fps !== "string" || !fps || !ASCII.test(fps)) throw new Error("fingerprints must be the canonical text");
+
+  /**
+   * The seven length-prefixed fields the MAC of `role` covers.
+   * @param {Role} role the prover
+   */
+  transcript(role) {
+    if (role !== "sender" && role !== "receiver") throw new Error("role must be 'sender' or 'receiver'");
+    return concatBytes(
+      field(TRANSCRIPT_LABEL),
+      field(utf8Encode(role)),
+      field(utf8Encode(this.room)),
+      field(utf8Encode(this.senderFingerprints)),
+      field(utf8Encode(this.receiverFingerprints)),
+      field(this.senderNonce),
+      field(this.receiverNonce),
+    );
   }
-  return concatBytes(
-    field(TRANSCRIPT_LABEL),
-    field(utf8Encode(role)),
-    field(utf8Encode(validateRoom(room))),
-    field(utf8Encode(senderFingerprints)),
-    field(utf8Encode(receiverFingerprints)),
-    field(senderNonce),
-    field(receiverNonce),
-  );
+
+  /**
+   * HMAC-SHA256(auth_key, transcript(role)): what `role` sends to prove the key.
+   * @param {Uint8Array<ArrayBuffer>} authKey
+   * @param {Role} role
+   */
+  async mac(authKey, role) {
+    return new Uint8Array(await crypto.subtle.sign("HMAC", await hmacKey(authKey), this.transcript(role)));
+  }
+
+  /**
+   * Constant-time check (crypto.subtle.verify) of the MAC the peer playing `role` sent.
+   * @param {Uint8Array<ArrayBuffer>} authKey
+   * @param {Role} role
+   * @param {Uint8Array<ArrayBuffer>} mac
+   */
+  async verify(authKey, role, mac) {
+    return crypto.subtle.verify("HMAC", await hmacKey(authKey), mac, this.transcript(role));
+  }
 }
 
 /** @param {Uint8Array<ArrayBuffer>} authKey */
 const hmacKey = (authKey) =>
   crypto.subtle.importKey("raw", authKey, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
-
-/**
- * HMAC-SHA256(auth_key, transcript(...)).
- * @param {Uint8Array<ArrayBuffer>} authKey
- * @param {Role} role
- * @param {string} room
- * @param {string} senderFingerprints
- * @param {string} receiverFingerprints
- * @param {Uint8Array} senderNonce
- * @param {Uint8Array} receiverNonce
- */
-export async function computeMac(authKey, role, room, senderFingerprints, receiverFingerprints, senderNonce, receiverNonce) {
-  const data = transcript(role, room, senderFingerprints, receiverFingerprints, senderNonce, receiverNonce);
-  return new Uint8Array(await crypto.subtle.sign("HMAC", await hmacKey(authKey), data));
-}
-
-/**
- * Constant-time check (crypto.subtle.verify) of the MAC the peer playing `role` sent.
- * @param {Uint8Array<ArrayBuffer>} authKey
- * @param {Uint8Array<ArrayBuffer>} mac
- * @param {Role} role
- * @param {string} room
- * @param {string} senderFingerprints
- * @param {string} receiverFingerprints
- * @param {Uint8Array} senderNonce
- * @param {Uint8Array} receiverNonce
- */
-export async function verifyMac(authKey, mac, role, room, senderFingerprints, receiverFingerprints, senderNonce, receiverNonce) {
-  const data = transcript(role, room, senderFingerprints, receiverFingerprints, senderNonce, receiverNonce);
-  return crypto.subtle.verify("HMAC", await hmacKey(authKey), mac, data);
-}

@@ -1,9 +1,9 @@
 // @ts-check
 /**
- * Chunks (protocol.md section 8): arithmetic, digests, and the bookkeeping of both ends,
- * mirroring peerbeam/transfer/chunks.py: SendWindow (sender) and ChunkAssembler (receiver).
+ * Chunks (protocol.md section 8): arithmetic, digests, the sender's SendWindow (mirroring
+ * peerbeam/transfer/chunks.py) and the receiving page's ChunkBuffer.
  */
-import { bytesEqual, concatBytes, hexEncode } from "./codec.js";
+import { Sha256 } from "./sha256.js";
 import { CHUNK_SIZE, MAX_CHUNK_NACKS, WINDOW_CHUNKS } from "./constants.js";
 import { INTEGRITY, ProtocolError, frameError } from "./errors.js";
 
@@ -35,12 +35,17 @@ export async function chunkDigest(data) {
 }
 
 /**
- * SHA-256 over the raw chunk digests in order; also an accept's `prefix`.
+ * SHA-256 over the raw chunk digests in order; also an accept's `prefix`. Synchronous
+ * (sha256.js), as the session machines need it: at most 32 bytes per MiB of files.
  * @param {Uint8Array[]} digests
  */
-export async function fileDigest(digests) {
-  for (const d of digests) if (d.length !== 32) throw new Error("chunk digests are 32 bytes");
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", concatBytes(...digests)));
+export function fileDigest(digests) {
+  const hash = new Sha256();
+  for (const d of digests) {
+    if (d.length !== 32) throw new Error("chunk digests are 32 bytes");
+    hash.update(d);
+  }
+  return hash.digest();
 }
 
 /**
@@ -125,124 +130,41 @@ export class SendWindow {
   }
 }
 
-/** Chunk buffers kept for reuse by a ChunkAssembler. */
+/** Chunk buffers kept for reuse by a ChunkBuffer. */
 const SPARE_BUFFERS = 4;
 
 /**
- * @typedef {{file: number, chunk: number, position: number, data: Uint8Array<ArrayBuffer>,
- *            digest: Uint8Array, ok: boolean}} ReceivedChunk
+ * The bytes of the chunk being received on one connection. The receiver machine decides
+ * which pieces are kept and checks that they come in order (protocol.md 8.2); this only
+ * places the payloads. Full-size buffers are reused once their write has taken its copy,
+ * so a transfer does not allocate 1 MiB per chunk.
  */
-
-/**
- * The receiver's data phase: pieces, chunk ends and file ends must arrive exactly in
- * protocol order; chunks are reassembled and verified; file digests are checked.
- * After a failed chunk it drops everything until that chunk's first piece comes again.
- */
-export class ChunkAssembler {
-  /**
-   * @param {number[]} sizes
-   * @param {number[]} startOffsets
-   * @param {Uint8Array[][]} [heldDigests] one digest per chunk below each start offset
-   * @param {number} [chunkSize]
-   */
-  constructor(sizes, startOffsets, heldDigests, chunkSize = CHUNK_SIZE) {
-    if (sizes.length !== startOffsets.length) throw new Error("one start offset per file");
-    this.sizes = sizes;
+export class ChunkBuffer {
+  constructor(chunkSize = CHUNK_SIZE) {
     this.chunkSize = chunkSize;
-    this.starts = startOffsets.map((o, i) => checkResumeOffset(o, sizes[i], chunkSize));
-    const held = heldDigests ?? sizes.map(() => []);
-    if (held.some((h, i) => h.length !== this.starts[i])) {
-      throw new Error("heldDigests must hold one digest per chunk below each offset");
-    }
-    /** @type {Uint8Array[][]} */
-    this.digests = held.map((h) => [...h]);
-    this.discarding = false;
-    this.file = 0;
     /** @type {Uint8Array<ArrayBuffer> | null} */
     this.buffer = null;
-    /** Full-size chunk buffers given back after their write: reused instead of allocated. @type {Uint8Array<ArrayBuffer>[]} */
+    /** @type {Uint8Array<ArrayBuffer>[]} */
     this.spare = [];
-    this.filled = 0;
-    this.chunk = 0;
-    this.enterFile();
-  }
-
-  enterFile() {
-    this.buffer = null;
-    this.filled = 0;
-    this.chunk = this.file < this.sizes.length ? this.starts[this.file] : 0;
-  }
-
-  /** True once every file's file-done was checked. */
-  get finished() {
-    return this.file >= this.sizes.length;
-  }
-
-  /** @returns {[number, number] | null} (file, chunk), (file, -1) for file-done, or null */
-  get expecting() {
-    if (this.finished) return null;
-    if (this.chunk >= chunkCount(this.sizes[this.file], this.chunkSize)) return [this.file, -1];
-    return [this.file, this.chunk];
   }
 
   /**
-   * Take one piece; false when dropped (stale after a nack). Throws bad_frame.
-   * @param {import("./frames.js").Piece} piece
+   * Place a kept piece.
+   * @param {number} offset within the chunk
+   * @param {Uint8Array} payload
+   * @param {number} length the chunk's length
    */
-  addPiece(piece) {
-    const expecting = this.expecting;
-    if (this.discarding) {
-      if (!expecting || piece.file !== expecting[0] || piece.chunk !== expecting[1] || piece.offset !== 0) return false;
-      this.discarding = false;
-    }
-    if (!expecting || expecting[1] < 0) throw frameError(`piece of file ${piece.file} chunk ${piece.chunk} not expected now`);
-    if (piece.file !== expecting[0] || piece.chunk !== expecting[1]) {
-      throw frameError(`piece of file ${piece.file} chunk ${piece.chunk}, expected ${expecting.join("/")}`);
-    }
-    if (piece.offset !== this.filled) {
-      throw frameError(`piece at offset ${piece.offset} of chunk ${piece.chunk}, expected ${this.filled}`);
-    }
-    const need = chunkLength(this.sizes[this.file], this.chunk, this.chunkSize);
-    if (this.filled + piece.payload.length > need) {
-      throw frameError(`chunk ${piece.chunk} of file ${piece.file} is longer than ${need}`);
-    }
-    if (!this.buffer) this.buffer = (need === this.chunkSize && this.spare.pop()) || new Uint8Array(need);
-    this.buffer.set(piece.payload, this.filled);
-    this.filled += piece.payload.length;
-    return true;
+  put(offset, payload, length) {
+    if (!this.buffer) this.buffer = (length === this.chunkSize && this.spare.pop()) || new Uint8Array(length);
+    this.buffer.set(payload, offset);
   }
 
-  /**
-   * Handle {"t":"chunk"}; null when dropped. Throws bad_frame.
-   * @param {number} file
-   * @param {number} chunk
-   * @param {number} size
-   * @param {Uint8Array} sha256
-   * @returns {Promise<ReceivedChunk | null>}
-   */
-  async endChunk(file, chunk, size, sha256) {
-    if (this.discarding) return null;
-    const expecting = this.expecting;
-    if (!expecting || expecting[0] !== file || expecting[1] !== chunk) {
-      throw frameError(`chunk end for file ${file} chunk ${chunk}, expected ${expecting ? expecting.join("/") : "nothing"}`);
-    }
-    const need = chunkLength(this.sizes[file], chunk, this.chunkSize);
-    if (size !== need || this.filled !== need || !this.buffer) {
-      throw frameError(`chunk ${chunk} of file ${file}: announced ${size} bytes, received ${this.filled}, expected ${need}`);
-    }
-    const data = this.buffer;
+  /** The chunk's bytes (every piece was placed); the next piece starts a new chunk. */
+  take() {
+    const buffer = this.buffer;
+    if (!buffer) throw new Error("no chunk was received");
     this.buffer = null;
-    this.filled = 0;
-    const digest = await chunkDigest(data);
-    const position = chunk * this.chunkSize;
-    if (!bytesEqual(digest, sha256)) {
-      this.recycle(data);
-      this.discarding = true;
-      return { file, chunk, position, data: new Uint8Array(0), digest, ok: false };
-    }
-    this.digests[file].push(digest);
-    this.chunk += 1;
-    return { file, chunk, position, data, digest, ok: true };
+    return buffer;
   }
 
   /**
@@ -254,25 +176,5 @@ export class ChunkAssembler {
     if (buffer.length === this.chunkSize && buffer.byteLength === buffer.buffer.byteLength && this.spare.length < SPARE_BUFFERS) {
       this.spare.push(buffer);
     }
-  }
-
-  /**
-   * Handle {"t":"file-done"}: the verified file digest, or null when dropped.
-   * @param {number} file
-   * @param {Uint8Array} digest
-   */
-  async fileDone(file, digest) {
-    if (this.discarding) return null;
-    const expecting = this.expecting;
-    if (!expecting || expecting[0] !== file || expecting[1] !== -1) {
-      throw frameError(`file-done for file ${file}, expected ${expecting ? expecting.join("/") : "nothing"}`);
-    }
-    const mine = await fileDigest(this.digests[file]);
-    if (!bytesEqual(mine, digest)) {
-      throw new ProtocolError(INTEGRITY, `file ${file}: digest ${hexEncode(mine)} differs from the sender's ${hexEncode(digest)}`);
-    }
-    this.file += 1;
-    this.enterFile();
-    return mine;
   }
 }

@@ -23,6 +23,8 @@ export const BUFFERED_LOW_WATER = 2 * MIB;
 export const MAX_FILE_SIZE = CHUNK_SIZE * 2 ** 32;
 /** Every per-file message (an accept resuming every file: ~105 bytes each) fits 64 KiB. */
 export const MAX_FILES = 500;
+/** v1.1: connections (lanes) one transfer may use; each gets max(2, 16 / lanes) of the window. */
+export const MAX_LANES = 8;
 export const MAX_NAME_BYTES = 1024;
 export const MAX_TYPE_CHARS = 255;
 export const MAX_ERROR_MESSAGE_CHARS = 1000;

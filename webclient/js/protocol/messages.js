@@ -8,7 +8,7 @@
  */
 import { b64urlDecode, b64urlEncode, hexDecode, hexEncode, utf8Length } from "./codec.js";
 import {
-  CHUNK_SIZE, MAX_AUTH_ATTEMPTS, MAX_ERROR_MESSAGE_CHARS, MAX_FILE_SIZE, MAX_FILES, MAX_ITERATIONS,
+  CHUNK_SIZE, MAX_AUTH_ATTEMPTS, MAX_ERROR_MESSAGE_CHARS, MAX_FILE_SIZE, MAX_FILES, MAX_ITERATIONS, MAX_LANES,
   MAX_NAME_BYTES, MAX_SAFE_INTEGER, MAX_TEXT_MESSAGE, MAX_TYPE_CHARS, MIN_ITERATIONS, PBKDF2_NAME,
   PROTOCOL_VERSION,
 } from "./constants.js";
@@ -24,21 +24,22 @@ const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 
 /**
  * @typedef {{name: string, size: number, type: string, mtime: number | null}} FileEntry
- * @typedef {{t: "hello", nonce: Uint8Array<ArrayBuffer>, password: boolean, iterations: number | null}} Hello
+ * @typedef {{t: "hello", nonce: Uint8Array<ArrayBuffer>, password: boolean, iterations: number | null, lanes?: number | null}} Hello
  * @typedef {{t: "auth", nonce: Uint8Array<ArrayBuffer>, mac: Uint8Array<ArrayBuffer>}} Auth
  * @typedef {{t: "auth-failed", retry: boolean, remaining: number}} AuthFailed
  * @typedef {{t: "auth-ok", mac: Uint8Array<ArrayBuffer>}} AuthOk
  * @typedef {{t: "manifest", transfer: string, chunkSize: number, files: FileEntry[]}} Manifest
  * @typedef {{offset: number, prefix: Uint8Array | null}} AcceptedFile
- * @typedef {{t: "accept", transfer: string, files: AcceptedFile[]}} Accept
- * @typedef {{t: "start", offsets: number[]}} Start
+ * @typedef {{t: "accept", transfer: string, files: AcceptedFile[], lanes?: number | null}} Accept
+ * @typedef {{t: "start", offsets: number[], lanes?: number | null}} Start
+ * @typedef {{t: "join", transfer: string, lane: number}} Join
  * @typedef {{t: "chunk", file: number, chunk: number, size: number, sha256: Uint8Array}} ChunkEnd
  * @typedef {{t: "ack" | "nack", file: number, chunk: number}} ChunkRef
  * @typedef {{t: "file-done", file: number, digest: Uint8Array}} FileDone
  * @typedef {{t: "complete", digests: Uint8Array[]}} Complete
  * @typedef {{t: "error", code: string, message: string}} ErrorMessage
  * @typedef {{t: "decline" | "done" | "ping" | "pong"}} Bare
- * @typedef {Hello | Auth | AuthFailed | AuthOk | Manifest | Accept | Start | ChunkEnd | ChunkRef |
+ * @typedef {Hello | Auth | AuthFailed | AuthOk | Manifest | Accept | Start | Join | ChunkEnd | ChunkRef |
  *           FileDone | Complete | ErrorMessage | Bare} Message
  */
 
@@ -171,16 +172,25 @@ function fileEntry(value) {
   return { name, size: /** @type {number} */ (size), type, mtime: /** @type {number | null} */ (mtime) };
 }
 
+/**
+ * The optional `lanes` of hello, accept and start (protocol v1.1, protocol.md 7.4).
+ * @param {Record<string, unknown>} obj
+ */
+function optionalLanes(obj) {
+  return obj.lanes === undefined || obj.lanes === null ? null : int(obj, "lanes", 1, MAX_LANES);
+}
+
 /** @type {Record<string, (obj: Record<string, unknown>) => Message>} */
 const PARSERS = {
   hello(obj) {
     checkVersion(obj);
     const nonce = b64(obj, "nonce", NONCE_SIZE);
     const password = bool(obj, "password");
-    if (!password) return { t: "hello", nonce, password, iterations: null };
+    const lanes = optionalLanes(obj);
+    if (!password) return { t: "hello", nonce, password, iterations: null, lanes };
     const kdf = object(field(obj, "kdf", frameError), "'kdf'");
     if (kdf.name !== PBKDF2_NAME) throw frameError(`unsupported kdf ${JSON.stringify(kdf.name)}; expected '${PBKDF2_NAME}'`);
-    return { t: "hello", nonce, password, iterations: int(kdf, "iterations", MIN_ITERATIONS, MAX_ITERATIONS) };
+    return { t: "hello", nonce, password, iterations: int(kdf, "iterations", MIN_ITERATIONS, MAX_ITERATIONS), lanes };
   },
   auth: (obj) => ({ t: "auth", nonce: b64(obj, "nonce", NONCE_SIZE), mac: b64(obj, "mac", MAC_SIZE) }),
   "auth-failed"(obj) {
@@ -214,13 +224,15 @@ const PARSERS = {
       }
       return { offset, prefix: hex(str(entry, "prefix"), "prefix") };
     });
-    return { t: "accept", transfer, files };
+    return { t: "accept", transfer, files, lanes: optionalLanes(obj) };
   },
   decline: () => ({ t: "decline" }),
   start: (obj) => ({
     t: "start",
     offsets: list(obj, "files").map((f) => int(object(f, "each file"), "offset", 0, MAX_FILE_SIZE)),
+    lanes: optionalLanes(obj),
   }),
+  join: (obj) => ({ t: "join", transfer: str(obj, "transfer"), lane: int(obj, "lane", 1, MAX_LANES - 1) }),
   chunk: (obj) => ({
     t: "chunk",
     file: int(obj, "file", 0, U32_MAX),
@@ -238,7 +250,9 @@ const PARSERS = {
   error(obj) {
     const code = str(obj, "code");
     if (!ERROR_CODE.test(code)) throw frameError("'code' must be lowercase snake_case, at most 32 characters");
-    const message = typeof obj.message === "string" ? obj.message.slice(0, MAX_ERROR_MESSAGE_CHARS) : "";
+    // Cut by code points, unpaired surrogates replaced: the same text as the Python twin.
+    const message = typeof obj.message === "string"
+      ? Array.from(obj.message).slice(0, MAX_ERROR_MESSAGE_CHARS).join("").toWellFormed() : "";
     return { t: "error", code, message };
   },
 };
@@ -276,6 +290,7 @@ export function toJson(m) {
       /** @type {Record<string, unknown>} */
       const obj = { t: "hello", v: PROTOCOL_VERSION, nonce: b64urlEncode(m.nonce), password: m.password };
       if (m.password) obj.kdf = { name: PBKDF2_NAME, iterations: m.iterations };
+      if (m.lanes) obj.lanes = m.lanes;
       return obj;
     }
     case "auth":
@@ -294,13 +309,23 @@ export function toJson(m) {
           return entry;
         }),
       };
-    case "accept":
-      return {
+    case "accept": {
+      /** @type {Record<string, unknown>} */
+      const obj = {
         t: m.t, transfer: m.transfer,
         files: m.files.map((f) => (f.offset > 0 && f.prefix ? { offset: f.offset, prefix: hexEncode(f.prefix) } : { offset: f.offset })),
       };
-    case "start":
-      return { t: m.t, files: m.offsets.map((offset) => ({ offset })) };
+      if (m.lanes) obj.lanes = m.lanes;
+      return obj;
+    }
+    case "start": {
+      /** @type {Record<string, unknown>} */
+      const obj = { t: m.t, files: m.offsets.map((offset) => ({ offset })) };
+      if (m.lanes) obj.lanes = m.lanes;
+      return obj;
+    }
+    case "join":
+      return { t: m.t, transfer: m.transfer, lane: m.lane };
     case "chunk":
       return { t: m.t, file: m.file, chunk: m.chunk, size: m.size, sha256: hexEncode(m.sha256) };
     case "ack":
@@ -311,7 +336,7 @@ export function toJson(m) {
     case "complete":
       return { t: m.t, digests: m.digests.map(hexEncode) };
     case "error":
-      return { t: m.t, code: m.code, message: m.message.slice(0, MAX_ERROR_MESSAGE_CHARS) };
+      return { t: m.t, code: m.code, message: Array.from(m.message).slice(0, MAX_ERROR_MESSAGE_CHARS).join("").toWellFormed() };
     default:
       return { t: m.t };
   }
@@ -359,6 +384,11 @@ export function checkAccept(accept, manifest) {
 export function checkStart(start, accept) {
   if (start.offsets.length !== accept.files.length || start.offsets.some((o, i) => o !== 0 && o !== accept.files[i].offset)) {
     throw frameError("start offsets must each be 0 or the accepted offset");
+  }
+  const offered = accept.lanes ?? null;
+  const agreed = start.lanes ?? null;
+  if ((agreed === null) !== (offered === null) || (agreed !== null && offered !== null && agreed > offered)) {
+    throw frameError("start must agree on lanes exactly when accept offers them, and on no more than it offers");
   }
 }
 

@@ -164,7 +164,9 @@ export class DigestLog {
 }
 
 /**
- * The digests of the longest run of chunks from 0 that were recorded.
+ * The digests of the longest run of chunks from 0 that were recorded. Chunks of several
+ * connections are written in any order (protocol.md 8.7): a digest past a gap is recorded
+ * but held only once the gap is filled.
  * @param {string} id
  * @returns {Promise<Uint8Array[]>}
  */

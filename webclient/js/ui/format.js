@@ -1,5 +1,5 @@
 // @ts-check
-/** Numbers for people: sizes, speeds, remaining time. */
+/** Numbers and words for people: sizes, speeds, remaining time, what the digest is. */
 
 const UNITS = ["B", "KB", "MB", "GB", "TB", "PB"];
 
@@ -60,4 +60,25 @@ export class RateMeter {
     if (rate <= 0 || done >= total) return "";
     return `${formatSpeed(rate)} · ${formatDuration((total - done) / rate)} left`;
   }
+}
+
+/** What the shown digest is (docs/protocol.md 8.5): not what sha256sum prints. */
+export const DIGEST_HINT = "SHA-256 over each file's 1 MiB chunk SHA-256s, not the file's plain SHA-256. " +
+  "Both pages show the same; for a copy on disk, “peerbeam digest FILE” prints it.";
+
+/** @type {Record<import("../rtc.js").PathKind, string>} the CLI's words (peerbeam/peer/rtc.py) */
+const PATHS = {
+  relay: "relayed through a TURN server",
+  local: "direct, on the local network",
+  internet: "direct, over the internet",
+};
+
+/**
+ * "Path: direct, on the local network · 3 connections", or "" while no path is known.
+ * @param {import("../rtc.js").PathKind | null} path
+ * @param {number} connections peer connections the transfer opened
+ */
+export function describePath(path, connections) {
+  if (path === null) return "";
+  return `Path: ${PATHS[path]}${connections > 1 ? ` · ${connections} connections` : ""}`;
 }

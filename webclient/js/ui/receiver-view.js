@@ -1,26 +1,22 @@
 // @ts-check
-/** The receiver's page: room state, password, the offered files, Accept, progress, done. */
-import { Receiver } from "../receiver.js";
+/**
+ * The receiver's page: what the session says (in the words of receiver-text.js), the
+ * password form, the offered files, Accept, progress, the path the connection takes, done;
+ * Try again after a give-up; the downloads of finished files; and the page's lifecycle
+ * (screen kept awake, a warning before closing, resume records saved when the page goes
+ * away).
+ */
+import { ReceiverSession } from "../receiver.js";
 import { sanitizeFilename } from "../protocol/filenames.js";
 import { byId, h } from "./dom.js";
-import { formatBytes, RateMeter } from "./format.js";
+import { DIGEST_HINT, describePath, formatBytes, RateMeter } from "./format.js";
 import { KeepAwake } from "./keep-awake.js";
+import { describe } from "./receiver-text.js";
 
 /** Progress-only updates repaint at most this often. */
 const PROGRESS_MS = 250;
 
-const TITLES = {
-  checking: "Opening the link…",
-  connecting: "Connecting…",
-  waiting: "Waiting for the sender",
-  password: "Password required",
-  verifying: "Checking…",
-  offer: "Files for you",
-  saving: "Files for you",
-  receiving: "Receiving",
-  done: "Done",
-  stopped: "This transfer cannot continue",
-};
+/** @typedef {{name: string, url: string}} Download */
 
 /**
  * @param {import("../protocol/link.js").Link} link
@@ -29,70 +25,123 @@ const TITLES = {
 export function showReceiver(link, config) {
   const view = byId("receive-view");
   view.hidden = false;
-  const receiver = new Receiver(link, config);
+  let session = new ReceiverSession(link, config);
   const keepAwake = new KeepAwake();
   const meter = new RateMeter();
+  /** @type {Download[]} */
+  const downloads = [];
   let shown = "";
 
-  const stateKey = () => `${receiver.state}|${receiver.state === "password" ? receiver.passwordRemaining : ""}`;
+  // Resume records are written in batches: save what is pending when the page goes away
+  // or to the background (best effort: what is lost is only not claimed next time).
+  const flush = () => void session.flush();
+  window.addEventListener("pagehide", flush);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") flush();
+  });
+
+  const stateKey = () => `${session.state}|${session.status.remaining ?? ""}|${session.choosing}|${session.retryable}`;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   let pending;
   const render = () => {
     clearTimeout(pending);
     pending = undefined;
-    keepAwake.set(receiver.busy);
-    meter.sample(receiver.done);
+    keepAwake.set(session.busy);
+    meter.sample(session.held);
     const key = stateKey();
     if (key !== shown) {
       shown = key;
-      view.replaceChildren(...build(receiver));
+      view.replaceChildren(...build(session, retry));
       const focus = view.querySelector("[data-autofocus]") ?? view.querySelector("h1");
       /** @type {HTMLElement | null} */ (focus)?.focus();
     }
-    update(view, receiver, meter);
+    update(view, session, meter, downloads);
   };
-  // A new state shows at once; progress alone (a change per chunk received) repaints at
-  // most every PROGRESS_MS: a layout and paint per chunk costs the transfer CPU time.
-  receiver.addEventListener("change", () => {
-    if (stateKey() !== shown) render();
-    else pending ??= setTimeout(render, PROGRESS_MS);
-  });
+  /** @param {ReceiverSession} current */
+  const run = (current) => {
+    current.addEventListener("saved", (e) => {
+      const saved = /** @type {CustomEvent<import("../receiver.js").Saved>} */ (e).detail;
+      if (saved.file) downloads.push(offerDownload(saved.name, saved.file));
+      current.changed();
+    });
+    // A new state shows at once; progress alone (a change per chunk received) repaints at
+    // most every PROGRESS_MS: a layout and paint per chunk costs the transfer CPU time.
+    current.addEventListener("change", () => {
+      if (current !== session) return;
+      if (stateKey() !== shown) render();
+      else pending ??= setTimeout(render, PROGRESS_MS);
+    });
+    current.start().catch((error) => current.unreachable(error));
+  };
+  // Try again: a fresh attempt on the same page, resuming what is held.
+  const retry = () => {
+    session = session.again();
+    shown = "";
+    run(session);
+    render();
+  };
   setInterval(render, 1000);
   render();
-  receiver.start().catch((error) => receiver.stop("internal", `Could not reach the service: ${error.message}`));
+  run(session);
 }
 
-/** @param {Receiver} r */
-function build(r) {
-  const unusable = r.state === "stopped" && ["gone", "used", "full"].includes(r.problem);
-  const title = h("h1", { id: "receive-title", tabindex: "-1" }, unusable ? "This link cannot be used" : TITLES[r.state]);
-  const status = h("p", { class: r.state === "stopped" ? "error big" : "lead", id: "receive-status", role: r.state === "stopped" ? "alert" : "status" });
+/**
+ * Hand a finished file (the browser's private copy) to the user as a download.
+ * @param {string} name
+ * @param {File} file
+ * @returns {Download}
+ */
+function offerDownload(name, file) {
+  const url = URL.createObjectURL(file);
+  const anchor = h("a", { href: url, download: name, hidden: true });
+  document.body.append(anchor);
+  anchor.click();
+  anchor.remove();
+  return { name, url };
+}
+
+/**
+ * @param {ReceiverSession} s
+ * @param {() => void} retry
+ */
+function build(s, retry) {
+  const { title, alert } = describe(s);
+  const state = s.state;
   /** @type {(HTMLElement | null)[]} */
-  const parts = [title, status];
-  if (r.state === "password") parts.push(passwordForm(r));
-  if (r.manifest && ["offer", "saving", "receiving", "done"].includes(r.state)) parts.push(fileTable(r));
-  if (r.state === "offer" || r.state === "saving") {
+  const parts = [
+    h("h1", { id: "receive-title", tabindex: "-1" }, title),
+    h("p", { class: alert ? "error big" : "lead", id: "receive-status", role: alert ? "alert" : "status" }),
+  ];
+  if (state === "password") parts.push(passwordForm(s));
+  if (s.manifest && ["offer", "saving", "receiving", "reconnecting", "done"].includes(state)) parts.push(fileTable(s));
+  if (state === "offer" || state === "saving") {
     parts.push(h("div", { class: "actions" },
-      h("button", { type: "button", class: "button primary", "data-autofocus": true, onclick: () => void r.accept(), disabled: r.state === "saving" }, "Accept"),
-      h("button", { type: "button", class: "button secondary", onclick: () => r.decline() }, "Decline")));
+      h("button", { type: "button", class: "button primary", "data-autofocus": true, onclick: () => s.accept(), disabled: state === "saving" }, "Accept"),
+      h("button", { type: "button", class: "button secondary", onclick: () => s.decline() }, "Decline")));
   }
-  if (r.state === "receiving" || r.state === "done") {
+  if (s.busy || state === "done") {
     parts.push(h("progress", { id: "receive-progress", max: 100, value: 0, "aria-label": "Progress" }));
     parts.push(h("p", { id: "receive-numbers", class: "numbers" }));
+    parts.push(h("p", { id: "receive-path", class: "hint" }));
   }
-  if (r.state === "receiving") {
+  if (s.busy) {
     parts.push(h("p", { class: "keep-open", role: "note" }, h("strong", {}, "Keep this tab open"), " until the transfer is done."));
   }
-  if (r.state === "done") {
+  if (state === "done") {
     parts.push(h("div", { id: "downloads", class: "downloads" }));
-    parts.push(h("p", { class: "digest" }, `Digest${r.digests.length > 1 ? "s" : ""} `, ...r.digests.map((d) => h("code", {}, d))));
+    parts.push(h("p", { class: "digest" }, `peerbeam digest${s.digests.length > 1 ? "s" : ""} `, ...s.digests.map((d) => h("code", {}, d))));
+    parts.push(h("p", { class: "hint" }, DIGEST_HINT));
   }
-  if (r.state === "stopped") parts.push(h("p", {}, h("a", { href: "./", class: "button secondary" }, "Send files yourself")));
+  if (s.retryable) {
+    parts.push(h("div", { class: "actions" },
+      h("button", { type: "button", class: "button primary", "data-autofocus": true, onclick: retry }, "Try again")));
+  }
+  if (state === "stopped") parts.push(h("p", {}, h("a", { href: "./", class: "button secondary" }, "Send files yourself")));
   return parts.filter((p) => p !== null);
 }
 
-/** @param {Receiver} r */
-function passwordForm(r) {
+/** @param {ReceiverSession} s */
+function passwordForm(s) {
   const input = /** @type {HTMLInputElement} */ (h("input", { type: "password", id: "receive-password", autocomplete: "current-password", "data-autofocus": true, required: true }));
   const error = h("p", { class: "error", role: "alert", id: "password-error" });
   return h("form", {
@@ -100,7 +149,7 @@ function passwordForm(r) {
     onsubmit: (event) => {
       event.preventDefault();
       try {
-        r.submitPassword(input.value);
+        s.submitPassword(input.value);
       } catch {
         error.textContent = "Enter the password the sender gave you.";
       }
@@ -111,35 +160,39 @@ function passwordForm(r) {
   error);
 }
 
-/** @param {Receiver} r */
-function fileTable(r) {
-  const manifest = /** @type {import("../protocol/messages.js").Manifest} */ (r.manifest);
+/** @param {ReceiverSession} s */
+function fileTable(s) {
+  const manifest = /** @type {import("../protocol/messages.js").Manifest} */ (s.manifest);
   return h("div", {},
     h("ul", { class: "file-list", "aria-label": "Files" }, ...manifest.files.map((file) =>
       h("li", {},
         h("span", { class: "name", title: file.name }, sanitizeFilename(file.name)),
         h("span", { class: "size" }, formatBytes(file.size))))),
-    h("p", { class: "total" }, `${manifest.files.length} ${manifest.files.length === 1 ? "file" : "files"}, ${formatBytes(r.total)} in total`));
+    h("p", { class: "total" }, `${manifest.files.length} ${manifest.files.length === 1 ? "file" : "files"}, ${formatBytes(s.total)} in total`));
 }
 
 /**
  * @param {HTMLElement} view
- * @param {Receiver} r
+ * @param {ReceiverSession} s
  * @param {RateMeter} meter
+ * @param {Download[]} downloads
  */
-function update(view, r, meter) {
+function update(view, s, meter, downloads) {
+  const message = describe(s).message;
   const status = view.querySelector("#receive-status");
-  if (status && status.textContent !== r.message) status.textContent = r.message;
+  if (status && status.textContent !== message) status.textContent = message;
+  const percent = s.total ? Math.floor((s.held / s.total) * 100) : 100;
   const progress = /** @type {HTMLProgressElement | null} */ (view.querySelector("#receive-progress"));
-  if (progress) progress.value = r.total ? Math.floor((r.done / r.total) * 100) : 100;
+  if (progress) progress.value = percent;
   const numbers = view.querySelector("#receive-numbers");
   if (numbers) {
-    const percent = r.total ? Math.floor((r.done / r.total) * 100) : 100;
-    const rate = r.state === "receiving" ? meter.describe(r.done, r.total) : "";
-    numbers.textContent = `${formatBytes(r.done)} of ${formatBytes(r.total)} (${percent} %)${rate ? " · " + rate : ""}`;
+    const rate = s.state === "receiving" ? meter.describe(s.held, s.total) : "";
+    numbers.textContent = `${formatBytes(s.held)} of ${formatBytes(s.total)} (${percent} %)${rate ? " · " + rate : ""}`;
   }
-  const downloads = view.querySelector("#downloads");
-  if (downloads && downloads.childElementCount !== r.downloads.length) {
-    downloads.replaceChildren(...r.downloads.map((d) => h("a", { href: d.url, download: d.name, class: "button secondary" }, `Save ${d.name}`)));
+  const path = view.querySelector("#receive-path");
+  if (path) path.textContent = describePath(s.path, s.connections);
+  const list = view.querySelector("#downloads");
+  if (list && list.childElementCount !== downloads.length) {
+    list.replaceChildren(...downloads.map((d) => h("a", { href: d.url, download: d.name, class: "button secondary" }, `Save ${d.name}`)));
   }
 }

@@ -4,13 +4,14 @@ import { createRoom, deleteRoom } from "../api.js";
 import { Offer } from "../sender.js";
 import { makeLink, newLinkKey } from "../protocol/link.js";
 import { normalizePassword } from "../protocol/auth.js";
+import { NO_PATH, RELAY_FAILED } from "../protocol/errors.js";
 import { encodeMessage } from "../protocol/messages.js";
 import { qrSvg } from "../qr.js";
 import { byId, h } from "./dom.js";
-import { formatBytes, RateMeter } from "./format.js";
+import { DIGEST_HINT, describePath, formatBytes, RateMeter } from "./format.js";
 import { KeepAwake } from "./keep-awake.js";
 
-/** @typedef {import("../sender.js").SenderSession} SenderSession */
+/** @typedef {import("../sender.js").ReceiverRow} ReceiverRow */
 
 /** Progress-only updates repaint at most this often. */
 const PROGRESS_MS = 250;
@@ -169,7 +170,7 @@ function showShare(offer, link, room, config, keepAwake) {
   /** @type {Map<string, {row: HTMLElement, meter: RateMeter}>} */
   const rows = new Map();
   /** What changes more than progress: rendered at once. */
-  const stateKey = () => [...offer.sessions.values()].map((s) => `${s.peer}:${s.state}:${s.detail}:${s.digest}`).join("|") + offer.signaling.state;
+  const stateKey = () => [...offer.receivers.values()].map((r) => `${r.peer}:${r.state}:${r.detail}:${r.digests}:${r.path}:${r.connections}`).join("|") + offer.signaling.state;
   let shown = "";
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   let pending;
@@ -179,18 +180,20 @@ function showShare(offer, link, room, config, keepAwake) {
     shown = stateKey();
     keepAwake.set(offer.busy);
     const list = byId("receivers");
-    byId("no-receivers").hidden = offer.sessions.size > 0;
-    for (const session of offer.sessions.values()) {
-      let entry = rows.get(session.peer);
+    byId("no-receivers").hidden = offer.receivers.size > 0;
+    for (const receiver of offer.receivers.values()) {
+      let entry = rows.get(receiver.peer);
       if (!entry) {
         entry = { row: h("li", { class: "receiver" }), meter: new RateMeter() };
-        rows.set(session.peer, entry);
+        rows.set(receiver.peer, entry);
         list.append(entry.row);
       }
-      entry.meter.sample(session.done);
-      renderReceiver(entry.row, session, entry.meter);
+      entry.meter.sample(receiver.acked);
+      renderReceiver(entry.row, receiver, entry.meter, offer.finished === null ? () => offer.retry(receiver.peer) : null);
     }
-    if (offer.signaling.state === "reconnecting") byId("notice").textContent = "Reconnecting to the signaling server…";
+    if (offer.finished === "done") byId("notice").textContent = "Delivered: this one-time link is used up.";
+    else if (offer.finished && offer.finished !== "stopped") byId("notice").textContent = `Sharing ended: ${offer.finished}.`;
+    else if (offer.signaling.state === "reconnecting") byId("notice").textContent = "Reconnecting to the signaling server…";
     else if (byId("notice").textContent === "Reconnecting to the signaling server…") byId("notice").textContent = "";
   };
   // Progress alone (an ack per chunk) repaints at most every PROGRESS_MS: rebuilding the
@@ -205,31 +208,59 @@ function showShare(offer, link, room, config, keepAwake) {
 
 /**
  * @param {HTMLElement} row
- * @param {SenderSession} session
+ * @param {ReceiverRow} receiver
  * @param {RateMeter} meter
+ * @param {(() => void) | null} retry Try again for this receiver, while the offer runs
  */
-function renderReceiver(row, session, meter) {
-  const percent = session.total ? Math.floor((session.done / session.total) * 100) : session.state === "done" ? 100 : 0;
-  const status = STATE_TEXT[session.state] ?? session.state;
-  const progress = /** @type {HTMLProgressElement} */ (h("progress", { max: 100, value: percent, "aria-label": `Receiver ${session.number} progress` }));
-  const transferring = session.state === "sending" || session.state === "finishing";
-  row.dataset.state = session.state;
+function renderReceiver(row, receiver, meter, retry) {
+  const { state, acked, total } = receiver;
+  const percent = total ? Math.floor((acked / total) * 100) : state === "done" ? 100 : 0;
+  const status = STATE_TEXT[state] ?? state;
+  const progress = /** @type {HTMLProgressElement} */ (h("progress", { max: 100, value: percent, "aria-label": `Receiver ${receiver.number} progress` }));
+  const transferring = state === "sending" || state === "finishing";
+  row.dataset.state = state;
   /** @type {(Node | null)[]} */
   const parts = [
     h("div", { class: "receiver-head" },
-      h("strong", {}, `Receiver ${session.number}`),
-      h("span", { class: `badge ${session.state}` }, status)),
-    transferring || session.state === "done" || session.done > 0 ? progress : null,
-    transferring || session.done > 0
+      h("strong", {}, `Receiver ${receiver.number}`),
+      h("span", { class: `badge ${state}` }, status)),
+    transferring || state === "done" || acked > 0 ? progress : null,
+    transferring || acked > 0
       ? h("p", { class: "receiver-detail" },
-        `${formatBytes(session.done)} of ${formatBytes(session.total)} (${percent} %)`,
-        transferring ? ` · ${meter.describe(session.done, session.total)}` : "")
+        `${formatBytes(acked)} of ${formatBytes(total)} (${percent} %)`,
+        transferring ? ` · ${meter.describe(acked, total)}` : "")
       : null,
-    session.detail && session.state !== "done" ? h("p", { class: "receiver-detail" }, session.detail) : null,
-    session.digest
-      ? h("p", { class: "digest" }, `Digest${session.digest.includes(" ") ? "s" : ""}`,
-        ...session.digest.split(" ").map((d) => h("code", {}, d)))
+    explain(receiver) ? h("p", { class: "receiver-detail" }, explain(receiver)) : null,
+    receiver.path !== null && state !== "failed" && state !== "lost"
+      ? h("p", { class: "receiver-detail receiver-path" }, describePath(receiver.path, receiver.connections)) : null,
+    retry && givenUp(receiver)
+      ? h("button", { type: "button", class: "button secondary", onclick: retry }, "Try again") : null,
+    receiver.digests.length
+      ? h("p", { class: "digest" }, `peerbeam digest${receiver.digests.length > 1 ? "s" : ""}`,
+        ...receiver.digests.map((d) => h("code", {}, d)))
       : null,
+    receiver.digests.length ? h("p", { class: "hint" }, DIGEST_HINT) : null,
   ];
   row.replaceChildren(...parts.filter((part) => part !== null));
+}
+
+/**
+ * No connection reached this receiver, or its connection was lost: the user may try again
+ * (the receiver may also come back by itself).
+ * @param {ReceiverRow} receiver
+ */
+function givenUp(receiver) {
+  return receiver.state === "lost" || receiver.code === NO_PATH || receiver.code === RELAY_FAILED;
+}
+
+/**
+ * What to say under a receiver's state: the machine's detail, as a sentence.
+ * @param {ReceiverRow} receiver
+ */
+function explain(receiver) {
+  if (receiver.state === "lost") return "Connection lost; waiting for them to come back.";
+  if (receiver.code === NO_PATH) return "No connection to them could be made: there is no direct path between your networks (a firewall or a strict network is in the way), and no relay (TURN) helped.";
+  if (receiver.code === RELAY_FAILED) return "No connection to them could be made: there is no direct path between your networks, and the relay server (TURN) did not answer.";
+  if (receiver.state === "done" || !receiver.detail) return "";
+  return `${receiver.detail[0].toUpperCase()}${receiver.detail.slice(1)}.`;
 }

@@ -1,0 +1,217 @@
+"""Protocol v1.1 in the pages: one transfer over several peer connections (lanes), between
+two browsers and between a browser and the CLI both ways; an extra connection dropped
+mid-transfer (the receiver's `drop_lane` fault: PEERBEAM_FAULTS in the page, the CLI's
+environment variable) costs only the chunks it had in flight; a page with lanes off
+(PEERBEAM_LANES = 0, a v1 peer) still works with the CLI, over one connection."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.fixtures.cli import SendProcess, receive
+from tests.fixtures.servers import LocalServer
+
+from .conftest import MIB, Pages, opfs_files, sha256_file, write_file
+from .test_transfer import DONE_TIMEOUT, create_link, wait_done
+
+pytestmark = pytest.mark.browser
+
+# What a page does with its peer connections: how many it made, the pieces it sent per
+# file:chunk:offset, and per data channel how many binary frames arrived; per file:chunk,
+# how often its first piece arrived.
+TAPS = """
+window.peerConnections = 0;
+const NativePeerConnection = RTCPeerConnection;
+window.RTCPeerConnection = class extends NativePeerConnection {
+  constructor(...args) {
+    super(...args);
+    window.peerConnections += 1;
+  }
+};
+window.piecesSent = {};
+const send = RTCDataChannel.prototype.send;
+RTCDataChannel.prototype.send = function (data) {
+  if (typeof data !== "string") {
+    const view = new DataView(data.buffer ?? data, data.byteOffset ?? 0, data.byteLength);
+    const key = `${view.getUint32(4)}:${view.getUint32(8)}:${view.getUint32(12)}`;
+    window.piecesSent[key] = (window.piecesSent[key] ?? 0) + 1;
+  }
+  return send.call(this, data);
+};
+window.framesPerChannel = [];
+window.chunkStarts = {};
+const slot = Object.getOwnPropertyDescriptor(RTCDataChannel.prototype, "onmessage");
+Object.defineProperty(RTCDataChannel.prototype, "onmessage", {
+  configurable: true,
+  get() { return slot.get.call(this); },
+  set(handler) {
+    const index = window.framesPerChannel.push(0) - 1;
+    slot.set.call(this, handler && function (event) {
+      if (typeof event.data !== "string") {
+        window.framesPerChannel[index] += 1;
+        const view = new DataView(event.data);
+        if (view.getUint32(12) === 0) {
+          const key = `${view.getUint32(4)}:${view.getUint32(8)}`;
+          window.chunkStarts[key] = (window.chunkStarts[key] ?? 0) + 1;
+        }
+      }
+      return handler.call(this, event);
+    });
+  },
+});
+"""
+
+LANES = 3
+# Each of 3 lanes has max(2, 16 // 3) = 5 chunks unacknowledged at most, one more being sent
+# and one read ahead: what a dropped lane can cost.
+LANE_COST = 7
+
+
+def page_with(pages: Pages, browser: Any, lanes: int | None = None, faults: str = "",
+              picker: bool = True) -> Page:
+    page = pages.open(browser, picker=picker)
+    script = TAPS
+    if lanes is not None:
+        script = f"window.PEERBEAM_LANES = {lanes};" + script
+    if faults:
+        script = f"window.PEERBEAM_FAULTS = {json.dumps(faults)};" + script
+    page.context.add_init_script(script)
+    return page
+
+
+def resent_chunks(counts: dict[str, int]) -> int:
+    """Chunks whose first piece went out (or came in) more than once."""
+    return sum(1 for key, n in counts.items() if key.count(":") == 1 and n > 1)
+
+
+def first_pieces(pieces_sent: dict[str, int]) -> dict[str, int]:
+    return {key.rsplit(":", 1)[0]: n for key, n in pieces_sent.items() if key.endswith(":0")}
+
+
+def cli_path(log: str) -> str:
+    """The path the CLI printed: the page must say the same (with the same rule)."""
+    found = re.search(r"[Cc]onnected(?: to the sender)?: (.+)", log)
+    assert found, log
+    return found.group(1).strip()
+
+
+def network_bytes(stderr: str) -> int:
+    found = re.search(r"\((\d+) bytes\), ", stderr)
+    assert found, stderr
+    return int(found.group(1))
+
+
+def test_three_connections_browser_to_browser_one_dropped(
+    server: LocalServer, pages: Pages, browser_a: Any, browser_b: Any, tmp_path: Path
+) -> None:
+    size = 24 * MIB + 5
+    source = write_file(tmp_path / "lanes.bin", size, seed=51)
+    sender = page_with(pages, browser_a, lanes=LANES)
+    receiver = page_with(pages, browser_b, faults=f"drop_lane={8 * MIB}")
+    link = create_link(sender, server, [source])
+
+    receiver.goto(link)
+    receiver.get_by_role("button", name="Accept").click()
+    wait_done(receiver, sender)
+    assert opfs_files(receiver)[f"picked/{source.name}"] == [size, sha256_file(source)]
+
+    # Three connections carried the chunks; the first one (lane 0) never dropped: the
+    # sender made no fourth connection.
+    assert sender.evaluate("window.peerConnections") == LANES
+    frames = receiver.evaluate("window.framesPerChannel")
+    assert len(frames) == LANES and all(n > 0 for n in frames), frames
+    resent = resent_chunks(first_pieces(sender.evaluate("window.piecesSent")))
+    assert 1 <= resent <= LANE_COST, resent  # the dropped lane's chunks in flight, no more
+    # Both pages show the path and the connections, in the final summary too.
+    expect(receiver.locator("#receive-path")).to_have_text(
+        f"Path: direct, on the local network · {LANES} connections")
+    expect(sender.locator(".receiver-path")).to_have_text(
+        f"Path: direct, on the local network · {LANES} connections")
+    assert sender.locator(".receiver .digest code").all_inner_texts() == \
+        receiver.locator(".digest code").all_inner_texts()
+
+
+def test_three_connections_browser_to_cli_one_dropped(
+    server: LocalServer, pages: Pages, browser_a: Any, tmp_path: Path
+) -> None:
+    size = 20 * MIB + 7
+    source = write_file(tmp_path / "to cli.bin", size, seed=52)
+    sender = page_with(pages, browser_a, lanes=LANES)
+    link = create_link(sender, server, [source])
+    result = receive(link, tmp_path / "out", timeout=120,
+                     env={"PEERBEAM_FAULTS": f"drop_lane={6 * MIB}", "PEERBEAM_LOG": "INFO"})
+    assert result.returncode == 0, result.stderr + "\n".join(pages.console[-30:])
+    assert sha256_file(tmp_path / "out" / source.name) == sha256_file(source)
+    assert "connection lost" not in result.stderr  # the first connection never dropped
+    assert sender.evaluate("window.peerConnections") == LANES
+    resent = resent_chunks(first_pieces(sender.evaluate("window.piecesSent")))
+    assert 1 <= resent <= LANE_COST, resent
+    assert network_bytes(result.stderr) <= size + LANE_COST * MIB
+    expect(sender.locator(".badge.done")).to_have_count(1, timeout=10_000)
+    # The same words as the CLI's for the same pair (on loopback the page's candidate is
+    # peer-reflexive: "over the internet" on both sides).
+    expect(sender.locator(".receiver-path")).to_have_text(
+        f"Path: {cli_path(result.stderr)} · {LANES} connections")
+
+
+def test_three_connections_cli_to_browser_one_dropped(
+    server: LocalServer, pages: Pages, browser_b: Any, tmp_path: Path
+) -> None:
+    size = 20 * MIB + 3
+    source = write_file(tmp_path / "from cli.bin", size, seed=53)
+    sender = SendProcess(server.base, [source], "--connections", str(LANES))
+    try:
+        receiver = page_with(pages, browser_b, faults=f"drop_lane={6 * MIB}")
+        receiver.goto(sender.link)
+        receiver.get_by_role("button", name="Accept").click()
+        expect(receiver.locator("#receive-title")).to_have_text("Done", timeout=DONE_TIMEOUT)
+        assert opfs_files(receiver)[f"picked/{source.name}"] == [size, sha256_file(source)]
+        frames = receiver.evaluate("window.framesPerChannel")
+        assert len(frames) == LANES and all(n > 0 for n in frames), frames
+        assert receiver.evaluate("window.peerConnections") == LANES  # lane 0 never replaced
+        resent = resent_chunks(receiver.evaluate("window.chunkStarts"))
+        assert 1 <= resent <= LANE_COST, resent
+        sender.wait_for_log("has everything")
+        assert f"{LANES} connections" in sender.log()
+        expect(receiver.locator("#receive-path")).to_have_text(
+            f"Path: {cli_path(sender.log())} · {LANES} connections")
+    finally:
+        sender.stop()
+
+
+def test_v1_page_sends_to_the_cli_over_one_connection(
+    server: LocalServer, pages: Pages, browser_a: Any, tmp_path: Path
+) -> None:
+    source = write_file(tmp_path / "v1 to cli.bin", 6 * MIB + 1, seed=54)
+    sender = page_with(pages, browser_a, lanes=0)
+    link = create_link(sender, server, [source])
+    result = receive(link, tmp_path / "out", timeout=120)
+    assert result.returncode == 0, result.stderr + "\n".join(pages.console[-30:])
+    assert sha256_file(tmp_path / "out" / source.name) == sha256_file(source)
+    assert sender.evaluate("window.peerConnections") == 1
+    expect(sender.locator(".receiver-path")).to_have_text(f"Path: {cli_path(result.stderr)}")
+
+
+def test_v1_page_receives_from_a_cli_that_wants_lanes(
+    server: LocalServer, pages: Pages, browser_b: Any, tmp_path: Path
+) -> None:
+    source = write_file(tmp_path / "cli to v1.bin", 6 * MIB + 2, seed=55)
+    sender = SendProcess(server.base, [source], "--connections", str(LANES))
+    try:
+        receiver = page_with(pages, browser_b, lanes=0)
+        receiver.goto(sender.link)
+        receiver.get_by_role("button", name="Accept").click()
+        expect(receiver.locator("#receive-title")).to_have_text("Done", timeout=DONE_TIMEOUT)
+        assert opfs_files(receiver)[f"picked/{source.name}"] == [source.stat().st_size, sha256_file(source)]
+        assert receiver.evaluate("window.peerConnections") == 1
+        sender.wait_for_log("has everything")
+        assert "connections" not in sender.log()
+        expect(receiver.locator("#receive-path")).to_have_text(f"Path: {cli_path(sender.log())}")
+    finally:
+        sender.stop()

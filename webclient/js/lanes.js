@@ -1,0 +1,41 @@
+// @ts-check
+/**
+ * How many peer connections ("lanes", protocol v1.1: protocol.md 7.4 and 8.7) the pages use
+ * for one transfer. One SCTP association carries only a fixed amount in flight (about
+ * 0.19 MB in Chromium), so on a long path each connection adds its share; on loopback the
+ * renderer's CPU, which every connection of a page shares, is the limit instead
+ * (docs/benchmarks.md, "Lanes between browsers"). The sender adds a connection every 5 s
+ * while the last one made the transfer at least 10 % faster, up to DEFAULT_LANES; the
+ * receiver takes up to as many.
+ *
+ * Tests and benchmarks set `globalThis.PEERBEAM_LANES` in an init script before the page
+ * loads: a number N from 1 to MAX_LANES uses exactly N connections per transfer (opened at
+ * once), 0 makes a v1 page that announces no lanes (one connection). Pages never set it.
+ */
+import { MAX_LANES } from "./protocol/constants.js";
+
+/** The most connections per transfer, chosen from measurements (docs/benchmarks.md). */
+export const DEFAULT_LANES = 4;
+
+/**
+ * @typedef {{lanes: number | null, fixed: boolean}} LanePlan
+ *   `lanes`: the most connections per transfer (null: a v1 peer); `fixed`: open them all
+ *   at once instead of growing.
+ */
+
+/**
+ * The plan from an override; a bad value is reported on the console and ignored.
+ * @param {unknown} override
+ * @returns {LanePlan}
+ */
+export function resolveLanes(override) {
+  if (override === undefined) return { lanes: DEFAULT_LANES, fixed: false };
+  if (override === 0) return { lanes: null, fixed: false };
+  if (Number.isInteger(override) && /** @type {number} */ (override) >= 1 && /** @type {number} */ (override) <= MAX_LANES) {
+    return { lanes: /** @type {number} */ (override), fixed: true };
+  }
+  console.warn(`PEERBEAM_LANES must be 0 (v1) or 1..${MAX_LANES}`);
+  return { lanes: DEFAULT_LANES, fixed: false };
+}
+
+export const LANES = resolveLanes(/** @type {any} */ (globalThis).PEERBEAM_LANES);
