@@ -12,8 +12,7 @@ signaling client and one channel each; the receiver takes every room of the line
 split between them: the single-threaded event loop then carries N SCTP associations.
 BYTES 0 on both sides: send until stopped.
 ``--progress S`` (receiver): a ``{"t": monotonic, "bytes": n}`` line every S seconds, all
-connections together. ``--rcvbuf N`` (both sides): the UDP receive buffer aioice asks for
-its sockets (its default is 256 KiB, which the kernel doubles), for the long-haul runs.
+connections together.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import json
 import sys
 import time
 
-import aioice.turn
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from peerbeam.peer import api
@@ -150,10 +148,7 @@ def main() -> None:
     parser.add_argument("--bytes", type=int)
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--progress", type=float)
-    parser.add_argument("--rcvbuf", type=int)
     args = parser.parse_args()
-    if args.rcvbuf:
-        aioice.turn.UDP_SOCKET_BUFFER_SIZE = args.rcvbuf  # read when each ICE socket opens
     use_uvloop()
     if args.role == "send":
         asyncio.run(send(int(args.arg), args.server, args.connections))

@@ -5,7 +5,8 @@ network namespace while the benchmark that drives it runs outside.
 
 One JSON request per stdin line, one JSON reply per stdout line: ``{"ok": true, "value": …}``
 or ``{"ok": false, "error": "…"}``. Requests (``page`` is an id from ``new_page``):
-``pid`` (the browser process), ``new_page``, ``goto`` (url), ``eval`` (js, arg),
+``pid`` (the browser process), ``new_page`` (script: an init script for that page only),
+``goto`` (url), ``eval`` (js, arg),
 ``upload`` (selector, files), ``click`` (name: a button's accessible name), ``value``
 (selector: an input's value once visible), ``wait_enabled`` (name, timeout_ms),
 ``close_page``, ``quit``.
@@ -16,7 +17,8 @@ camera/microphone are granted with fake devices, because without that permission
 offers only the address of the default route as ICE host candidate, and these namespaces
 have no default route. The tests' save-picker stand-in hands out OPFS files, and a timing
 script records, in the receiving page, the Accept click and every binary data-channel
-message (``window.__bench``: first byte, bytes so far, a ``[wall ms, bytes]`` mark every 250 ms).
+message (``window.__bench``: first byte, bytes so far, channels that carried bytes, a
+``[wall ms, bytes]`` mark every 250 ms).
 """
 
 from __future__ import annotations
@@ -38,14 +40,19 @@ EXTRA_ARGS = ["--no-first-run", "--use-fake-ui-for-media-stream", "--use-fake-de
 
 BYTE_MARKS = """
 (() => {
-  const b = (window.__bench = { accept: null, firstByte: null, bytes: 0, marks: [] });
+  const b = (window.__bench = { accept: null, firstByte: null, bytes: 0, channels: 0, marks: [] });
   const now = () => performance.timeOrigin + performance.now();
   document.addEventListener("click", (event) => {
     const button = event.target && event.target.closest && event.target.closest("button");
     if (button && button.textContent === "Accept" && b.accept === null) b.accept = now();
   }, true);
+  const carried = new WeakSet(); // channels that brought binary data (the web client's lanes)
   const count = (event) => {
     if (typeof event.data === "string") return;
+    if (!carried.has(event.target)) {
+      carried.add(event.target);
+      b.channels += 1;
+    }
     if (b.firstByte === null) {
       b.firstByte = now();
       setInterval(() => b.marks.push([now(), b.bytes]), 250);
@@ -85,6 +92,8 @@ def handle(request: dict[str, Any], pages: dict[str, Page], context: Any, browse
         while name in pages:
             name += "'"
         pages[name] = context.new_page()
+        if request.get("script"):
+            pages[name].add_init_script(request["script"])
         return name
     if page is None:
         raise ValueError(f"{op}: no page {request.get('page')!r}")

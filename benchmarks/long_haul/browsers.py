@@ -22,27 +22,22 @@ from benchmarks.procs import PYTHON, REPO
 
 MiB = 1024 * 1024
 HIGH_WATER, LOW_WATER = 8 * MiB, 2 * MiB  # as benchmarks/browser_transfer.py
+MESSAGE = 256 * 1024
 
-# Sender page: `connections` RTCPeerConnections with `channels` channels each; the offers
+# Sender page: `connections` RTCPeerConnections with one ordered channel each; the offers
 # once gathering is complete (no trickle: SDP goes through this benchmark, not a server).
-# With `video`, each connection also has a video transceiver with no track (see below).
 OFFER = """
-async ({ connections, channels, ordered, low, video }) => {
+async ({ connections, low }) => {
   const state = { pcs: [], channels: [], stopped: false, buffered: [] };
   window.__blast = state;
   for (let i = 0; i < connections; i++) {
     const pc = new RTCPeerConnection({ iceServers: [] });
     state.pcs.push(pc);
-    // A video transceiver that never carries media: WebRTC then raises the shared UDP
-    // socket's receive buffer (OPT_RCVBUF, 256 KiB) as it does for every video call.
-    if (video) pc.addTransceiver("video", { direction: "recvonly" });
-    for (let c = 0; c < channels; c++) {
-      const channel = pc.createDataChannel(`blast-${c}`, { ordered });
-      channel.binaryType = "arraybuffer";
-      channel.bufferedAmountLowThreshold = low;
-      const opened = new Promise((resolve) => channel.addEventListener("open", resolve, { once: true }));
-      state.channels.push({ channel, opened });
-    }
+    const channel = pc.createDataChannel("blast");
+    channel.binaryType = "arraybuffer";
+    channel.bufferedAmountLowThreshold = low;
+    const opened = new Promise((resolve) => channel.addEventListener("open", resolve, { once: true }));
+    state.channels.push({ channel, opened });
   }
   return Promise.all(state.pcs.map(async (pc) => {
     await pc.setLocalDescription();
@@ -55,7 +50,7 @@ async ({ connections, channels, ordered, low, video }) => {
 # Receiver page: one answer per offer; counts the bytes of every channel, with a
 # [wall ms, bytes] mark every 250 ms from the first byte on.
 ANSWER = """
-async ({ offers, acks }) => {
+async ({ offers }) => {
   const now = () => performance.timeOrigin + performance.now();
   const state = { pcs: [], bytes: 0, first: null, marks: [] };
   window.__blast = state;
@@ -65,15 +60,12 @@ async ({ offers, acks }) => {
     pc.addEventListener("datachannel", (event) => {
       const channel = event.channel;
       channel.binaryType = "arraybuffer";
-      let received = 0;
       channel.onmessage = (message) => {
         if (state.first === null) {
           state.first = now();
           setInterval(() => state.marks.push([now(), state.bytes]), 250);
         }
         state.bytes += message.data.byteLength;
-        received += message.data.byteLength;
-        if (acks) channel.send(String(received));  // for a sender that keeps a window
       };
     });
     await pc.setRemoteDescription({ type: "offer", sdp: offer });
@@ -85,38 +77,23 @@ async ({ offers, acks }) => {
 """
 
 # Sender page: once every channel is open, each channel sends `message`-byte messages
-# until stopped, pausing above the high-water mark until bufferedamountlow; the sum of
-# bufferedAmount is sampled every 250 ms (is the application keeping the stack fed?).
-# With `windowBytes`, a channel also waits while that many bytes are unacknowledged by the
-# receiving page (which then acknowledges every message): an application-level window.
+# until stopped, pausing above the high-water mark until bufferedamountlow.
 START = """
-async ({ answers, message, high, windowBytes }) => {
+async ({ answers, message, high }) => {
   const state = window.__blast;
   await Promise.all(state.pcs.map((pc, i) => pc.setRemoteDescription({ type: "answer", sdp: answers[i] })));
   await Promise.all(state.channels.map((c) => c.opened));
   const payload = new ArrayBuffer(message);
   const pump = async (channel) => {
-    let sent = 0;
-    let acked = 0;
-    let wake = null;
-    channel.onmessage = (event) => { acked = Number(event.data); if (wake) wake(); };
     while (!state.stopped && channel.readyState === "open") {
-      if (windowBytes && sent - acked >= windowBytes) {
-        await new Promise((resolve) => { wake = resolve; });
-        wake = null;
-        continue;
-      }
       if (channel.bufferedAmount > high) {
         await new Promise((resolve) =>
           channel.addEventListener("bufferedamountlow", resolve, { once: true }));
         continue;
       }
       channel.send(payload);
-      sent += message;
     }
   };
-  const waiting = () => state.channels.reduce((sum, c) => sum + c.channel.bufferedAmount, 0);
-  setInterval(() => state.buffered.push(waiting()), 250);
   state.pumps = state.channels.map((c) => pump(c.channel));
 }
 """
@@ -132,15 +109,14 @@ async () => {
 
 
 class Agent:
-    """A browser_agent process in one namespace; `flags`: more Chromium switches."""
+    """A browser_agent process in one namespace."""
 
-    def __init__(self, ctx: Context, namespace: str, name: str, flags: tuple[str, ...] = ()) -> None:
+    def __init__(self, ctx: Context, namespace: str, name: str) -> None:
         self.profile = Path(tempfile.mkdtemp(prefix=f"chromium-{name}-", dir=ctx.work))
         self.log = open(ctx.work / f"agent-{name}.err", "w")  # noqa: SIM115 - closed in close()
         origin = ctx.server_url
         self.process = subprocess.Popen(
-            ctx.link.command(namespace, PYTHON, "-m", "benchmarks.browser_agent", str(self.profile), origin,
-                             *flags),
+            ctx.link.command(namespace, PYTHON, "-m", "benchmarks.browser_agent", str(self.profile), origin),
             cwd=REPO, env=ctx.env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self.log, start_new_session=True)
         self.pid: int = self("pid", timeout=90)
@@ -194,7 +170,6 @@ def wall_to_monotonic(marks: list[list[float]]) -> Series:
 
 class BrowserSubject(Subject):
     stack = "chromium"
-    flags: tuple[str, ...] = ()  # Chromium switches this subject's browsers need
 
     def __init__(self) -> None:
         super().__init__()
@@ -232,35 +207,14 @@ class BrowserSubject(Subject):
 
 
 class ChromiumBlast(BrowserSubject):
-    """Plain RTCPeerConnections in one page per side, nothing but data channels."""
+    """Plain RTCPeerConnections in one page per side, one data channel each, nothing else:
+    256 KiB messages, `bufferedAmount` high-water 8 MiB (as benchmarks/browser_transfer.py)."""
 
-    def __init__(self, connections: int = 1, channels: int = 1, message: int = 256 * 1024,
-                 ordered: bool = True, video: bool = False, receive_buffer: int = 0, window: int = 0) -> None:
+    def __init__(self, connections: int = 1) -> None:
         super().__init__()
-        self.connections, self.channels, self.message, self.ordered = connections, channels, message, ordered
-        self.window = window
-        self.video = video or bool(receive_buffer)
-        if receive_buffer:  # the field trial that sizes the video receive buffer (10 kB..10 MB)
-            self.flags = (f"--force-fieldtrials=WebRTC-ReceiveBufferSize/size_bytes:{receive_buffer}/",)
-        # (name part, label part) of each way this subject differs from the bare single channel
-        parts: list[tuple[str, str]] = []
-        if connections > 1:
-            parts.append((f"pc{connections}", f"×{connections} connections"))
-        if channels > 1:
-            parts.append((f"ch{channels}", f"{channels} channels on one connection" if connections == 1
-                          else f"{channels} channels each"))
-        if message != 256 * 1024:
-            parts.append((f"{message // 1024}k", f"{message // 1024} KiB messages"))
-        if not ordered:
-            parts.append(("unordered", "unordered"))
-        if self.video:
-            parts.append(("video", "video transceiver"))
-        if receive_buffer:
-            parts.append((f"rcvbuf{receive_buffer // MiB}m", f"receive buffer {receive_buffer // MiB} MiB"))
-        if window:
-            parts.append((f"win{window // 1024}k", f"{window // 1024} KiB window"))
-        self.name = "-".join(["chromium", *(name for name, _ in parts)])
-        self.label = "Chromium " + (", ".join(label for _, label in parts) if parts else "×1")
+        self.connections = connections
+        self.name = "chromium" if connections == 1 else f"chromium-x{connections}"
+        self.label = f"Chromium bare ×{connections}"
 
     def start(self, ctx: Context) -> None:
         assert self.sender_agent and self.receiver_agent
@@ -268,12 +222,10 @@ class ChromiumBlast(BrowserSubject):
         self.send_page = self.open_page(self.sender_agent, origin)
         self.receive_page = self.open_page(self.receiver_agent, origin)
         offers = self.sender_agent("eval", page=self.send_page, js=OFFER, arg={
-            "connections": self.connections, "channels": self.channels, "ordered": self.ordered,
-            "low": LOW_WATER, "video": self.video})
-        answers = self.receiver_agent("eval", page=self.receive_page, js=ANSWER, arg={
-            "offers": offers, "acks": bool(self.window)})
+            "connections": self.connections, "low": LOW_WATER})
+        answers = self.receiver_agent("eval", page=self.receive_page, js=ANSWER, arg={"offers": offers})
         self.sender_agent("eval", page=self.send_page, js=START, timeout=90, arg={
-            "answers": answers, "message": self.message, "high": HIGH_WATER, "windowBytes": self.window})
+            "answers": answers, "message": MESSAGE, "high": HIGH_WATER})
 
     def first_byte(self) -> float | None:
         assert self.receiver_agent
@@ -281,15 +233,9 @@ class ChromiumBlast(BrowserSubject):
         return None if first is None else first / 1000 + time.monotonic() - time.time()
 
     def collect(self) -> list[Series]:
-        assert self.receiver_agent and self.sender_agent
-        marks = self.receiver_agent("eval", page=self.receive_page, js="() => window.__blast.marks")
-        buffered = self.sender_agent("eval", page=self.send_page, js="() => window.__blast.buffered")
-        if buffered:
-            ordered = sorted(buffered)
-            self.notes["sender_buffered_MiB"] = {  # share of time the stack had data waiting
-                "p10": round(ordered[len(ordered) // 10] / MiB, 2),
-                "median": round(ordered[len(ordered) // 2] / MiB, 2)}
-        return [wall_to_monotonic(marks)]
+        assert self.receiver_agent
+        return [wall_to_monotonic(self.receiver_agent("eval", page=self.receive_page,
+                                                      js="() => window.__blast.marks"))]
 
     def finish(self, start: float, end: float) -> dict[str, Any]:
         for agent, page in self.pages:
@@ -302,12 +248,20 @@ class ChromiumBlast(BrowserSubject):
         return self.notes
 
 
+BENCH_STATE = "() => ({ marks: window.__bench.marks, channels: window.__bench.channels })"
+
+
 class WebClient(BrowserSubject):
     """The web client as it is: Create link in A's page, open the link in B's, Accept;
-    bytes counted as binary data-channel messages arrive in the receiving page."""
+    bytes counted as binary data-channel messages arrive in the receiving page.
+    `lanes`: PEERBEAM_LANES in both pages (exactly that many connections, opened at
+    once); None: the pages' default (growing up to js/lanes.js DEFAULT_LANES)."""
 
-    name = "web"
-    label = "web client"
+    def __init__(self, lanes: int | None = None) -> None:
+        super().__init__()
+        self.lanes = lanes
+        self.name = "web" if lanes is None else f"web-c{lanes}"
+        self.label = "web client" + ("" if lanes is None else f", {lanes} connection{'s' * (lanes > 1)}")
 
     def start(self, ctx: Context) -> None:
         assert self.sender_agent and self.receiver_agent
@@ -321,6 +275,13 @@ class WebClient(BrowserSubject):
         receiver("wait_enabled", page=self.receive_page, name="Accept", timeout_ms=60_000, timeout=90)
         receiver("click", page=self.receive_page, name="Accept")
 
+    def open_page(self, agent: Agent, url: str) -> str:
+        script = "" if self.lanes is None else f"window.PEERBEAM_LANES = {self.lanes};"
+        page = agent("new_page", script=script)
+        self.pages.append((agent, page))
+        agent("goto", page=page, url=url)
+        return str(page)
+
     def first_byte(self) -> float | None:
         assert self.receiver_agent
         first = self.receiver_agent("eval", page=self.receive_page, js="() => window.__bench.firstByte")
@@ -328,8 +289,9 @@ class WebClient(BrowserSubject):
 
     def collect(self) -> list[Series]:
         assert self.receiver_agent
-        return [wall_to_monotonic(self.receiver_agent("eval", page=self.receive_page,
-                                                      js="() => window.__bench.marks"))]
+        bench = self.receiver_agent("eval", page=self.receive_page, js=BENCH_STATE)
+        self.notes["connections"] = bench["channels"]  # one channel per connection carried bytes
+        return [wall_to_monotonic(bench["marks"])]
 
     def finish(self, start: float, end: float) -> dict[str, Any]:
         assert self.receiver_agent

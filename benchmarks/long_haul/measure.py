@@ -80,19 +80,13 @@ def follow_progress(stream: IO[str], series: Series, sink: list[str] | None = No
     return thread
 
 
-def poll_size(paths: Callable[[], Iterable[Path]], series: Series, stop: threading.Event,
+def poll_size(count: Callable[[], int], series: Series, stop: threading.Event,
               interval: float = 0.25) -> threading.Thread:
-    """Sample the total size of some files (a receiver's partial file) into `series`."""
+    """Sample `count()` (the bytes a receiver has written) into `series`."""
 
     def run() -> None:
         while not stop.is_set():
-            total = 0
-            for path in paths():
-                try:
-                    total += path.stat().st_size
-                except OSError:
-                    pass
-            series.add(time.monotonic(), total)
+            series.add(time.monotonic(), count())
             stop.wait(interval)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -203,10 +197,10 @@ def between(a: Snapshot, b: Snapshot) -> dict[str, Any]:
     if b.receive_buffers:  # the receiver's UDP sockets on the link, at the end of the window
         out["receiver_socket_buffer_kB"] = sorted({size // 1024 for size in b.receive_buffers})
     for direction in ("AtoB", "BtoA"):
-        before, after = a.emulator.get(direction), b.emulator.get(direction)
-        if before and after:
+        was, now = a.emulator.get(direction), b.emulator.get(direction)
+        if was and now:
             out[f"wire_{direction}"] = {
-                key: int(after[key]) - int(before[key])  # type: ignore[call-overload]
+                key: int(now[key]) - int(was[key])
                 for key in ("packets", "bytes", "random_drops", "ring_full_drops", "rate_drops")}
     return out
 

@@ -35,8 +35,6 @@ class Context:
     work: Path
     env: dict[str, str]
     source: Path  # the file `peerbeam send` and the web client send
-    quiet_busy: float = 1.0  # before each run, wait for the machine to be less busy than this
-    quiet_wait: float = 0.0  # ... for at most this many seconds
     ports: list[int] = field(default_factory=lambda: [5300])
 
     def next_port(self) -> int:
@@ -149,25 +147,23 @@ class AiortcBlast(Subject):
 
     stack = "aiortc"
 
-    def __init__(self, connections: int = 1, processes: int = 1, rcvbuf: int = 0) -> None:
+    def __init__(self, connections: int = 1, processes: int = 1) -> None:
         super().__init__()
-        self.connections, self.process_count, self.rcvbuf = connections, processes, rcvbuf
+        self.connections, self.process_count = connections, processes
         where = "" if connections == 1 else (" in 1 process" if processes == 1 else " in N processes")
-        buffer = f", SO_RCVBUF {rcvbuf // MiB} MiB" if rcvbuf else ""
-        self.label = f"aiortc ×{connections}{where}{buffer}"
+        self.label = f"aiortc bare ×{connections}{where}"
         spread = f"-x{connections}-{'1p' if processes == 1 else 'np'}" if connections > 1 else ""
-        self.name = "aiortc" + spread + (f"-rcvbuf{rcvbuf // MiB}m" if rcvbuf else "")
+        self.name = "aiortc" + spread
 
     def start(self, ctx: Context) -> None:
         self.trace = ctx.work / f"sctp-{self.name}-{time.monotonic_ns()}.jsonl"
         send_env = {**ctx.env, "PYTHONPATH": str(PROBE), "PEERBEAM_BENCH_SCTP_TRACE": str(self.trace)}
-        extra = ["--rcvbuf", str(self.rcvbuf)] if self.rcvbuf else []
         per_process = self.connections // self.process_count
         self.senders, self.receivers = [], []
         for _ in range(self.process_count):
             sender = self.spawn(ctx, ctx.link.sender_ns, [
                 PYTHON, "-m", "benchmarks.blast", "send", "0", "--server", ctx.server_url,
-                "--connections", str(per_process), *extra], env=send_env)
+                "--connections", str(per_process)], env=send_env)
             self.senders.append(sender)
         for sender in self.senders:
             assert sender.stdout is not None
@@ -176,7 +172,7 @@ class AiortcBlast(Subject):
                 raise RuntimeError("blast sender printed no rooms")
             receiver = self.spawn(ctx, ctx.link.receiver_ns, [
                 PYTHON, "-m", "benchmarks.blast", "receive", rooms, "--server", ctx.server_url,
-                "--bytes", "0", "--progress", "0.25", *extra])
+                "--bytes", "0", "--progress", "0.25"])
             self.receivers.append(receiver)
             series = Series()
             assert receiver.stdout is not None
@@ -197,23 +193,44 @@ class AiortcBlast(Subject):
         return notes
 
 
-class PeerbeamCli(Subject):
-    """`peerbeam send FILE` in A, `peerbeam receive LINK` in B, as they are on this branch;
-    progress is the size of the receiver's partial file (written chunk by chunk, in order)."""
+def held_bytes(directory: Path) -> int:
+    """Bytes a `peerbeam receive` has written into `directory`: the blocks its files occupy
+    (chunks of several connections land at their offsets, so a partial file's size says
+    only how far the furthest one reached)."""
+    total = 0
+    for path in directory.iterdir():
+        try:
+            if path.is_file():
+                total += min(path.stat().st_blocks * 512, path.stat().st_size)
+        except OSError:
+            pass
+    return total
 
-    name = "cli"
-    label = "peerbeam send → receive"
+
+class PeerbeamCli(Subject):
+    """`peerbeam send FILE` in A, `peerbeam receive LINK` in B, as they are on this branch.
+    `connections`: `--connections N`; None: the default (lanes added while they help)."""
+
     stack = "aiortc"
 
-    def start(self, ctx: Context) -> None:
-        self.trace = ctx.work / f"sctp-cli-{time.monotonic_ns()}.jsonl"
+    def __init__(self, connections: int | None = None) -> None:
+        super().__init__()
+        self.connections = connections
+        self.name = "cli" if connections is None else f"cli-c{connections}"
+        fixed = "" if connections is None else f" --connections {connections}"
+        self.label = f"peerbeam send → receive{fixed}"
+
+    def start(self, ctx: Context, source: Path | None = None) -> None:
+        self.ctx = ctx
+        self.trace = ctx.work / f"sctp-{self.name}-{time.monotonic_ns()}.jsonl"
         self.out = ctx.work / f"cli-out-{time.monotonic_ns()}"
         self.out.mkdir()
         send_env = {**ctx.env, "PYTHONPATH": str(PROBE), "PEERBEAM_BENCH_SCTP_TRACE": str(self.trace)}
         self.stderr = ctx.work / "cli-receive.err"
+        fixed = [] if self.connections is None else ["--connections", str(self.connections)]
         self.sender = self.spawn(ctx, ctx.link.sender_ns, [
-            PYTHON, "-m", "peerbeam.cli", "send", str(ctx.source), "--server", ctx.server_url],
-            env=send_env, stderr=ctx.work / "cli-send.err")
+            PYTHON, "-m", "peerbeam.cli", "send", str(source or ctx.source), "--server", ctx.server_url,
+            *fixed], env=send_env, stderr=ctx.work / "cli-send.err")
         assert self.sender.stdout is not None
         link = readline(self.sender.stdout, 60).strip()
         if not link.startswith("http"):
@@ -222,14 +239,18 @@ class PeerbeamCli(Subject):
             PYTHON, "-m", "peerbeam.cli", "receive", link, "-o", str(self.out)], stderr=self.stderr)
         self.stop_polling = threading.Event()
         self.series = [Series()]
-        # the partial file, then the finished one (the journal beside them is not data)
-        poll_size(lambda: [p for p in self.out.iterdir() if p.is_file()], self.series[0], self.stop_polling)
+        poll_size(lambda: held_bytes(self.out), self.series[0], self.stop_polling)
 
     def sides(self) -> dict[str, list[int]]:
         return {"sender": [self.sender.pid], "receiver": [self.receiver.pid]}
 
     def loops(self) -> list[int]:
         return [self.sender.pid, self.receiver.pid]
+
+    def collect(self) -> list[Series]:
+        # one UDP socket per peer connection in the sender's namespace: the lanes in use
+        self.notes["connections"] = len(self.ctx.link.udp_receive_buffers(self.ctx.link.sender_ns))
+        return self.series
 
     def finish(self, start: float, end: float) -> dict[str, Any]:
         self.stop_polling.set()

@@ -13,6 +13,7 @@ probe writes nothing and the benchmark reports no SCTP state, never a wrong one.
 """
 
 import os
+from typing import Any
 
 if os.environ.get("PEERBEAM_BENCH_SCTP_TRACE"):
     try:
@@ -26,11 +27,11 @@ if os.environ.get("PEERBEAM_BENCH_SCTP_TRACE"):
         _receive_sack = _transport._receive_sack_chunk
         _t3_expired = _transport._t3_expired
 
-        def _state(transport):  # type: ignore[no-untyped-def]
+        def _state(transport: Any) -> dict[str, Any]:
             return transport.__dict__.setdefault(
                 "_bench_probe", {"last": 0.0, "fast_recoveries": 0, "t3_expiries": 0})
 
-        async def _traced_sack(self, chunk):  # type: ignore[no-untyped-def]
+        async def _traced_sack(self: Any, chunk: Any) -> None:
             recovering = self._fast_recovery_exit is not None
             await _receive_sack(self, chunk)
             state = _state(self)
@@ -47,11 +48,11 @@ if os.environ.get("PEERBEAM_BENCH_SCTP_TRACE"):
                         "fast_recoveries": state["fast_recoveries"],
                         "t3_expiries": state["t3_expiries"]}) + "\n")
 
-        def _traced_t3(self):  # type: ignore[no-untyped-def]
+        def _traced_t3(self: Any) -> None:
             _state(self)["t3_expiries"] += 1
-            return _t3_expired(self)
+            _t3_expired(self)
 
-        _transport._receive_sack_chunk = _traced_sack
-        _transport._t3_expired = _traced_t3
+        setattr(_transport, "_receive_sack_chunk", _traced_sack)  # noqa: B010 - mypy: no method assignment
+        setattr(_transport, "_t3_expired", _traced_t3)  # noqa: B010
     except Exception:  # noqa: BLE001 - a probe must never break the program it watches
         pass
