@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import statistics
 import time
 from pathlib import Path
@@ -592,74 +593,85 @@ Every run finished verified after 15 minutes or more: {verdict(ok)}.
 """
 
 
-def long_haul_section(table: dict[str, Any], diagnosis: dict[str, Any] | None) -> str:
+def long_haul_section(table: dict[str, Any]) -> str:
     aiortc_columns = long_haul.columns(table, long_haul.AIORTC_COLUMNS, {"tcp", "aiortc"})
+    aiortc_columns = [c for c in aiortc_columns if c[0] not in ("aiortc-x2-1p", "aiortc-x2-np")]
     chromium_columns = long_haul.columns(table, long_haul.CHROMIUM_COLUMNS, {"chromium"})
+    process_columns = [(n, h) for n, h in long_haul.PROCESS_COLUMNS.items() if n in table["subjects"]]
+    process_cells = {**table, "cells": [c for c in table["cells"]
+                                        if any(r["subject"] == "aiortc-x2-np" for r in c["runs"])]}
+    chromium_cells = {**table, "cells": [c for c in table["cells"]
+                                         if any(r["stack"] == "chromium" for r in c["runs"])]}
     plot = long_haul.per_second_plot(table, PLOTS / "long-haul-per-second.svg", svg_plot)
     loads = [v for cell in table["cells"] for run in cell["runs"] for v in run.get("load", [])]
     busy = [run["machine_busy"] for cell in table["cells"] for run in cell["runs"] if run.get("machine_busy")]
     chromium = next((c["chromium"] for c in table["cells"] if c.get("chromium")), "")
-    parts = [f"""## Long-haul links: one association, N associations, CLI and web client
+    version = re.search(r"Chrome/([\d.]+)", chromium)
+    browser = f", Chromium {version.group(1)}" if version else ""
+    return f"""## Long-haul links
 
-`python -m benchmarks.long_haul` (`make bench-long`, root, not part of `make bench`) —
-{table['when']}, {table['duration_min']:.0f} minutes; {chromium}. Sender and receiver in two
-network namespaces joined by an emulated wide-area link (netem-lite: each direction held for
-half the round trip and dropped at the given rate by an NFQUEUE program, because this kernel has
-no netem; `peerbeam serve` in a third namespace, not delayed). For each link setting every
-subject runs in turn, baselines between the subjects (the order reversed in every other round),
-each for a fixed time from its first byte: the first quarter is warm-up (set-up, slow start),
-the rest is measured. MB/s of payload delivered in that window; where a cell had several rounds,
-the median and each round. **Bold**: the ratio to the single association of the same stack
-measured in the same round (aiortc ×1, Chromium ×1). Load: the machine's 1-minute load average
-during the cell; this 2-core machine was shared with other jobs throughout (load
-{min(loads):.1f}–{max(loads):.1f}, CPU {100 * statistics.median(busy):.0f} % busy in the median
-window), which makes every figure lower and noisier than on a quiet machine: compare within a row.
+`make bench-long` (`python -m benchmarks.long_haul`; root, netem-lite; not part of `make bench`)
+— {table['when']}, {table['duration_min']:.0f} minutes{browser}.
+Sender and receiver in two network namespaces joined by an emulated wide-area link
+(netem-lite: each direction held for half the round trip, and dropped at random at the given
+rate, by an NFQUEUE program, because this kernel has no netem; `peerbeam serve` in a third
+namespace, not delayed; "0 ms" is the same namespaces with no emulator, plain veth and a
+bridge). For each link setting every subject runs in turn, interleaved (the order reversed in
+every other round), each for a fixed time from its first byte: the first half is warm-up
+(set-up, slow start, and the connections the CLI and the web client add every 5 s), the second
+half is measured: MB/s of payload delivered in that window (where a cell had two rounds, the
+median and each round). **Bold**: the ratio to the bare single channel of the same stack
+measured in the same round. Load: the machine's 1-minute load average during the cell's runs.
+This 2-core machine was shared with other jobs throughout (load {min(loads):.1f}–{max(loads):.1f},
+CPU {100 * statistics.median(busy):.0f} % busy in the median window), which lowers every figure
+and the CPU-bound ones most: compare within a row, never across runs.
 
-**Python peers and TCP** (MB/s). aiortc: `benchmarks/blast.py`, 64 KiB messages, one
-channel per peer connection, N connections in one process or one per process (N sender and N
-receiver processes); SO_RCVBUF: the UDP receive buffer aioice asks for (256 KiB by default; the
-kernel doubles it, up to `net.core.rmem_max`, 4 MiB here). CLI: `peerbeam send` → `peerbeam
-receive` as they are today (one connection; authentication, SHA-256, acks after the disk write).
-TCP: `benchmarks/tcp_stream.py`, one stream, the kernel's cubic (loss-based) or BBR.
+### The bars
+
+{long_haul.bars_table(table)}
+
+{long_haul.whole_file_text(table)}
+
+### Python peers and TCP (MB/s)
+
+aiortc bare: `benchmarks/blast.py`, 64 KiB messages, one channel per peer connection, ×4 = four
+connections in one process (as the CLI's lanes). CLI: `peerbeam send` → `peerbeam receive` as
+they are (authentication, SHA-256, acks after the disk write); default lanes (one connection,
+another every 5 s while the last one raised the throughput by 10 %, up to 4), or
+`--connections N` (exactly N from the start). TCP: `benchmarks/tcp_stream.py`, one stream, cubic.
 
 {long_haul.rate_table(table, aiortc_columns, "aiortc")}
 
-**Chromium ↔ Chromium** (MB/s), one headless Chromium per namespace, everything in one page per
-side (several connections share one renderer, as the web client's would): plain
-`RTCPeerConnection`s, ordered channels, 256 KiB messages, `bufferedAmount` high-water 8 MiB.
-V+W: each connection also has a video transceiver with no track, and each channel keeps at
-most 1 MiB unacknowledged by the receiving page (which acknowledges every message) — the two
-changes the diagnosis below arrived at. Web client: the real page (Create link, Accept), bytes
-counted as binary messages arrive.
+{plot}
+### Chromium ↔ Chromium (MB/s)
 
-{long_haul.rate_table(table, chromium_columns, "chromium")}
+One headless Chromium per namespace, each side in one page (several connections share one
+renderer, as the web client's do): bare = plain `RTCPeerConnection`s with one ordered channel
+each, 256 KiB messages, `bufferedAmount` high-water 8 MiB; web client = the real pages (Create
+link, Accept; default lanes, up to js/lanes.js `DEFAULT_LANES`), bytes counted as binary
+messages arrive in the receiving page.
 
-### What bounds one association
+{long_haul.rate_table(chromium_cells, chromium_columns, "chromium")}
 
-Per link setting, aiortc ×1: the sender's SCTP state in the measured window (`benchmarks/
-sctp_probe`: mean congestion window and bytes in flight, slow-start threshold at the end,
-smoothed RTT, fast recoveries / T3 timeouts), datagrams the receiver's full socket buffer
-dropped in its namespace, cores used by each side and the busier event loop's demand (on a CPU
-or waiting for one; 1.0 = CPU-bound). Chromium ×1: MB/s × RTT (the bytes in flight it sustained),
-drops at the receiver, the receiving socket's buffer as the kernel holds it (`ss`), UDP sends
-WebRTC saw fail with EAGAIN in the sending browser (its log), cores; and the same two counters
-for V+W.
+### What bounds the Python peers
+
+Per link setting: the bare ×1 sender's SCTP state in the measured window (`benchmarks/
+sctp_probe`: mean congestion window and bytes in flight, smoothed RTT, fast recoveries / T3
+timeouts), datagrams dropped by a full socket buffer at the receiver, cores used by each side;
+the CLI's connections at the end of the window (UDP sockets in its namespace), its mean bytes
+in flight per connection, its cores, its busier event loop's demand (on a CPU or waiting for
+one: 1.0 = CPU-bound) and how busy the whole machine was.
 
 {long_haul.bounds_table(table)}
 
-{plot}"""]
-    if diagnosis:
-        cell = diagnosis["cells"][0]
-        parts.append(f"""### One long link, one change at a time
+### Lanes in separate processes? (issue 11, point 2)
 
-`python -m benchmarks.long_haul --preset diagnosis` — {diagnosis['when']}, {long_haul.cell_name(cell)},
-{cell['seconds']:.0f} s per run, {cell['rounds']} rounds. Ratios to the single association of the
-same stack in the same round.
+Two bare associations carried by one Python process (one event loop) against the same two in
+two processes each side, on the plain link where aiortc is CPU-bound:
 
-{long_haul.diagnosis_table(diagnosis)}
-""")
-    parts.append(LONG_HAUL_FINDINGS)
-    return "\n".join(parts)
+{long_haul.rate_table(process_cells, process_columns, "aiortc")}
+
+{LONG_HAUL_FINDINGS}"""
 
 
 LONG_HAUL_FINDINGS = """(findings pending)"""
@@ -693,7 +705,7 @@ def main() -> None:
         sections.append(attacks_section(attacks))
     long_haul_table = load("long_haul")
     if long_haul_table:
-        sections.append(long_haul_section(long_haul_table, load("long_haul_diagnosis")))
+        sections.append(long_haul_section(long_haul_table))
     DOC.write_text(f"""# Benchmarks
 
 Written by `make bench` ({time.strftime('%Y-%m-%d', time.gmtime())}) on {machine()}.

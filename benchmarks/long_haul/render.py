@@ -13,18 +13,15 @@ Cell = dict[str, Any]
 
 # Column order and short headers; subjects not listed here are appended with their label.
 AIORTC_COLUMNS = {
-    "tcp-cubic": "TCP cubic", "tcp-bbr": "TCP BBR", "aiortc": "aiortc ×1",
-    "aiortc-rcvbuf4m": "×1, 4 MiB SO_RCVBUF", "aiortc-x2-np": "×2, 2 proc.", "aiortc-x4-np": "×4, 4 proc.",
-    "aiortc-x8-np": "×8, 8 proc.", "aiortc-x2-1p": "×2, 1 proc.", "aiortc-x4-1p": "×4, 1 proc.",
-    "aiortc-x4-np-rcvbuf4m": "×4, 4 proc., 4 MiB SO_RCVBUF", "cli": "CLI",
+    "tcp-cubic": "TCP (cubic)", "aiortc": "aiortc bare ×1", "aiortc-x4-1p": "bare ×4 (1 process)",
+    "cli": "CLI (default lanes)", "cli-c1": "CLI --connections 1", "cli-c4": "CLI --connections 4",
 }
 CHROMIUM_COLUMNS = {
-    "chromium": "Chromium ×1", "chromium-ch4": "4 channels, 1 conn.", "chromium-pc4": "×4 conn.",
-    "chromium-video-win1024k": "×1, V+W", "chromium-pc2-video-win1024k": "×2, V+W",
-    "chromium-pc4-video-win1024k": "×4, V+W", "chromium-pc8-video-win1024k": "×8, V+W",
-    "web": "web client",
+    "chromium": "Chromium bare ×1", "chromium-x4": "bare ×4", "web": "web client (default lanes)",
 }
-
+PROCESS_COLUMNS = {
+    "aiortc": "bare ×1", "aiortc-x2-1p": "×2 in one process", "aiortc-x2-np": "×2 in two processes",
+}
 
 def cell_name(cell: Cell) -> str:
     name = f"{cell['rtt_ms']:g} ms"
@@ -105,67 +102,92 @@ def pick(cell: Cell, name: str, key: Callable[[Run], Any]) -> Any:
 
 
 def bounds_table(result: dict[str, Any]) -> str:
-    """One association per cell: what the aiortc sender's SCTP state and the Chromium
-    receiver's socket showed, and the CPU each side used."""
+    """Per link setting, what bounds the Python peers: the bare ×1 sender's SCTP state and
+    CPU, and the CLI's connections, CPU and busiest event loop, in the measured window."""
     rows = []
     for cell in result["cells"]:
-        rtt = cell["rtt_ms"]
         sctp = pick(cell, "aiortc", lambda r: r["sctp"]) or {}
         a_cores = pick(cell, "aiortc", lambda r: f"{r['sender_cores']:.2f} / {r['receiver_cores']:.2f}")
-        demand = pick(cell, "aiortc", lambda r: r.get("loop_demand_max"))
         a_drops = pick(cell, "aiortc", lambda r: r.get("udp_rcvbuf_drops_B"))
-        chromium = median(rates(cell, "chromium"))
-        flight = f"{chromium * rtt:.0f}" if chromium is not None and rtt else "—"
-        c_drops = pick(cell, "chromium", lambda r: r.get("udp_rcvbuf_drops_B"))
-        c_buffer = pick(cell, "chromium", lambda r: "/".join(map(str, r["receiver_socket_buffer_kB"])))
-        eagain = pick(cell, "chromium", lambda r: r["udp_send_would_block"]["A"])
-        c_cores = pick(cell, "chromium", lambda r: f"{r['sender_cores']:.2f} / {r['receiver_cores']:.2f}")
-        vw = pick(cell, "chromium-video-win1024k", lambda r: f"{r.get('udp_rcvbuf_drops_B', '?')} / "
-                  f"{r['udp_send_would_block']['A']}")
+        lanes = pick(cell, "cli", lambda r: r.get("connections"))
+        c_sctp = pick(cell, "cli", lambda r: r["sctp"]) or {}
+        c_cores = pick(cell, "cli", lambda r: f"{r['sender_cores']:.2f} / {r['receiver_cores']:.2f}")
+        demand = pick(cell, "cli", lambda r: r.get("loop_demand_max"))
+        busy = pick(cell, "cli", lambda r: r.get("machine_busy"))
+        recoveries = f"{sctp.get('fast_recoveries', '—')} / {sctp.get('t3_expiries', '—')}"
         rows.append(
             f"| {cell_name(cell)} | {sctp.get('cwnd_kB', '—')} / {sctp.get('flight_kB', '—')} | "
-            f"{sctp.get('ssthresh_kB', '—')} | {sctp.get('srtt_ms', '—')} | "
-            f"{sctp.get('fast_recoveries', '—')} / {sctp.get('t3_expiries', '—')} | {a_drops} | {a_cores} | "
-            f"{demand} | {flight} | {c_drops} | {c_buffer} | {eagain} | {c_cores} | {vw} |")
+            f"{sctp.get('srtt_ms', '—')} | {recoveries} | {a_drops} | {a_cores} | {lanes} | "
+            f"{c_sctp.get('flight_kB', '—')} | {c_cores} | {demand} | {busy} |")
     return "\n".join([
-        "| link | aiortc cwnd / flight kB | ssthresh kB | srtt ms | fast rec. / T3 | drops at B "
-        "| cores snd / rcv | busiest loop | Chromium MB/s×RTT kB | drops at B | socket buffer kB "
-        "| EAGAIN sends | cores snd / rcv | V+W: drops / EAGAIN |",
-        "|---" * 14 + "|", *rows])
+        "| link | bare ×1: cwnd / flight kB | srtt ms | fast rec. / T3 | drops at B | cores snd / rcv "
+        "| CLI: connections | flight kB per conn. | cores snd / rcv | busiest loop | machine busy |",
+        "|---" * 11 + "|", *rows])
 
 
-def diagnosis_table(result: dict[str, Any]) -> str:
-    cell = result["cells"][0]
-    rows = []
-    for name, info in result["subjects"].items():
-        base = "aiortc" if info["stack"] == "aiortc" else "chromium"
-        extra = []
-        drops = [r.get("udp_rcvbuf_drops_B") for r in runs(cell, name) if "udp_rcvbuf_drops_B" in r]
-        if drops:
-            extra.append(f"drops at B {'/'.join(map(str, drops))}")
-        if (buffers := pick(cell, name, lambda r: r["receiver_socket_buffer_kB"])):
-            extra.append(f"socket buffer {'/'.join(map(str, buffers))} kB")
-        eagain = [r["udp_send_would_block"]["A"] for r in runs(cell, name) if "udp_send_would_block" in r]
-        if eagain:
-            extra.append(f"EAGAIN sends {'/'.join(map(str, eagain))}")
-        if (sctp := pick(cell, name, lambda r: r["sctp"])):
-            extra.append(f"cwnd {sctp['cwnd_kB']} kB, ssthresh {sctp['ssthresh_kB']} kB, "
-                         f"fast rec. {sctp['fast_recoveries']}, T3 {sctp['t3_expiries']}")
-        rows.append(f"| {info['label']} | {entry(cell, name, base)} | {'; '.join(extra)} |")
-    return "\n".join(["| variant | MB/s (rounds) and ratio to ×1 | what the counters showed |",
-                      "|---|---|---|", *rows])
+def whole_file_text(result: dict[str, Any]) -> str:
+    """The whole files sent through the CLI (a cell's ":finish"), one line each."""
+    lines = []
+    for cell in result["cells"]:
+        run = cell.get("whole_file")
+        if not run:
+            continue
+        if run.get("verified"):
+            outcome = (f"finished in {run['seconds']:.0f} s ({run['mb_s']:.2f} MB/s), saved file verified "
+                       f"(SHA-256 equal to the source), receiver exit {run['exit']}")
+        else:
+            outcome = f"**did not finish verified**: {run.get('error') or run.get('receiver_said') or run}"
+        lines.append(f"- {cell_name(cell)}: {run['size_mib']} MiB through `peerbeam send → receive` "
+                     f"(default lanes): {outcome}.")
+    return "\n".join(lines)
+
+
+def bars(result: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """The long-link bars (docs/benchmarks.md): (bar, what was measured, met?; None: not measured)."""
+    cells = {(c["rtt_ms"], c["loss_pct"]): c for c in result["cells"]}
+
+    def ratio(link: tuple[float, float], name: str, base: str, floor: float,
+              text: str) -> tuple[str, str, bool | None]:
+        cell = cells.get(link)
+        values = ratios(cell, name, base) if cell else []
+        if not values:
+            return text, "not measured", None
+        value = median(values)
+        assert value is not None
+        return text, f"{value:.2f}×", value >= floor
+
+    out = [
+        ratio((120.0, 0.0), "cli", "aiortc", 2.0, "120 ms: CLI ≥ 2× bare aiortc ×1"),
+        ratio((60.0, 0.5), "cli", "aiortc", 3.0, "60 ms, 0.5 % loss: CLI ≥ 3× bare aiortc ×1"),
+        ratio((0.0, 0.0), "cli", "aiortc", 1.0, "0 ms (plain veth): CLI ≥ 1× bare aiortc ×1"),
+        ratio((60.0, 0.0), "web", "chromium", 2.0, "60 ms: web client ≥ 2× bare Chromium ×1"),
+    ]
+    whole = cells.get((60.0, 2.0), {}).get("whole_file")
+    if not whole:
+        finished: tuple[str, bool | None] = ("not measured", None)
+    elif whole.get("verified"):
+        finished = (f"{whole['size_mib']} MiB in {whole['seconds']:.0f} s", True)
+    else:
+        finished = ("failed", False)
+    out.insert(2, ("60 ms, 2 % loss: the CLI finishes a whole file, verified", *finished))
+    return out
+
+
+def bars_table(result: dict[str, Any]) -> str:
+    verdict = {True: "met", False: "**missed**", None: "—"}
+    return "\n".join(["| bar | measured (same round) | |", "|---|---|---|",
+                       *(f"| {bar} | {value} | {verdict[met]} |" for bar, value, met in bars(result))])
 
 
 def per_second_plot(result: dict[str, Any], path: Path, plot: Callable[..., None]) -> str:
-    """MB/s second by second at the longest loss-free RTT, for the single associations and the
-    best Chromium set-up: collapses and slow ramps show here, not in an average."""
+    """MB/s second by second at 120 ms (else the longest loss-free RTT): the CLI's lanes
+    being added every 5 s show here, not in an average."""
     cells = [c for c in result["cells"] if not c["loss_pct"]]
     if not cells:
         return ""
     cell = max(cells, key=lambda c: c["rtt_ms"] if c["rtt_ms"] <= 120 else -1)
     lines = []
-    for name in ("aiortc", "aiortc-x4-np", "chromium", "chromium-video-win1024k",
-                 "chromium-pc4-video-win1024k"):
+    for name in ("aiortc", "aiortc-x4-1p", "cli", "cli-c1", "cli-c4"):
         series = pick(cell, name, lambda r: r["per_second"])
         if series:
             lines.append((result["subjects"][name]["label"], [[i + 1, v] for i, v in enumerate(series)]))

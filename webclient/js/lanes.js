@@ -4,7 +4,7 @@
  * for one transfer. One SCTP association carries only a fixed amount in flight (about
  * 0.19 MB in Chromium), so on a long path each connection adds its share; on loopback the
  * renderer's CPU, which every connection of a page shares, is the limit instead
- * (docs/benchmarks.md, "Lanes between browsers"). The sender adds a connection every 5 s
+ * (docs/benchmarks.md, "Long-haul links"). The sender adds a connection every 5 s
  * while the last one made the transfer at least 10 % faster, up to DEFAULT_LANES; the
  * receiver takes up to as many.
  *
