@@ -248,6 +248,7 @@ class ChromiumBlast(BrowserSubject):
         return self.notes
 
 
+PAGE_TEXT = "() => (document.querySelector('%s')?.innerText || '').replace(/\\s+/g, ' ').slice(0, 400)"
 BENCH_STATE = "() => ({ marks: window.__bench.marks, channels: window.__bench.channels })"
 
 
@@ -267,7 +268,7 @@ class WebClient(BrowserSubject):
         assert self.sender_agent and self.receiver_agent
         sender, receiver = self.sender_agent, self.receiver_agent
         self.origin = ctx.server_url + "/"
-        send_page = self.open_page(sender, self.origin)
+        self.send_page = send_page = self.open_page(sender, self.origin)
         sender("upload", page=send_page, selector="#file-input", files=[str(ctx.source)])
         sender("click", page=send_page, name="Create link")
         link = sender("value", page=send_page, selector="#share-link")
@@ -291,6 +292,12 @@ class WebClient(BrowserSubject):
         assert self.receiver_agent
         bench = self.receiver_agent("eval", page=self.receive_page, js=BENCH_STATE)
         self.notes["connections"] = bench["channels"]  # one channel per connection carried bytes
+        # what each page says (a stall or an error shows here)
+        assert self.sender_agent
+        pages = (("receiver_page", self.receiver_agent, self.receive_page, "#receive-view"),
+                 ("sender_page", self.sender_agent, self.send_page, "#receivers"))
+        for key, agent, page, selector in pages:
+            self.notes[key] = agent("eval", page=page, js=PAGE_TEXT % selector)
         return [wall_to_monotonic(bench["marks"])]
 
     def finish(self, start: float, end: float) -> dict[str, Any]:
