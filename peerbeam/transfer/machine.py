@@ -50,9 +50,12 @@ class SessionTiming:
     retry_min: float = 1.0
     retry_max: float = 30.0
     #: sender, v1.1: how often to decide whether another connection (lane) helps, and by
-    #: how much the last one must have raised the throughput for another to be added
+    #: how much the last one must have raised the throughput for another to be added.
+    #: 0: added unless the last one made it slower. Acknowledgements come a whole MiB
+    #: chunk at a time, so on a lossy link (a few chunks per interval) a 10 % bar was
+    #: noise and stopped the growth at 2 (docs/benchmarks.md, "Long-haul links").
     grow_interval: float = 5.0
-    grow_gain: float = 0.1
+    grow_gain: float = 0.0
 
     @classmethod
     def from_json(cls, obj: dict[str, Any] | None) -> SessionTiming:

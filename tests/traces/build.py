@@ -875,6 +875,24 @@ def lanes_growing() -> Scenario:
     return s
 
 
+def lanes_growing_while_level() -> Scenario:
+    s = lanes_sender("sender v1.1: a lane that left the throughput level is followed by another; "
+                     "none after one that lowered it", lanes=4, fixed=False, timing={"grow_interval": 5})
+    send_chunk(s, 0, 0)
+    s.ev("pieces_sent", conn="c1", file=0, chunk=0)
+    send_chunk(s, 0, 1)
+    s.ev("message", at=1, conn="c1", message=m("ack", file=0, chunk=0))  # 1 MiB in the first 5 s
+    step = s.ev("tick", at=5.6)
+    s.expect(step, type="open_connection", conn="c2", lane=1)
+    s.ev("pieces_sent", conn="c1", file=0, chunk=1)
+    s.ev("message", at=7, conn="c1", message=m("ack", file=0, chunk=1))  # 1 MiB in the next 5 s: level
+    step = s.ev("tick", at=10.6)
+    s.expect(step, type="open_connection", conn="c3", lane=2)
+    s.ev("tick", at=15.6)  # nothing acknowledged since: slower, no fourth lane
+    s.never.append({"type": "open_connection", "conn": "c4"})
+    return s
+
+
 def lanes_v1_receiver() -> Scenario:
     s = lanes_sender("sender v1.1 to a v1 receiver: one connection, v1 rules", accept_lanes=None)
     s.must.append((len(s.steps), {"type": "send", "message": {"t": "start", "files": [{"offset": 0},
@@ -1009,7 +1027,8 @@ SCENARIOS: list[Callable[[], Scenario]] = [
     receiver_new_offer_replaces, receiver_decline, receiver_room_gone, receiver_never_connects,
     receiver_relay_failed, receiver_waits_for_absent_sender, receiver_bad_piece, receiver_try_again,
     sender_try_again,
-    lanes_two_connections, lanes_nack_on_one_lane, lanes_lane_lost, lanes_growing, lanes_v1_receiver,
+    lanes_two_connections, lanes_nack_on_one_lane, lanes_lane_lost, lanes_growing, lanes_growing_while_level,
+    lanes_v1_receiver,
     lanes_receiving, lanes_chunk_on_two_lanes, lanes_duplicate_after_lost_lane, lanes_join_before_start,
     lanes_v1_sender,
 ]

@@ -5,7 +5,7 @@
  * 0.19 MB in Chromium), so on a long path each connection adds its share; on loopback the
  * renderer's CPU, which every connection of a page shares, is the limit instead
  * (docs/benchmarks.md, "Long-haul links"). The sender adds a connection every 5 s
- * while the last one made the transfer at least 10 % faster, up to DEFAULT_LANES; the
+ * while the last one did not make the transfer slower, up to DEFAULT_LANES; the
  * receiver takes up to as many.
  *
  * Tests and benchmarks set `globalThis.PEERBEAM_LANES` in an init script before the page

@@ -32,7 +32,8 @@
  *   the first attempt (no path, no relay); connected before, give up `give_up_after` after
  *   the last sign of progress; ask for a new connection again after `retry_min`, doubling
  *   up to `retry_max`; a v1.1 sender decides every `grow_interval` whether another lane
- *   helps: when the last one raised the throughput by `grow_gain` (a ratio) or more.
+ *   helps: when the last one raised the throughput by `grow_gain` (a ratio) or more (0: did
+ *   not make it slower).
  */
 
 /** @type {Readonly<SessionTiming>} */
@@ -47,7 +48,7 @@ export const DEFAULT_TIMING = Object.freeze({
   retry_min: 1,
   retry_max: 30,
   grow_interval: 5,
-  grow_gain: 0.1,
+  grow_gain: 0, // added unless the last lane made it slower (protocol.md 7.4)
 });
 
 /**
