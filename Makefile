@@ -89,14 +89,14 @@ bench-large: install system-deps node-install
 	$(BIN)/python -m benchmarks.large_transfer
 	$(BIN)/python -m benchmarks.report
 
-# Throughput across an emulated wide-area link (RTT 0-200 ms, random loss): a TCP stream, bare
-# aiortc and Chromium channels x1 and xN, the CLI and the web client side by side, then the
-# diagnosis of one long link (root; netem-lite as for bench-soak). Not part of `bench`: ~1.5 h.
+# Throughput across an emulated wide-area link (docs/benchmarks.md, "Long-haul links"): RTT
+# 0-200 ms, random loss at 60 ms; a TCP stream, bare aiortc and Chromium channels x1 and xN,
+# the CLI and the web client side by side (root; netem-lite as for bench-soak, set NETEM_LITE
+# to its directory). Not part of `bench`: about 35 minutes.
 bench-long: install system-deps
 	@command -v iptables-legacy >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends iptables gcc libc6-dev; }
-	$(BIN)/python -m benchmarks.long_haul --preset table
-	$(BIN)/python -m benchmarks.long_haul --preset diagnosis
+	$(BIN)/python -m benchmarks.long_haul
 	$(BIN)/python -m benchmarks.report
 
 lint: install node-install
