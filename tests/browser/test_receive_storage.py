@@ -35,8 +35,9 @@ async ({ order, probes }) => {
                         new Uint8Array(32).fill(chunk + 1));
     if (probes.includes(done + 1)) {
       await storage.flush(); // what a page going away saves; its open files are not closed
+      // Earlier cases' files have the same name and size: read this transfer's own record.
       const records = await new ReceiveStorage().loadRecords(manifest);
-      held.push(records[0].digests.length);
+      held.push(records.find((r) => r.transfer === manifest.transfer).digests.length);
     }
   }
   return held;
