@@ -141,6 +141,8 @@ def run_subject(subject: Subject, ctx: Context, cell: Cell, setup_timeout: float
         window = (before.t, after.t)
         series = subject.collect()
         delivered = sum(s.at(after.t) - s.at(before.t) for s in series)
+        if not delivered:
+            raise RuntimeError("nothing arrived in the measured window")
         result["mb_s"] = round(delivered / (after.t - before.t) / 1e6, 3)
         # MB/s in each second from the first byte: a ramp shows a window still opening
         result["per_second"] = [round(sum(s.at(first + i + 1) - s.at(first + i) for s in series) / 1e6, 2)

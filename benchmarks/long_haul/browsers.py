@@ -100,10 +100,18 @@ async ({ answers, message, high }) => {
 
 STOP = "() => { const s = window.__blast; if (s) { s.stopped = true; s.pcs.forEach((pc) => pc.close()); } }"
 
-CLEAR_OPFS = """
+# What a web-client run saved, and the records of it: a page that finds a record of a
+# same-name file resumes it (docs/webclient.md, "Resume"), and its file would be gone.
+CLEAR_SAVED = """
 async () => {
   const root = await navigator.storage.getDirectory();
   for await (const name of root.keys()) await root.removeEntry(name, { recursive: true }).catch(() => {});
+  for (const db of await indexedDB.databases()) {
+    await new Promise((resolve) => {
+      const request = indexedDB.deleteDatabase(db.name);
+      request.onsuccess = request.onerror = request.onblocked = resolve;
+    });
+  }
 }
 """
 
@@ -307,7 +315,7 @@ class WebClient(BrowserSubject):
         cleaner = self.receiver_agent("new_page")
         try:  # what was saved so far, so that the disk does not fill up over the run
             self.receiver_agent("goto", page=cleaner, url=self.origin)
-            self.receiver_agent("eval", page=cleaner, js=CLEAR_OPFS)
+            self.receiver_agent("eval", page=cleaner, js=CLEAR_SAVED)
         except RuntimeError:
             pass
         finally:
