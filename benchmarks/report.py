@@ -593,7 +593,8 @@ Every run finished verified after 15 minutes or more: {verdict(ok)}.
 """
 
 
-def long_haul_section(table: dict[str, Any]) -> str:
+def long_haul_section(table: dict[str, Any], others: list[tuple[str, dict[str, Any]]]) -> str:
+    """`table`: the long-haul table; `others`: (name, results) of further runs, for the bars."""
     aiortc_columns = long_haul.columns(table, long_haul.AIORTC_COLUMNS, {"tcp", "aiortc"})
     aiortc_columns = [c for c in aiortc_columns if c[0] not in ("aiortc-x2-1p", "aiortc-x2-np")]
     chromium_columns = long_haul.columns(table, long_haul.CHROMIUM_COLUMNS, {"chromium"})
@@ -628,7 +629,12 @@ and the CPU-bound ones most: compare within a row, never across runs.
 
 ### The bars
 
-{long_haul.bars_table(table)}
+Each figure compares subjects of the same run, round by round (median over rounds). The table
+run is the one below; the others are further runs of the cells where the bars are (the same
+code, two rounds each), and the first run of the table, made before the growth rule's change
+(see the findings).
+
+{long_haul.bars_table([("table", table), *others])}
 
 {long_haul.whole_file_text(table)}
 
@@ -705,7 +711,10 @@ def main() -> None:
         sections.append(attacks_section(attacks))
     long_haul_table = load("long_haul")
     if long_haul_table:
-        sections.append(long_haul_section(long_haul_table))
+        others = [(name, result) for name, key in (("bar cells again", "long_haul_bars"),
+                                                   ("table before the change", "long_haul_gain10"))
+                  if (result := load(key))]
+        sections.append(long_haul_section(long_haul_table, others))
     DOC.write_text(f"""# Benchmarks
 
 Written by `make bench` ({time.strftime('%Y-%m-%d', time.gmtime())}) on {machine()}.

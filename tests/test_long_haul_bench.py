@@ -123,6 +123,7 @@ def test_cells_parse_and_take_the_table_subjects_of_the_same_link() -> None:
     assert (cell.seconds, cell.rounds) == (20.0, 2)
     assert {"aiortc", "cli", "cli-c1", "web", "chromium"} <= set(names)
     assert plan(["60:0.5"], "aiortc,cli", None)[0][1] == ["aiortc", "cli"]
+    assert [names for _, names in plan(["0=aiortc,cli", "60"], "web", None)] == [["aiortc", "cli"], ["web"]]
     with pytest.raises(ValueError, match="unknown subjects: nope"):
         plan(None, "aiortc,nope", None)
 

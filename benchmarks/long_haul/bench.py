@@ -1,7 +1,7 @@
 """Long-haul throughput: what one association, N associations, the CLI and the web client
 move across an emulated wide-area link, against a TCP stream on the same link.
 
-    python -m benchmarks.long_haul [--cell RTT[:LOSS[:SECONDS[:ROUNDS]]] ... --subjects NAME,...]
+    python -m benchmarks.long_haul [--cell RTT[:LOSS[:SECONDS[:ROUNDS]]][=NAME,...] ... --subjects NAME,...]
                                    [--rounds N] [--out long_haul]
 
 Needs root (network namespaces) and netem-lite (benchmarks/netlink.py). For each link
@@ -236,16 +236,20 @@ def median_rates(cell: dict[str, Any]) -> dict[str, float]:
 
 
 def plan(cells: list[str] | None, subjects: str | None, rounds: int | None) -> list[tuple[Cell, list[str]]]:
-    """The cells to run and their subjects: the table's, or the ones given (every given cell
-    with the given subjects, or the table's subjects of a cell with the same link)."""
+    """The cells to run and their subjects: the table's, or the ones given (with their own
+    subjects after "=", else the given subjects, else the table's for the same link)."""
     table = [(Cell.parse(text), names) for text, names in TABLE]
 
     def table_subjects(cell: Cell) -> list[str]:
         link = (cell.rtt_ms, cell.loss_pct)
         return next((names for known, names in table if (known.rtt_ms, known.loss_pct) == link), PYTHON_PEERS)
 
-    chosen = table if not cells else [
-        (cell, subjects.split(",") if subjects else table_subjects(cell)) for cell in map(Cell.parse, cells)]
+    def given(text: str) -> tuple[Cell, list[str]]:  # "CELL" or "CELL=SUBJECT,SUBJECT"
+        cell_text, _, own = text.partition("=")
+        cell = Cell.parse(cell_text)
+        return cell, own.split(",") if own else subjects.split(",") if subjects else table_subjects(cell)
+
+    chosen = table if not cells else [given(text) for text in cells]
     if subjects and not cells:
         chosen = [(cell, subjects.split(",")) for cell, _ in chosen]
     if rounds:
@@ -260,8 +264,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cell", action="append",
-                        help="RTT_MS[:LOSS_PCT[:SECONDS[:ROUNDS[:WHOLE_FILE_MIB]]]] (repeatable; default: "
-                             "the table's)")
+                        help="RTT_MS[:LOSS_PCT[:SECONDS[:ROUNDS[:WHOLE_FILE_MIB]]]][=SUBJECT,...] "
+                             "(repeatable; default: the table's)")
     parser.add_argument("--subjects", help=f"comma list, in run order (default: the table's); known: "
                                            f"{', '.join(FACTORIES)}")
     parser.add_argument("--rounds", type=int, help="rounds in every cell (default: the table's)")

@@ -173,10 +173,22 @@ def bars(result: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     return out
 
 
-def bars_table(result: dict[str, Any]) -> str:
-    verdict = {True: "met", False: "**missed**", None: "—"}
-    return "\n".join(["| bar | measured (same round) | |", "|---|---|---|",
-                       *(f"| {bar} | {value} | {verdict[met]} |" for bar, value, met in bars(result))])
+def load_range(result: dict[str, Any]) -> str:
+    loads = [v for cell in result["cells"] for run in cell["runs"] for v in run.get("load", [])]
+    return f"{min(loads):.1f}–{max(loads):.1f}" if loads else "?"
+
+
+def bars_table(results: list[tuple[str, dict[str, Any]]]) -> str:
+    """The bars, one column per run (name, results): each figure from one run's own rounds."""
+    verdict = {True: "met", False: "**missed**", None: ""}
+    judged = [bars(result) for _, result in results]
+    head = "| bar | " + " | ".join(f"{name}: {result['when'][11:]}, load {load_range(result)}"
+                                   for name, result in results) + " |"
+    rows = []
+    for i, (bar, _, _) in enumerate(judged[0]):
+        cells = [f"{j[i][1]} {verdict[j[i][2]]}".strip() for j in judged]
+        rows.append(f"| {bar} | " + " | ".join(cells) + " |")
+    return "\n".join([head, "|---" * (len(results) + 1) + "|", *rows])
 
 
 def per_second_plot(result: dict[str, Any], path: Path, plot: Callable[..., None]) -> str:
