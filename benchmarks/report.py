@@ -688,9 +688,9 @@ LONG_HAUL_FINDINGS = """### Findings
 on the moment. Wherever the peers are CPU-bound — on the plain link always, and on long links
 when the load is high — a run's MB/s follows the CPU share it happened to get (about 10 MB
 per core-second for the bare channel and the CLI alike), which swings 2–3× between
-consecutive runs. The random-loss cells are not CPU-bound (under 0.1 core) and repeat to
-within a few per cent across runs; the bars there are solid, the others are as good as the
-load of their run.
+consecutive runs. The random-loss cells are not CPU-bound (under 0.1 core) and repeat far
+better (the bare ×1 at 0.5 % loss: 0.29, 0.29, 0.38 and 0.29 MB/s in four rounds of three
+runs); the bars there are solid, the others are as good as the load of their run.
 
 **What bounds one association.** *aiortc*: at 60–200 ms the bare ×1 kept 0.2–0.5 MB in
 flight, under its 1 MiB receive window: every loss halves its window and aiortc's congestion
@@ -702,8 +702,8 @@ at B"); and with a tenth of a core (the table run at 120 ms: no drop, no recover
 flight) the sender cannot even fill its window. Under random
 loss one association behaves like one TCP flow: at 60 ms and 0.5 % loss 0.29 MB/s (TCP cubic
 0.40–0.64; the Mathis estimate 1.22·MSS/(RTT·√p) gives 0.42), at 2 % 0.12–0.18 (TCP
-0.28). *Chromium*: the bare ×1 moved 1.0–1.2 MB/s at 60 ms and 0.3–0.6 at 120 ms, i.e.
-60–70 kB in flight, with its receiving UDP socket at 128 kB (Chromium does not raise it for
+0.26–0.28). *Chromium*: the bare ×1 moved 0.6–1.2 MB/s at 60 ms and 0.3–0.6 at 120 ms, i.e.
+40–70 kB in flight, with its receiving UDP socket at 128 kB (Chromium does not raise it for
 data-only connections) and hundreds of datagrams dropped there per window, and WebRTC's own
 log showing UDP sends failing with EAGAIN in the sending renderer: the same loss/window
 mechanism, with a smaller socket buffer (on a quiet machine the issue measured 170–190 kB).
