@@ -706,7 +706,7 @@ loss one association behaves like one TCP flow: at 60 ms and 0.5 % loss 0.29 MB/
 40–70 kB in flight, with its receiving UDP socket at 128 kB (Chromium does not raise it for
 data-only connections) and hundreds of datagrams dropped there per window, and WebRTC's own
 log showing UDP sends failing with EAGAIN in the sending renderer: the same loss/window
-mechanism, with a smaller socket buffer (on a quiet machine the issue measured 170–190 kB).
+mechanism, with a smaller socket buffer (170–190 kB in flight were measured on a quiet machine).
 
 **Lanes lift it, N associations ≈ N windows.** Bare ×4 over ×1 in the same round: 3.3–3.5×
 at 60 ms with 0.5 % loss, 2.9–4.3× at 2 %, and 3.8× at 120 ms and 3.0× at 60 ms in the first
