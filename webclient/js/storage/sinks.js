@@ -10,13 +10,18 @@
  *    tab resumes from the last checkpoint.
  * 2. "opfs": the Origin Private File System, written from a worker through a
  *    synchronous access handle (a reload loses nothing that was acknowledged), then
- *    handed to the user as a download of the disk-backed File.
+ *    handed to the browser's downloads (`handOver`). A picked file is "staged" the same
+ *    way and copied into the picked file at the end (`copyInto`).
+ * (3. "stream": stream-sink.js.)
  */
+import { CHUNK_SIZE } from "../protocol/constants.js";
 import { DISK_FULL, ProtocolError, STORAGE_ERROR } from "../protocol/errors.js";
+import { StreamSink } from "./stream-sink.js";
 
 const MIN_CHECKPOINT = 64 * 1024 * 1024;
 
 /** @typedef {"picker" | "opfs"} SinkKind */
+/** @typedef {(done: number) => void} Progress bytes copied so far */
 
 /**
  * @param {unknown} error
@@ -27,7 +32,8 @@ export function storageError(error, name) {
   if (e?.name === "QuotaExceededError" || /quota|space/i.test(e?.message ?? "")) {
     return new ProtocolError(DISK_FULL, `no space left to save ${name}`);
   }
-  return new ProtocolError(STORAGE_ERROR, `cannot write ${name}: ${e?.message ?? e}`);
+  // The page says "Cannot save the files: …": this part names the file and quotes the browser.
+  return new ProtocolError(STORAGE_ERROR, `writing ${name} failed (${e?.message ?? e})`);
 }
 
 export class PickerSink {
@@ -162,6 +168,19 @@ export async function opfsTransfers() {
 }
 
 /**
+ * Delete a file of the private file system (and its transfer's folder once empty).
+ * @param {string} transfer
+ * @param {number} index
+ */
+export async function removeOpfsFile(transfer, index) {
+  const transfers = await opfsTransfers();
+  const dir = await transfers.getDirectoryHandle(transfer, { create: true });
+  await dir.removeEntry(String(index)).catch(() => undefined);
+  for await (const _ of /** @type {any} */ (dir).keys()) return;
+  await transfers.removeEntry(transfer).catch(() => undefined);
+}
+
+/**
  * @param {string} transfer
  * @param {number} index
  */
@@ -170,14 +189,47 @@ export async function opfsFile(transfer, index) {
   return dir.getFileHandle(String(index), { create: true });
 }
 
-export function canUseOpfs() {
-  return typeof navigator.storage?.getDirectory === "function" && typeof Worker === "function";
+/**
+ * Copy a staged file into the file the user picked, in one stream (the browser writes it
+ * to a swap file and renames that over the target on close: one copy, one commit).
+ * @param {File} source
+ * @param {FileSystemFileHandle} target
+ * @param {Progress} progress
+ */
+export async function copyInto(source, target, progress) {
+  const writable = await target.createWritable();
+  let done = 0;
+  const counter = new TransformStream({
+    transform(chunk, controller) {
+      done += chunk.byteLength;
+      progress(done);
+      controller.enqueue(chunk);
+    },
+  });
+  await source.stream().pipeThrough(counter).pipeTo(/** @type {WritableStream} */ (writable));
 }
 
-export function canPickFile() {
-  return typeof (/** @type {any} */ (window).showSaveFilePicker) === "function";
-}
-
-export function canPickFolder() {
-  return typeof (/** @type {any} */ (window).showDirectoryPicker) === "function";
+/**
+ * Hand a file of the private file system to the browser's downloads through the download
+ * Service Worker; resolves once the download has taken the last byte (then the private
+ * copy may go).
+ * @param {File} file
+ * @param {string} name
+ * @param {Progress} progress
+ */
+export async function handOver(file, name, progress) {
+  const sink = new StreamSink(name, file.size);
+  try {
+    await sink.open();
+    for (let at = 0; at < file.size;) {
+      const data = new Uint8Array(await file.slice(at, at + CHUNK_SIZE).arrayBuffer());
+      const length = data.byteLength; // the buffer moves to the worker
+      await sink.write(at, data);
+      at += length;
+      progress(at);
+    }
+    await sink.finish();
+  } finally {
+    await sink.release();
+  }
 }
