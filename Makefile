@@ -56,7 +56,7 @@ run: install
 	$(BIN)/peerbeam serve --host $(HOST) --port $(PORT) $(if $(TLS),--tls)
 
 test: install system-deps node-install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # The property-based fuzzers of tests/test_fuzz_*.py with many more examples than `make test`
 # runs (HYPOTHESIS_PROFILE=fuzz: 3000 per property; failures are kept in .hypothesis/).

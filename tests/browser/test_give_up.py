@@ -49,8 +49,8 @@ BLOCK_ICE = """
       return { type: description.type, sdp: nowhere(description.sdp) };
     }
     setRemoteDescription(description) {
-      const blocked = { type: description.type, sdp: none(description.sdp) };
-      return super.setRemoteDescription(this.blocked ? blocked : description);
+      return super.setRemoteDescription(
+        this.blocked ? { type: description.type, sdp: none(description.sdp) } : description);
     }
     createDataChannel(...args) {
       const channel = super.createDataChannel(...args);
@@ -64,8 +64,8 @@ BLOCK_ICE = """
   RTCDataChannel.prototype.send = function (data) {
     if (typeof data !== "string") {
       const view = new DataView(data.buffer ?? data, data.byteOffset ?? 0, data.byteLength);
-      const first = view.getUint32(4) === 0 && view.getUint32(8) === 0 && view.getUint32(12) === 0;
-      if (first) window.firstChunkSent += 1;
+      if (view.getUint32(4) === 0 && view.getUint32(8) === 0 && view.getUint32(12) === 0)
+        window.firstChunkSent += 1;
     }
     return send.call(this, data);
   };

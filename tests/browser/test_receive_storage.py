@@ -31,12 +31,12 @@ async ({ order, probes, staging }) => {
   if (!(await storage.prepare(manifest, [null]))) throw new Error("not prepared");
   const held = [];
   for (const [done, chunk] of order.entries()) {
-    const data = new Uint8Array(MiB).fill(chunk);
-    await storage.write(0, chunk, chunk * MiB, data, new Uint8Array(32).fill(chunk + 1));
+    await storage.write(0, chunk, chunk * MiB, new Uint8Array(MiB).fill(chunk),
+                        new Uint8Array(32).fill(chunk + 1));
     if (probes.includes(done + 1)) {
       await storage.flush(); // what a page going away saves; its open files are not closed
+      // Earlier cases' files have the same name and size: read this transfer's own record.
       const records = await new ReceiveStorage().loadRecords(manifest);
-      // (records of earlier calls in this page, of the same name and size, come too)
       held.push(records.find((r) => r.transfer === manifest.transfer).digests.length);
     }
   }
