@@ -31,7 +31,7 @@ import { planStorage } from "./plan.js";
 import { askPersist, capabilities } from "./probe.js";
 import { DigestLog, allRecords, deleteRecord, heldDigests, putRecord, recordId } from "./records.js";
 import {
-  OpfsSink, PickerSink, copyInto, handOver, opfsFile, removeOpfsFile, storageError,
+  OpfsSink, PickerSink, copyInto, handOver, opfsFile, opfsWorker, removeOpfsFile, storageError,
 } from "./sinks.js";
 import { StreamSink, canStreamDownload } from "./stream-sink.js";
 
@@ -221,6 +221,8 @@ export class ReceiveStorage {
     }
     return this.inTurn(async () => {
       try {
+        // The storage worker is loaded now, not at the first chunk (see opfsWorker).
+        if (plan.files.some((kind) => kind === "opfs" || kind === "staged")) await opfsWorker();
         /** @type {FileRecord[]} */
         const records = [];
         for (const [index, entry] of manifest.files.entries()) {

@@ -97,12 +97,22 @@ class OpfsWorker {
     this.next = 0;
     /** @type {Map<number, {resolve: (v: unknown) => void, reject: (e: Error) => void}>} */
     this.pending = new Map();
+    /** Set when the worker failed (its script could not be loaded): every call fails. @type {Error | null} */
+    this.broken = null;
     this.worker.onmessage = (event) => {
       const { id, ok, name, message } = event.data;
       const waiter = this.pending.get(id);
       this.pending.delete(id);
       if (ok) waiter?.resolve(undefined);
       else waiter?.reject(Object.assign(new Error(message), { name }));
+    };
+    // A module worker whose script does not load (the server went away for a moment) only
+    // fires `error`: without this its calls would wait forever.
+    this.worker.onerror = (event) => {
+      event.preventDefault();
+      this.broken = new Error(`the storage worker did not start (${event.message || "its script did not load"})`);
+      for (const waiter of this.pending.values()) waiter.reject(this.broken);
+      this.pending.clear();
     };
   }
 
@@ -111,6 +121,7 @@ class OpfsWorker {
    * @param {Transferable[]} [transfer]
    */
   call(request, transfer = []) {
+    if (this.broken) return Promise.reject(this.broken);
     const id = this.next++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -119,8 +130,33 @@ class OpfsWorker {
   }
 }
 
-/** @type {OpfsWorker | null} */
-let worker = null;
+/** @type {Promise<OpfsWorker> | null} */
+let started = null;
+
+/**
+ * The page's storage worker, loaded and answering. ReceiveStorage starts it when the files
+ * are prepared, so that a signaling server that restarts mid-transfer (it serves the
+ * script too) cannot stop the first write; a load that fails is tried again a few times.
+ */
+export function opfsWorker() {
+  started ??= (async () => {
+    for (let attempt = 1; ; attempt++) {
+      const candidate = new OpfsWorker();
+      try {
+        await candidate.call({ op: "ping" });
+        return candidate;
+      } catch (error) {
+        candidate.worker.terminate();
+        if (attempt >= 5) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
+      }
+    }
+  })().catch((error) => {
+    started = null;
+    throw error;
+  });
+  return started;
+}
 
 export class OpfsSink {
   /**
@@ -133,11 +169,13 @@ export class OpfsSink {
     this.handle = handle;
     this.key = key;
     this.keep = keep;
+    /** @type {OpfsWorker | null} */
+    this.worker = null;
   }
 
   async open() {
-    worker ??= new OpfsWorker();
-    await worker.call({ op: "open", key: this.key, handle: this.handle, truncate: !this.keep });
+    this.worker = await opfsWorker();
+    await this.worker.call({ op: "open", key: this.key, handle: this.handle, truncate: !this.keep });
   }
 
   /**
@@ -146,18 +184,18 @@ export class OpfsSink {
    */
   async write(position, data) {
     const buffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer : data.slice().buffer;
-    await /** @type {OpfsWorker} */ (worker).call({ op: "write", key: this.key, position, data: buffer }, [buffer]);
+    await /** @type {OpfsWorker} */ (this.worker).call({ op: "write", key: this.key, position, data: buffer }, [buffer]);
     return true;
   }
 
   /** @returns {Promise<File>} the disk-backed file, for a download */
   async finish() {
-    await /** @type {OpfsWorker} */ (worker).call({ op: "close", key: this.key });
+    await /** @type {OpfsWorker} */ (this.worker).call({ op: "close", key: this.key });
     return this.handle.getFile();
   }
 
   async release() {
-    await worker?.call({ op: "close", key: this.key }).catch(() => undefined);
+    await this.worker?.call({ op: "close", key: this.key }).catch(() => undefined);
   }
 }
 
