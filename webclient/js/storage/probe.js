@@ -7,6 +7,22 @@
  */
 import { canStreamDownload } from "./stream-sink.js";
 
+/** A probe that has not answered within this counts as "no" (the page must offer Accept). */
+const PROBE_MS = 10_000;
+
+/**
+ * `promise`'s value, or `fallback` after PROBE_MS or on an error.
+ * @template T
+ * @param {Promise<T>} promise
+ * @param {T} fallback
+ * @returns {Promise<T>}
+ */
+function answered(promise, fallback) {
+  return Promise.race([
+    promise.catch(() => fallback), new Promise((resolve) => setTimeout(() => resolve(fallback), PROBE_MS)),
+  ]);
+}
+
 /** @type {Promise<boolean> | null} */
 let opfsWorks = null;
 
@@ -49,9 +65,11 @@ export async function freeQuota() {
  * @returns {Promise<import("./plan.js").Capabilities>}
  */
 export async function capabilities(count, askedPersist = false) {
+  // Registering the download worker can take long on a loaded machine: it is not waited for
+  // beyond PROBE_MS (then no stream is planned; one registered later still works as hand-over).
   const [opfs, stream, free, persisted] = await Promise.all([
-    canUseOpfs(), canStreamDownload(), freeQuota(),
-    navigator.storage?.persisted?.().catch(() => false) ?? Promise.resolve(false),
+    answered(canUseOpfs(), false), answered(canStreamDownload(), false), answered(freeQuota(), null),
+    answered(navigator.storage?.persisted?.() ?? Promise.resolve(false), false),
   ]);
   return {
     picker: count === 1 ? canPickFile() : canPickFolder(),
