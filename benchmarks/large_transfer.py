@@ -5,20 +5,29 @@
 `make bench-large` (not part of `make bench`: at full size it needs about an hour and
 ≥ 60 GB free). Scenarios, each on one `peerbeam serve` on 127.0.0.1:
 
-* ``chromium-picker``: the web client, Chromium → Chromium, saved through the save picker.
+* ``chromium-staged``: the web client, Chromium → Chromium, saved through the save picker
+  (docs/webclient.md, "Picker path at 100 GB"): received into the origin private file
+  system through the worker's sync access handle, then copied once into the picked file.
   Headless Chromium cannot answer a picker, and a handle to an arbitrary local file (from a
   drop) needs a write-permission prompt it cannot answer either, so the picker returns a
   handle to a file in the receiver's origin private file system (the tests' stand-in).
-  Its `FileSystemWritableFileStream` behaves as for a local file (swap file, copy of the
-  file on every re-open with `keepExistingData`, rename on close) except that Chrome
-  skips, for private files, the Safe Browsing hash of the whole file it computes on every
-  close of a local one.
-* ``firefox-opfs``: Chromium → Firefox ESR; Firefox has no picker, so the web client writes
-  the origin private file system and then hands the file over as a download.
+  Its `FileSystemWritableFileStream` behaves as for a local file (swap file, rename on
+  close) except that Chrome skips, for private files, the Safe Browsing hash of the whole
+  file it computes on every close of a local one.
+* ``chromium-picker``: the same, written straight into the picked file with checkpoints
+  (the plan's path for files the private file system cannot stage: an init script makes
+  `navigator.storage.estimate()` report no free quota, so the plan takes it here).
+* ``firefox-persist``: Chromium → Firefox ESR with persistent storage granted by a profile
+  preference (Firefox's testing prefs answer its question): the web client writes the
+  origin private file system past the ~10 GiB a site gets without it, then hands the file
+  to the downloads by a stream and deletes its copy.
+* ``firefox-page-stream``: Chromium → Firefox ESR with persistent storage refused: a file
+  over the site's quota goes to the streamed download as it arrives.
+* ``firefox-opfs``: Chromium → Firefox ESR with its default prefs (a file that fits the
+  quota): private file system, then the downloads.
 * ``firefox-stream``: the streamed download alone (`js/storage/stream-sink.js`): a Firefox
   page feeds N GiB through the Service Worker into Firefox's downloads as fast as they are
-  taken. (The receiver page does not choose this sink yet; once it does, this becomes a
-  Chromium → Firefox transfer like the others.)
+  taken.
 * ``cli``: `peerbeam send` → `peerbeam receive`.
 
 Recorded per scenario, sampled every 0.5 s: bytes received (browsers: counted in the page
@@ -60,7 +69,19 @@ from tests.fixtures.servers import LocalServer
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
-SCENARIOS = ("chromium-picker", "firefox-opfs", "firefox-stream", "cli")
+SCENARIOS = ("chromium-staged", "chromium-picker", "firefox-persist", "firefox-page-stream", "firefox-opfs",
+             "firefox-stream", "cli")
+# `make bench-large`: the paths the receiving page takes for large files.
+DEFAULT = ("chromium-staged", "firefox-persist", "firefox-page-stream", "cli")
+# Firefox answers its persistent-storage question itself (its testing prefs).
+PERSIST = {"dom.storageManager.prompt.testing": True, "dom.storageManager.prompt.testing.allow": True}
+REFUSE = {"dom.storageManager.prompt.testing": True, "dom.storageManager.prompt.testing.allow": False}
+# The plan stages a picked file only when the private file system can hold it: "no room".
+NO_QUOTA = """
+(() => {
+  navigator.storage.estimate = async () => ({ quota: 1, usage: 1 });
+})();
+"""
 SAMPLE_S = 0.5
 GAP_MS = 200
 
@@ -99,7 +120,8 @@ PROBE = """
   timed(self.FileSystemFileHandle?.prototype, "createWritable", p.opens);
 })();
 """.replace("GAP_MS", str(GAP_MS))
-PROBE_STATE = "() => ({ ...window.__probe, done: document.querySelector('#receive-title')?.textContent })"
+PROBE_STATE = ("() => ({ ...window.__probe, done: document.querySelector('#receive-title')?.textContent, "
+               "now: performance.timeOrigin + performance.now() })")
 
 # Feeds a StreamSink as fast as the download takes it; progress in window.__fed.
 STREAM_FEED = """
@@ -281,10 +303,12 @@ def send_from_chromium(sender: Side, server: LocalServer, source: Path) -> tuple
 
 
 def chromium_picker(playwright: Any, server: LocalServer, work: Path, source: Path,
-                    expected: str, timeout: float) -> dict[str, Any]:
+                    expected: str, timeout: float, staged: bool = True) -> dict[str, Any]:
     sender = Side(playwright, "sender", work / "profile-sender")
     receiver = Side(playwright, "receiver", work / "profile-receiver")
     receiver.context.add_init_script(PROBE)
+    if not staged:
+        receiver.context.add_init_script(NO_QUOTA)
     try:
         send_page, link = send_from_chromium(sender, server, source)
         page = receiver.page()
@@ -310,6 +334,7 @@ def chromium_picker(playwright: Any, server: LocalServer, work: Path, source: Pa
         result["checkpoints"] = [[c[1], c[0], o[0]] for c, o in zip(commits, opens[1:], strict=False)]
         result["longest_checkpoint_ms"] = max((c[1] + c[2] for c in result["checkpoints"]), default=0)
         result["final_close_ms"] = commits[-1][0] if commits else 0
+        result["after_last_byte_s"] = round((probe["now"] - probe["last"]) / 1000, 1)
         send_page.close()
         return result
     finally:
@@ -317,13 +342,14 @@ def chromium_picker(playwright: Any, server: LocalServer, work: Path, source: Pa
         receiver.close()
 
 
-def firefox_opfs(playwright: Any, server: LocalServer, work: Path, source: Path,
-                 expected: str, timeout: float) -> dict[str, Any]:
+def firefox_page(playwright: Any, server: LocalServer, work: Path, source: Path,
+                 expected: str, timeout: float, prefs: dict[str, Any]) -> dict[str, Any]:
+    """Chromium → Firefox; the receiving page chooses where the file goes (prefs decide)."""
     sender = Side(playwright, "sender", work / "profile-sender")
     downloads = work / "ff-downloads"
     downloads.mkdir()
     try:
-        with Firefox(download_dir=downloads, profile=work / "ff-profile") as firefox:
+        with Firefox(download_dir=downloads, profile=work / "ff-profile", prefs=prefs) as firefox:
             send_page, link = send_from_chromium(sender, server, source)
             page = firefox.new_page()
             page.add_init_script(PROBE)
@@ -345,10 +371,15 @@ def firefox_opfs(playwright: Any, server: LocalServer, work: Path, source: Path,
             run.until(progress, timeout)
             seconds = time.monotonic() - started
             probe = page.evaluate(PROBE_STATE)
+            plan = page.evaluate("() => [...document.querySelectorAll('#saved-files .where')]"
+                                 ".map((e) => e.textContent)")
             if sha256_file(target) != expected:
                 raise RuntimeError("the download is not the source")
             send_page.close()
-            return run.report(size, seconds, probe["gaps"])
+            result = run.report(size, seconds, probe["gaps"])
+            result["after_last_byte_s"] = round((probe["now"] - probe["last"]) / 1000, 1)
+            result["where"] = plan
+            return result
     finally:
         sender.close()
 
@@ -426,12 +457,15 @@ def cli(server: LocalServer, work: Path, source: Path, expected: str, timeout: f
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=list(DEFAULT))
     parser.add_argument("--browser-gib", type=float, default=8.0)
+    parser.add_argument("--firefox-gib", type=float, default=12.0,
+                        help="firefox-persist and firefox-page-stream: over the ~10 GiB quota")
     parser.add_argument("--cli-gib", type=float, default=20.0)
     parser.add_argument("--timeout-s", type=float, default=4 * 3600)
     args = parser.parse_args()
     browser_size = int(args.browser_gib * GiB) + 12345  # not a whole number of chunks
+    firefox_size = int(args.firefox_gib * GiB) + 12345
     cli_size = int(args.cli_gib * GiB) + 12345
     results: dict[str, Any] = {}
     for name in args.only:
@@ -440,7 +474,8 @@ def main() -> None:
             server = LocalServer(work / "server")
             server.start()
             try:
-                size = cli_size if name == "cli" else browser_size
+                size = (cli_size if name == "cli" else
+                        firefox_size if name in ("firefox-persist", "firefox-page-stream") else browser_size)
                 source = work / "large.bin"
                 if name != "firefox-stream":
                     write_file(source, size, seed=13)
@@ -452,8 +487,13 @@ def main() -> None:
                     result = firefox_stream(server, work, size, args.timeout_s)
                 else:
                     with sync_playwright() as playwright:
-                        scenario = chromium_picker if name == "chromium-picker" else firefox_opfs
-                        result = scenario(playwright, server, work, source, expected, args.timeout_s)
+                        if name.startswith("chromium"):
+                            result = chromium_picker(playwright, server, work, source, expected,
+                                                     args.timeout_s, staged=name == "chromium-staged")
+                        else:
+                            prefs = {"firefox-persist": PERSIST, "firefox-page-stream": REFUSE}.get(name, {})
+                            result = firefox_page(playwright, server, work, source, expected,
+                                                  args.timeout_s, prefs)
                 result["load"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
                 result["scenario"] = name
                 result["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

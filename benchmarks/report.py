@@ -456,8 +456,9 @@ digest, name it in both pages, and print it (beside the plain SHA-256) with
 """
 
 
-LARGE_HEADER = ("| scenario | size | MB/s | stall s | checkpoint s | writes ÷ size (dirtied / net) "
-                "| extra disk | memory | load | when |\n|---|---|---|---|---|---|---|---|---|---|")
+LARGE_HEADER = ("| scenario | size | MB/s | stall s | checkpoint s | last byte → done s "
+                "| writes ÷ size (dirtied / net) | extra disk | memory | load | when |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|")
 CHECKPOINT_BASE = 64 * 2**20  # webclient/js/storage/sinks.js MIN_CHECKPOINT
 
 
@@ -489,8 +490,9 @@ def large_section(result: dict[str, Any]) -> str:
                   key=lambda kv: (kv[1]["scenario"], kv[1]["size_bytes"]))
     def row(r: dict[str, Any]) -> str:
         checkpoint = f"{r['longest_checkpoint_ms'] / 1000:.1f}" if "longest_checkpoint_ms" in r else "–"
+        final = f"{r['after_last_byte_s']:.1f}" if "after_last_byte_s" in r else "–"
         return (f"| {r['scenario']} | {r['size_bytes'] / 2**30:.1f} GiB | {r['mb_s']:.1f} | "
-                f"{r['longest_stall_ms'] / 1000:.1f} | {checkpoint} | "
+                f"{r['longest_stall_ms'] / 1000:.1f} | {checkpoint} | {final} | "
                 f"{r['amplification']:.2f} / {r['net_amplification']:.2f} | "
                 f"{r['peak_extra_disk_bytes'] / 2**30:.2f} GiB | "
                 f"{r['memory_peak_growth_bytes'] / 2**20:.0f} MiB | "
@@ -534,7 +536,7 @@ of C bytes while C extra bytes sit on disk. For 100 GB: C = {largest / 2**30:.0f
 stall of about {largest / rate:.0f} s at this copy
 rate (local files add a SHA-256 of the whole file at every close, for Safe Browsing).
 Both bounds (amplification ≤ 2, stall ≤ 2 s) fail by design: see docs/webclient.md,
-"Picker path at 100 GB", for the redesign.
+"Picker path at 100 GB", for the redesign (`chromium-staged` above).
 """
     return f"""## Large files
 
@@ -545,14 +547,23 @@ file per run, not a whole number of chunks; every received file checked byte for
 longest `close()` + re-open of the picker's writable stream; "writes": `write_bytes` of
 the receiving process tree ÷ file size, and net of `cancelled_write_bytes` (data deleted
 before it reached the disk); "extra disk": the most disk space used beyond the bytes
-received; "memory": peak growth of the receiving tree's PSS (CLI: RSS). The picker run
-writes to a file in the origin private file system (headless Chromium cannot grant write
-access to a local file: benchmarks/large_transfer.py). `firefox-stream` is the streamed
-download alone, fed by the page as fast as Firefox takes it (the receiver page does not
-choose it yet); its memory is the engine's uncollected chunk buffers at that rate, a
-sawtooth that does not grow with the file. `firefox-opfs` writes the file twice (the
-private copy, then the download Firefox makes of it) and keeps the private copy until
-the next visit: its extra disk space is the whole file.
+received; "memory": peak growth of the receiving tree's PSS (CLI: RSS); "last byte →
+done": from the last binary message to the page's Done (the staged path's final copy into
+the picked file; the hand-over of a private copy to the downloads). The picker runs
+write to a file in the origin private file system (headless Chromium cannot grant write
+access to a local file: benchmarks/large_transfer.py). `chromium-staged` is the picker
+path as the page takes it now (received into the private file system, copied once into the
+picked file: docs/webclient.md, "Picker path at 100 GB"); `chromium-picker` is the
+straight path with checkpoints, which the page now takes only for files the private file
+system cannot stage. `firefox-persist`: Chromium → Firefox with persistent storage granted
+by a profile preference, a file over the ~10 GiB a site gets without it, received into the
+private file system, handed to the downloads by a stream, private copy deleted.
+`firefox-page-stream`: the same file with persistent storage refused: the receiving page
+streams it into the downloads as it arrives. `firefox-opfs` (1 GiB, before the hand-over
+by stream) kept the private copy until the next visit: its extra disk space is the whole
+file. `firefox-stream` is the streamed download alone, fed by a page as fast as Firefox
+takes it; its memory is the engine's uncollected chunk buffers at that rate, a sawtooth
+that does not grow with the file.
 
 {LARGE_HEADER}
 {rows}

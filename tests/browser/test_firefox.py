@@ -2,7 +2,8 @@
 implementations: a Firefox receiver of a Chromium sender, and a Firefox sender to
 `peerbeam receive`. Firefox has no save picker, so the receiver takes the origin private
 file system path (a worker with a sync access handle) and then hands the file over as a
-download, which Firefox saves into this module's download directory.
+streamed download, which Firefox saves into this module's download directory. (Firefox's
+storage plans: test_firefox_storage.py.)
 
 One Firefox process for the module; every test has its own browser context.
 """
@@ -70,13 +71,12 @@ def test_firefox_receives_from_chromium(
     receiver.wait_for(RECEIVE_DONE, timeout=DONE_TIMEOUT / 1000)
     expect(sender.locator(".badge.done")).to_have_count(1, timeout=10_000)
 
-    # The download Firefox saved, and the private copy it was made from.
+    # The download Firefox saved; the private copy it was made from is gone.
     saved = wait_for_file(downloads / source.name, source.stat().st_size, timeout=30)
     assert sha256_file(saved) == sha256_file(source)
-    held = receiver.evaluate(OPFS_FILES)
-    assert [v for p, v in held.items() if p.startswith("transfers/")] == [
-        [source.stat().st_size, sha256_file(source)]
-    ]
+    assert receiver.evaluate(OPFS_FILES) == {}
+    assert receiver.evaluate(TEXTS, "#saved-files .where") == [
+        "downloaded by the browser (see its downloads); no copy kept here"]
     shown = receiver.evaluate(TEXTS, ".digest code")
     assert shown == sender.locator(".receiver .digest code").all_inner_texts()
     # Named for what it is, and `peerbeam digest` prints the same value for the source.

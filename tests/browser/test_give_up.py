@@ -166,11 +166,12 @@ def test_gave_up_mid_transfer_and_try_again_resumes(
     expect(alert).to_contain_text("What arrived is kept: Try again to resume")
 
     sender.evaluate("window.iceBlocked = false")
-    receiver.get_by_role("button", name="Try again").click()
-    # Accepted before, so it resumes by itself (no Accept again), from what it held: the
-    # first chunk went out once.
-    expect(receiver.locator("#receive-title")).to_have_text("Done", timeout=DONE_TIMEOUT)
-    saved = [v for p, v in opfs_files(receiver).items() if p.startswith("transfers/")]
-    assert saved == [[source.stat().st_size, sha256_file(source)]]
+    with receiver.expect_download(timeout=DONE_TIMEOUT) as download:
+        receiver.get_by_role("button", name="Try again").click()
+        # Accepted before, so it resumes by itself (no Accept again), from what it held: the
+        # first chunk went out once.
+        expect(receiver.locator("#receive-title")).to_have_text("Done", timeout=DONE_TIMEOUT)
+    assert sha256_file(Path(download.value.path())) == sha256_file(source)
+    assert opfs_files(receiver) == {}  # handed to the downloads, then deleted
     assert sender.evaluate("window.firstChunkSent") == 1
     expect(sender.locator(".badge.done")).to_have_count(1, timeout=10_000)

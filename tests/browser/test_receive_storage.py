@@ -19,14 +19,14 @@ pytestmark = pytest.mark.browser
 # Writes `order` (chunk numbers) of one 70-chunk file into a fresh ReceiveStorage; after
 # each of `probes` (a count of writes done), the chunks a reloaded page would hold.
 HELD_AFTER = """
-async ({ order, probes }) => {
+async ({ order, probes, staging }) => {
   const { ReceiveStorage } = await import("/js/storage/receive-storage.js");
   const MiB = 1024 * 1024;
   const manifest = {
     t: "manifest", transfer: `held${Math.random().toString(36).slice(2, 12)}`, chunkSize: MiB,
     files: [{ name: "held.bin", size: 70 * MiB, type: "", mtime: null }],
   };
-  const storage = new ReceiveStorage();
+  const storage = new ReceiveStorage({ staging });
   await storage.loadRecords(manifest);
   if (!(await storage.prepare(manifest, [null]))) throw new Error("not prepared");
   const held = [];
@@ -47,9 +47,10 @@ async ({ order, probes }) => {
 IN_ORDER = list(range(70))
 
 
-def held_after(page: Any, server: LocalServer, order: list[int], probes: list[int]) -> list[int]:
+def held_after(page: Any, server: LocalServer, order: list[int], probes: list[int],
+               staging: bool = True) -> list[int]:
     page.goto(server.base + "/")
-    return page.evaluate(HELD_AFTER, {"order": order, "probes": probes})
+    return page.evaluate(HELD_AFTER, {"order": order, "probes": probes, "staging": staging})
 
 
 def test_private_file_system_holds_the_run_from_zero(
@@ -64,7 +65,18 @@ def test_picked_file_commits_only_the_run(server: LocalServer, pages: Pages, bro
     """A writable stream keeps nothing until it is closed (a checkpoint: 64 MiB written past
     the last one). Chunks 1–64 first: the checkpoint comes with chunk 63 while chunk 0 is
     missing, so it commits no run at all, and chunk 0 written afterwards is not committed
-    (nor is anything after it). In order, the same checkpoint commits chunks 0–63."""
+    (nor is anything after it). In order, the same checkpoint commits chunks 0–63. (The
+    path of picked files too large to stage in the private file system.)"""
     page = pages.open(browser_b)
-    assert held_after(page, server, [*range(1, 65), 0], probes=[65]) == [0]
-    assert held_after(page, server, IN_ORDER[:66], probes=[63, 64, 66]) == [0, 64, 64]
+    direct = {"staging": False}
+    assert held_after(page, server, [*range(1, 65), 0], probes=[65], **direct) == [0]
+    assert held_after(page, server, IN_ORDER[:66], probes=[63, 64, 66], **direct) == [0, 64, 64]
+
+
+def test_staged_picked_file_holds_every_written_chunk(
+    server: LocalServer, pages: Pages, browser_b: Any
+) -> None:
+    """A picked file staged in the private file system holds what is written, as the
+    private file system does: no checkpoint to wait for."""
+    page = pages.open(browser_b)
+    assert held_after(page, server, [*range(1, 65), 0], probes=[64, 65]) == [0, 65]

@@ -78,14 +78,17 @@ def test_several_sizes_into_a_picked_folder(
 def test_opfs_worker_path_without_picker(
     server: LocalServer, pages: Pages, browser_a, browser_b, tmp_path: Path
 ) -> None:
-    """No save picker: the receiver writes into OPFS from a worker, then offers the
-    disk-backed file as a download."""
+    """No save picker: the receiver writes into OPFS from a worker, then hands the file to
+    the browser's downloads (a stream through the Service Worker) and deletes its copy; the
+    page said so before Accept, and says where the file went."""
     source = write_file(tmp_path / "report 2024.pdf", 3 * MIB + 7, seed=3)
     sender = pages.open(browser_a)
     receiver = pages.open(browser_b, picker=False)
     link = create_link(sender, server, [source])
 
     receiver.goto(link)
+    expect(receiver.locator("#receive-plan")).to_contain_text(
+        "received into this browser's storage")
     with receiver.expect_download(timeout=DONE_TIMEOUT) as download_info:
         receiver.get_by_role("button", name="Accept").click()
         wait_done(receiver, sender)
@@ -93,9 +96,7 @@ def test_opfs_worker_path_without_picker(
     assert download.suggested_filename == source.name
     assert sha256_file(Path(download.path())) == sha256_file(source)
 
-    saved = opfs_files(receiver)
-    assert not any(path.startswith("picked/") for path in saved)
-    assert [v for p, v in saved.items() if p.startswith("transfers/")] == [
-        [source.stat().st_size, sha256_file(source)]
-    ]
-    expect(receiver.get_by_role("link", name=f"Save {source.name}")).to_be_visible()
+    # Handed over, so no copy stays behind in the browser's storage.
+    assert opfs_files(receiver) == {}
+    expect(receiver.locator("#saved-files li")).to_have_text(
+        [f"{source.name}downloaded by the browser (see its downloads); no copy kept here"])

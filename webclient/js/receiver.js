@@ -41,9 +41,9 @@ import { ReceiveStorage } from "./storage/receive-storage.js";
  * @typedef {{outcome: "done" | "declined" | "failed", code: string, detail: string, remote: boolean}} Outcome
  *   How the receive ended: the machine's `end` (protocol.md 14.2), or a refusal of the
  *   signaling server (docs/signaling.md codes).
- * @typedef {{index: number, name: string, file: File | null}} Saved
- *   A finished file: `file` is the disk-backed file to hand out, null when it already is
- *   where the user chose.
+ * @typedef {{index: number, name: string, kind: import("./storage/plan.js").FileKind, file: File | null}} Saved
+ *   A finished file and where it went (`kind`); `file`: the browser's private copy, kept
+ *   because it could not be handed to the downloads by a stream: the page offers it.
  * @typedef {import("./rtc.js").PathKind} PathKind
  */
 
@@ -107,6 +107,7 @@ export class ReceiverSession extends EventTarget {
     this.link = link;
     this.config = config;
     this.storage = storage;
+    storage.onActivity = () => this.changed();
     this.machine = new ReceiverMachine({
       // A link with flag `p` refuses a sender that asks for no password; a link without
       // flags (made before the flag existed) says nothing either way.
@@ -129,6 +130,8 @@ export class ReceiverSession extends EventTarget {
     this.total = 0;
     /** The final file digests (hex), when done. @type {string[]} */
     this.digests = [];
+    /** Where the files will go, said before Accept (storage/plan.js); null until known. @type {import("./storage/plan.js").Plan | null} */
+    this.plan = null;
     /** The user cancelled the save picker: Accept asks again. */
     this.choosing = false;
     /** A `prepare_storage` not yet carried out. @type {{manifest: Manifest, ids: (string | null)[]} | null} */
@@ -219,6 +222,11 @@ export class ReceiverSession extends EventTarget {
     return this.storage.flush();
   }
 
+  /** Accept waits for the browser's question "keep data permanently?" to be answered. */
+  get asking() {
+    return this.storage.activity?.what === "persist";
+  }
+
   /** True while an accepted transfer is not over (the page keeps the screen on and warns). */
   get busy() {
     return this.machine.accepted !== null && this.outcome === null;
@@ -275,6 +283,10 @@ export class ReceiverSession extends EventTarget {
         break;
       case "ask_accept":
         this.held = action.held;
+        this.storage.preview(action.manifest).then((plan) => {
+          this.plan = plan;
+          this.changed();
+        }, (error) => console.warn("cannot plan the storage:", error));
         break;
       case "prepare_storage":
         this.prepare(action.manifest, action.records);
@@ -557,9 +569,9 @@ export class ReceiverSession extends EventTarget {
 
   /** @param {number} file */
   finish(file) {
-    this.storage.finish(file).then((saved) => {
+    this.storage.finish(file).then(({ kind, file: kept }) => {
       const name = this.storage.records[file].saveName;
-      this.dispatchEvent(new CustomEvent("saved", { detail: /** @type {Saved} */ ({ index: file, name, file: saved }) }));
+      this.dispatchEvent(new CustomEvent("saved", { detail: /** @type {Saved} */ ({ index: file, name, kind, file: kept }) }));
       this.runner.feed({ type: "file_finished", file });
     }, (error) => this.storageFailed(error));
   }
@@ -575,7 +587,7 @@ export class ReceiverSession extends EventTarget {
     if (digests) this.digests = digests;
     if (outcome.outcome === "done") this.held = this.total;
     this.signaling?.stop();
-    this.storage.release().catch((error) => console.warn("closing the files:", error));
+    this.storage.release(true).catch((error) => console.warn("closing the files:", error));
     this.setState(outcome.outcome === "done" ? "done" : "stopped");
   }
 
@@ -591,6 +603,7 @@ export class ReceiverSession extends EventTarget {
     this.runner.stop();
     this.signaling?.stop();
     for (const link of [...this.links.values()]) this.close(link);
+    this.storage.release(true).catch((error) => console.warn("closing the files:", error));
     this.setState("stopped");
   }
 

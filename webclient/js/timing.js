@@ -31,6 +31,9 @@ const DEFAULTS = Object.freeze({
   /** Receiver: ask for a new connection again after this, doubling up to retryMaxMs. */
   retryMinMs: 1000,
   retryMaxMs: 30_000,
+  /** Receiver: how long Accept waits for the answer to "keep data permanently?" (Firefox asks
+   * the user) before the files are streamed to the downloads instead. */
+  persistAnswerMs: 60_000,
 });
 
 /** @typedef {typeof DEFAULTS} Timing */

@@ -1,20 +1,22 @@
 // @ts-check
 /**
  * Browser storage hygiene: OPFS copies of transfers that were completed on an earlier
- * visit (their downloads are done) and OPFS files nobody has a record of are removed.
- * Partial transfers stay for resume.
+ * visit (a copy the page could not hand over by a stream, kept for a "Save" link) and
+ * OPFS files nobody has a record of are removed. Partial transfers stay for resume.
  */
 import { allRecords, deleteRecord } from "./records.js";
-import { canUseOpfs, opfsTransfers } from "./sinks.js";
+import { canUseOpfs } from "./probe.js";
+import { opfsTransfers } from "./sinks.js";
 
 export async function cleanUpFinished() {
-  if (!canUseOpfs()) return;
+  if (!(await canUseOpfs())) return;
   try {
     const records = await allRecords();
     const transfers = await opfsTransfers();
     /** @type {Map<string, import("./records.js").FileRecord[]>} */
     const byTransfer = new Map();
-    for (const record of records.filter((r) => r.kind === "opfs")) {
+    // A picked file being staged keeps its private copy until it is copied (complete).
+    for (const record of records.filter((r) => r.kind === "opfs" || r.kind === "staged")) {
       byTransfer.set(record.transfer, [...(byTransfer.get(record.transfer) ?? []), record]);
     }
     const loadedAt = performance.timeOrigin;

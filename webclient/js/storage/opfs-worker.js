@@ -9,7 +9,8 @@
  * not record.
  *
  * Requests: {id, op: "open", key, handle, truncate} | {id, op: "write", key, position, data}
- *           | {id, op: "close", key}; answers {id, ok: true} or {id, ok: false, name, message}.
+ *           | {id, op: "close", key} | {id, op: "ping"} (is the worker running?);
+ * answers {id, ok: true} or {id, ok: false, name, message}.
  */
 
 const FLUSH_BYTES = 64 * 1024 * 1024;

@@ -25,25 +25,46 @@
 import { chunkCount } from "../protocol/chunks.js";
 import { DISK_FULL, ProtocolError, STORAGE_ERROR } from "../protocol/errors.js";
 import { numberedFilename, sanitizeFilename } from "../protocol/filenames.js";
+import { TIMING } from "../timing.js";
 import { formatBytes } from "../ui/format.js";
-import { DigestLog, allRecords, heldDigests, putRecord, recordId } from "./records.js";
-import { OpfsSink, PickerSink, canPickFile, canPickFolder, canUseOpfs, opfsFile, storageError } from "./sinks.js";
+import { planStorage } from "./plan.js";
+import { askPersist, capabilities } from "./probe.js";
+import { DigestLog, allRecords, deleteRecord, heldDigests, putRecord, recordId } from "./records.js";
+import {
+  OpfsSink, PickerSink, copyInto, handOver, opfsFile, opfsWorker, removeOpfsFile, storageError,
+} from "./sinks.js";
+import { StreamSink, canStreamDownload } from "./stream-sink.js";
 
 /**
  * @typedef {import("../protocol/messages.js").Manifest} Manifest
  * @typedef {import("../protocol/resume.js").ResumeRecord} ResumeRecord
  * @typedef {import("./records.js").FileRecord} FileRecord
+ * @typedef {import("./plan.js").Plan} Plan
+ * @typedef {import("./plan.js").PlanFile} PlanFile
+ * @typedef {import("./plan.js").Capabilities} Capabilities
+ * @typedef {{kind: import("./plan.js").FileKind, file: File | null}} Finished
+ *   where a finished file went; `file`: the private copy kept (it could not be handed to
+ *   the downloads by a stream), to offer as a "Save" link
+ * @typedef {{what: "persist"} | {what: "copy" | "handover", name: string, done: number, total: number}} Activity
+ *   what storage is busy with that the user should see: asking for persistent storage,
+ *   copying a staged file into the picked one, handing a private copy to the downloads
  */
 
 export class ReceiveStorage {
-  constructor() {
+  /**
+   * @param {{staging?: boolean}} [options] `staging: false` writes picked files straight
+   *   into the picked file with checkpoints even where the private file system could stage
+   *   them (the fallback path of "Where the files go", kept testable)
+   */
+  constructor({ staging = true } = {}) {
+    this.staging = staging;
     /** Resume-record updates, batched (records.js). */
     this.log = new DigestLog();
     /** What the last `loadRecords` found: record id → the record and the chunks it holds. @type {Map<string, {record: FileRecord, held: number}>} */
     this.loaded = new Map();
     /** Per manifest file once prepared: its record. @type {FileRecord[]} */
     this.records = [];
-    /** Per file: the open sink, if any. @type {(PickerSink | OpfsSink | null)[]} */
+    /** Per file: the open sink, if any. @type {(PickerSink | OpfsSink | StreamSink | null)[]} */
     this.sinks = [];
     /** Per file: the bytes there are not ours (a new file, or reset): start it empty. @type {boolean[]} */
     this.fresh = [];
@@ -51,6 +72,14 @@ export class ReceiveStorage {
     this.runs = [];
     /** Per file while its sink is open: chunks written past a gap in that run. @type {Set<number>[]} */
     this.ahead = [];
+    /** What this browser can do (probed for the plan shown before Accept). @type {Capabilities | null} */
+    this.caps = null;
+    /** The plan shown before Accept, then the one carried out. @type {Plan | null} */
+    this.plan = null;
+    /** @type {Activity | null} */
+    this.activity = null;
+    /** Called when `activity` changes. @type {() => void} */
+    this.onActivity = () => undefined;
     /** @type {Promise<unknown>} */
     this.queue = Promise.resolve();
   }
@@ -96,36 +125,82 @@ export class ReceiveStorage {
   }
 
   /**
-   * Where every file goes. `ids[i]`: the record the machine matched for file i, or null
-   * for a new file. Resolves false when the user cancelled a picker (nothing was saved).
+   * The plan before Accept (storage/plan.js), for the page to say where the files will go.
+   * Which records the machine will match is known only after Accept; this guesses by its
+   * rule (protocol.md 10): this transfer's record of the file, else an incomplete one of
+   * the same name and size.
+   * @param {Manifest} manifest
+   * @returns {Promise<Plan>}
+   */
+  async preview(manifest) {
+    this.caps = await capabilities(manifest.files.length);
+    const loaded = [...this.loaded.values()];
+    const files = manifest.files.map((entry, index) => {
+      const same = (/** @type {FileRecord} */ r) => r.name === entry.name && r.size === entry.size;
+      const found = loaded.find(({ record: r }) => r.transfer === manifest.transfer && r.index === index && same(r)) ??
+        loaded.find(({ record: r }) => r.transfer !== manifest.transfer && !r.complete && same(r));
+      return { size: entry.size, held: Math.min(entry.size, (found?.held ?? 0) * manifest.chunkSize), kind: found?.record.kind ?? null };
+    });
+    this.plan = planStorage(files, this.caps);
+    return this.plan;
+  }
+
+  /**
+   * @param {Activity | null} activity
+   */
+  busy(activity) {
+    this.activity = activity;
+    this.onActivity();
+  }
+
+  /**
+   * Where every file goes (the plan, made again with the records the machine matched).
+   * `ids[i]`: the record the machine matched for file i, or null for a new file. Resolves
+   * false when the user cancelled a picker (nothing was saved).
    * @param {Manifest} manifest
    * @param {(string | null)[]} ids
    * @returns {Promise<boolean>}
    */
   async prepare(manifest, ids) {
+    const count = manifest.files.length;
     const fresh = ids.flatMap((id, index) => (id === null ? [index] : []));
+    /** @type {(FileRecord | null)[]} */
+    const reused = ids.map((id) => (id === null ? null : this.loaded.get(id)?.record ?? null));
+    /** @type {PlanFile[]} */
+    const files = manifest.files.map((entry, i) => ({
+      size: entry.size, kind: reused[i]?.kind ?? null,
+      held: reused[i] ? Math.min(entry.size, (this.loaded.get(/** @type {FileRecord} */ (reused[i]).id)?.held ?? 0) * manifest.chunkSize) : 0,
+    }));
+    let caps = this.caps ?? (await capabilities(count));
+    let plan = planStorage(files, caps);
     /** @type {Map<number, FileSystemFileHandle>} */
     const picked = new Map();
     const win = /** @type {any} */ (window);
     // The pickers first, while the Accept click still counts as the user's gesture.
-    if (fresh.length) {
+    if (plan.kind === "picker" && fresh.length) {
       try {
-        if (manifest.files.length === 1 && canPickFile()) {
+        if (count === 1) {
           picked.set(0, await win.showSaveFilePicker({ suggestedName: sanitizeFilename(manifest.files[0].name) }));
-        } else if (manifest.files.length > 1 && canPickFolder()) {
+        } else {
           const dir = await win.showDirectoryPicker({ mode: "readwrite" });
           for (const index of fresh) picked.set(index, await uniqueFile(dir, sanitizeFilename(manifest.files[index].name)));
         }
       } catch (error) {
         if (/** @type {Error} */ (error).name === "AbortError") return false; // the user cancelled
-        picked.clear(); // no picker here (or it failed): the private file system instead
+        picked.clear(); // the picker failed: plan without it
+        caps = { ...caps, picker: false };
+        plan = planStorage(files, caps);
       }
     }
-    /** @type {(FileRecord | null)[]} */
-    const reused = ids.map((id) => (id === null ? null : this.loaded.get(id)?.record ?? null));
+    if (plan.askPersist) {
+      // Firefox asks the user (the page says why); no answer in time counts as no.
+      this.busy({ what: "persist" });
+      await askPersist(TIMING.persistAnswerMs);
+      this.busy(null);
+    }
     // Files picked on an earlier visit need the user's permission again.
     for (const record of reused) {
-      if (record?.kind === "picker") {
+      if (record?.kind === "picker" || record?.kind === "staged") {
         const handle = /** @type {any} */ (record.handle);
         if ((await handle.queryPermission?.({ mode: "readwrite" })) !== "granted" &&
             (await handle.requestPermission?.({ mode: "readwrite" })) !== "granted") {
@@ -133,14 +208,21 @@ export class ReceiveStorage {
         }
       }
     }
-    const toOpfs = fresh.filter((index) => !picked.has(index));
-    if (toOpfs.length) {
-      if (!canUseOpfs()) throw new ProtocolError(STORAGE_ERROR, "this browser cannot save large files");
-      const held = ids.map((id) => (id === null ? 0 : this.loaded.get(id)?.held ?? 0));
-      await checkSpace(manifest, held);
+    // The plan with what is free now (after persistence was granted, or not).
+    caps = { ...(await capabilities(count, caps.askedPersist || plan.askPersist)), picker: caps.picker && picked.size > 0 };
+    if (!this.staging) caps.opfs = false;
+    plan = planStorage(files, caps);
+    this.plan = plan;
+    if (plan.kind === "none") {
+      if (plan.reason === "too_big") {
+        throw new ProtocolError(DISK_FULL, `${count === 1 ? "this file needs" : "these files need"} ${formatBytes(plan.needed)} but this browser lets this site store only ${formatBytes(Math.max(0, plan.free ?? 0))} more`);
+      }
+      throw new ProtocolError(STORAGE_ERROR, "this window lets this site neither store files nor stream downloads (private windows do that): open the link in a normal window");
     }
     return this.inTurn(async () => {
       try {
+        // The storage worker is loaded now, not at the first chunk (see opfsWorker).
+        if (plan.files.some((kind) => kind === "opfs" || kind === "staged")) await opfsWorker();
         /** @type {FileRecord[]} */
         const records = [];
         for (const [index, entry] of manifest.files.entries()) {
@@ -149,16 +231,21 @@ export class ReceiveStorage {
             records.push(existing);
             continue;
           }
-          const handle = picked.get(index) ?? (await opfsFile(manifest.transfer, index));
+          const kind = plan.files[index];
+          const own = kind === "opfs" || kind === "staged" ? await opfsFile(manifest.transfer, index) : undefined;
+          const handle = picked.get(index) ?? own;
           /** @type {FileRecord} */
           const record = {
             id: recordId(manifest.transfer, index), transfer: manifest.transfer, index, name: entry.name,
-            size: entry.size, chunkSize: manifest.chunkSize, kind: picked.has(index) ? "picker" : "opfs", handle,
-            saveName: picked.has(index) ? handle.name : sanitizeFilename(entry.name), committedChunks: 0,
+            size: entry.size, chunkSize: manifest.chunkSize, kind, handle: /** @type {FileSystemFileHandle} */ (handle),
+            staging: kind === "staged" ? own : undefined,
+            saveName: picked.get(index)?.name ?? sanitizeFilename(entry.name), committedChunks: 0,
             complete: false, updated: Date.now(),
           };
-          await this.log.clear(record.id);
-          await putRecord(record);
+          if (kind !== "stream") { // nothing streamed survives a reload: no record
+            await this.log.clear(record.id);
+            await putRecord(record);
+          }
           records.push(record);
         }
         this.records = records;
@@ -181,7 +268,8 @@ export class ReceiveStorage {
     const fresh = this.fresh[file];
     const sink = record.kind === "picker"
       ? new PickerSink(record.handle, fresh ? 0 : Math.min(record.size, record.committedChunks * record.chunkSize))
-      : new OpfsSink(record.handle, record.id, !fresh);
+      : record.kind === "stream" ? new StreamSink(record.saveName, record.size)
+        : new OpfsSink(/** @type {FileSystemFileHandle} */ (record.staging ?? record.handle), record.id, !fresh);
     await sink.open();
     this.fresh[file] = false;
     this.sinks[file] = sink;
@@ -213,8 +301,19 @@ export class ReceiveStorage {
    * @param {Uint8Array} digest
    */
   write(file, chunk, position, data, digest) {
+    const record = this.records[file];
+    if (record.kind === "stream") {
+      // In order into the download; a chunk ahead of its turn waits outside the queue, so
+      // the chunk before it can still come (nothing streamed is recorded: no resume).
+      return this.inTurn(() => this.sinkFor(file)).then(
+        (sink) => /** @type {StreamSink} */ (sink).writeInAnyOrder(position, data)).then(() => {
+        this.written(file, chunk);
+        return false;
+      }, (error) => {
+        throw storageError(error, record.saveName);
+      });
+    }
     return this.inTurn(async () => {
-      const record = this.records[file];
       try {
         const sink = await this.sinkFor(file);
         const committed = await sink.write(position, data);
@@ -234,27 +333,66 @@ export class ReceiveStorage {
   }
 
   /**
-   * Every chunk of `file` is written and verified: close it. Resolves to the disk-backed
-   * file to hand out as a download (private file system), or null (a picked file is
-   * already where the user chose).
+   * Every chunk of `file` is written and verified: close it, and put it where the plan
+   * says: a staged file is copied into the picked one (then its private copy is deleted),
+   * a private file is handed to the browser's downloads by a stream (then deleted; without
+   * Service Workers it is kept and offered as a "Save" link), a streamed download ends.
    * @param {number} file
-   * @returns {Promise<File | null>}
+   * @returns {Promise<Finished>}
    */
   finish(file) {
     return this.inTurn(async () => {
       const record = this.records[file];
+      const kind = record.kind;
       try {
         // A file never opened this session holds all its bytes already (or must be emptied).
         const sink = this.sinks[file] ?? (this.fresh[file] ? await this.sinkFor(file) : null);
-        const saved = sink ? await sink.finish() : record.kind === "opfs" ? await record.handle.getFile() : null;
         this.sinks[file] = null;
+        /** @type {File | null} */
+        let kept = null;
+        let gone = false;
+        await sink?.finish();
+        if (kind === "stream") await sink?.release();
+        if (kind === "staged" || kind === "opfs") {
+          const own = await /** @type {FileSystemFileHandle} */ (record.staging ?? record.handle).getFile();
+          /** @param {"copy" | "handover"} what */
+          const progress = (what) => (/** @type {number} */ done) => this.busy({ what, name: record.saveName, done, total: record.size });
+          if (kind === "staged") {
+            await copyInto(own, record.handle, progress("copy"));
+            record.kind = "picker"; // complete in the picked file: the private copy goes
+            record.staging = undefined;
+            gone = true;
+          } else if (await canStreamDownload()) {
+            await handOver(own, record.saveName, progress("handover"));
+            gone = true;
+          } else {
+            kept = own;
+          }
+          this.busy(null);
+        }
         record.complete = true;
         if (record.kind === "picker") record.committedChunks = chunkCount(record.size, record.chunkSize);
-        await this.log.update(record); // with the file's last digests
-        return saved;
+        if (kind !== "stream") await this.log.update(record); // with the file's last digests
+        if (gone) await removeOpfsFile(record.transfer, record.index);
+        // A private file handed over is gone: so is its record (nothing is held any more).
+        if (gone && kind === "opfs") await deleteRecord(record.id);
+        return { kind, file: kept };
       } catch (error) {
-        throw storageError(error, record.saveName);
+        this.busy(null);
+        throw error instanceof ProtocolError ? error : storageError(error, record.saveName);
       }
+    });
+  }
+
+  /**
+   * Delete the private copy of a finished file that was kept (the user's button).
+   * @param {number} file
+   */
+  discard(file) {
+    return this.inTurn(async () => {
+      const record = this.records[file];
+      await removeOpfsFile(record.transfer, record.index);
+      await deleteRecord(record.id);
     });
   }
 
@@ -279,12 +417,16 @@ export class ReceiveStorage {
     });
   }
 
-  /** A connection ended: close what is open (best effort), save what is pending. */
-  release() {
+  /**
+   * A connection ended: close what is open (best effort), save what is pending. A streamed
+   * download stays open (it cannot be reopened) until the receive `ends`.
+   * @param {boolean} [ends]
+   */
+  release(ends = false) {
     return this.inTurn(async () => {
       const sinks = this.sinks;
-      this.sinks = sinks.map(() => null);
-      for (const sink of sinks) await sink?.release();
+      this.sinks = sinks.map((sink) => (sink instanceof StreamSink && !ends ? sink : null));
+      for (const sink of sinks) if (!(sink instanceof StreamSink) || ends) await sink?.release();
       await this.log.flush();
     });
   }
@@ -308,20 +450,5 @@ async function uniqueFile(dir, name) {
     } catch {
       return dir.getFileHandle(candidate, { create: true });
     }
-  }
-}
-
-/**
- * Say plainly when the files will not fit the browser's storage.
- * @param {Manifest} manifest
- * @param {number[]} held chunks already held, per file
- */
-async function checkSpace(manifest, held) {
-  const estimate = await navigator.storage?.estimate?.();
-  if (!estimate?.quota) return;
-  const needed = manifest.files.reduce((n, f, i) => n + f.size - Math.min(f.size, held[i] * manifest.chunkSize), 0);
-  const free = estimate.quota - (estimate.usage ?? 0);
-  if (needed > free) {
-    throw new ProtocolError(DISK_FULL, `these files need ${formatBytes(needed)} but this browser can store only ${formatBytes(free)} more`);
   }
 }

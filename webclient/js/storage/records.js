@@ -12,8 +12,12 @@ const DB_VERSION = 1;
 
 /**
  * @typedef {{id: string, transfer: string, index: number, name: string, size: number,
- *            chunkSize: number, kind: "picker" | "opfs", handle: FileSystemFileHandle,
- *            saveName: string, committedChunks: number, complete: boolean, updated: number}} FileRecord
+ *            chunkSize: number, kind: import("./plan.js").FileKind, handle: FileSystemFileHandle,
+ *            staging?: FileSystemFileHandle, saveName: string, committedChunks: number,
+ *            complete: boolean, updated: number}} FileRecord
+ *   `handle`: the picked file, or the private file ("opfs"); `staging`: the private file a
+ *   picked file is received into first ("staged"). A "stream" file has no record in the
+ *   database (nothing of it survives a reload); its handle is unused.
  */
 
 /** Persist recorded digests at least this often while chunks arrive… */

@@ -113,6 +113,9 @@ export class StreamSink {
     this.answered = 0;
     /** @type {ReturnType<typeof setInterval> | undefined} */
     this.timer = undefined;
+    /** Chunks that came before their turn (several connections), by position. @type {Map<number, {data: Uint8Array, done: (error?: unknown) => void}>} */
+    this.early = new Map();
+    this.draining = false;
   }
 
   /** Registers the download with the worker and starts it in a hidden frame. */
@@ -207,6 +210,45 @@ export class StreamSink {
   }
 
   /**
+   * Write `data` at `position` in whatever order chunks come (several connections complete
+   * them out of order): a chunk ahead of its turn waits in memory until the gap before it
+   * is written, and resolves only then (its acknowledgement waits too, so the sender's
+   * window bounds what waits here). A chunk already written (sent again) is ignored.
+   * @param {number} position
+   * @param {Uint8Array} data a chunk of its own: its buffer moves to the worker
+   * @returns {Promise<void>}
+   */
+  writeInAnyOrder(position, data) {
+    if (position < this.written) return Promise.resolve();
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.early.get(position)?.done(); // the same chunk again: the newer copy is written
+      this.early.set(position, { data, done: (error) => (error ? reject(error) : resolve()) });
+      void this.drain();
+    });
+  }
+
+  async drain() {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      for (let next = this.early.get(this.written); next; next = this.early.get(this.written)) {
+        this.early.delete(this.written);
+        try {
+          await this.write(this.written, next.data);
+          next.done();
+        } catch (error) {
+          next.done(error);
+          for (const waiting of this.early.values()) waiting.done(error);
+          this.early.clear();
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /**
    * Ends the download once every byte is written; resolves when the download has taken
    * the last byte.
    * @returns {Promise<null>} null: the file is with the browser's downloads
@@ -233,6 +275,8 @@ export class StreamSink {
       this.port?.postMessage({ abort: "the transfer stopped" });
       this.failure ??= new ProtocolError(STORAGE_ERROR, "released");
     }
+    for (const waiting of this.early.values()) waiting.done(this.failure);
+    this.early.clear();
     this.stop();
     this.wakeWriter();
     this.port?.close();

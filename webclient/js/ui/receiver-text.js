@@ -12,12 +12,15 @@ import {
   SOURCE_ERROR, STORAGE_ERROR, TIMEOUT, WRONG_LINK, WRONG_PASSWORD,
 } from "../protocol/errors.js";
 import { CONNECTION_REPLACED, ROOM_FULL, ROOM_LOCKED, ROOM_NOT_FOUND } from "../signaling.js";
+import { formatBytes } from "./format.js";
 
 /**
  * @typedef {import("../receiver.js").ReceiverState} ReceiverState
  * @typedef {import("../receiver.js").Outcome} Outcome
+ * @typedef {import("../storage/plan.js").Plan} Plan
+ * @typedef {import("../storage/plan.js").FileKind} FileKind
  * @typedef {{state: ReceiverState, status: Record<string, any>, outcome: Outcome | null,
- *            total: number, choosing: boolean}} Snapshot what a ReceiverSession shows
+ *            total: number, choosing: boolean, asking?: boolean}} Snapshot what a ReceiverSession shows
  */
 
 /** @type {Record<ReceiverState, string>} */
@@ -79,7 +82,7 @@ export function outcomeText({ code, detail, remote }) {
       return remote ? "The sender stopped the transfer." : "You stopped the transfer.";
     case DISK_FULL:
       return remote ? "The transfer stopped: the other side has no space left."
-        : `${quoting("There is not enough space to save these files", detail)} Free some space, or open the link in Chrome or Edge, which save straight to a folder; then open the link again to resume.`;
+        : `${quoting("There is not enough space to save these files", detail)} Free some space (in this browser's site data, or on the disk), or allow this site to keep data permanently, or open the link in Chrome or Edge, which save straight to a file; then open the link again to resume.`;
     case STORAGE_ERROR:
       return remote ? "The transfer stopped: the other side cannot save the files." : quoting("Cannot save the files", detail);
     case SOURCE_ERROR:
@@ -114,7 +117,7 @@ export function outcomeText({ code, detail, remote }) {
  * @param {Snapshot} session
  * @returns {string}
  */
-export function statusText({ state, status, total, choosing }) {
+export function statusText({ state, status, total, choosing, asking }) {
   switch (state) {
     case "connecting":
       return "Connecting to the sender…";
@@ -134,7 +137,9 @@ export function statusText({ state, status, total, choosing }) {
       return held > 0 ? "You already have part of this: Accept to resume where it stopped." : "";
     }
     case "saving":
-      return "Choosing where to save…";
+      return asking
+        ? "This browser asks whether this site may keep data permanently. Allow it to save the files in the browser's storage (a reload resumes them); otherwise they are downloaded as they arrive."
+        : "Choosing where to save…";
     case "receiving":
       return status.reconnected ? "Reconnected, continuing…" : "Receiving…";
     case "reconnecting":
@@ -160,4 +165,69 @@ export function describe(session) {
     };
   }
   return { title: TITLES[session.state], message: statusText(session), alert: false };
+}
+
+const KEEP_OPEN = "This cannot resume after a reload: keep this tab open until it is done.";
+
+/**
+ * Where the files will go, said before Accept (docs/webclient.md, "Where the files go").
+ * `blocked`: Accept cannot work here (nothing can hold the files).
+ * @param {Plan} plan
+ * @param {number} count how many files
+ * @returns {{text: string, blocked: boolean}}
+ */
+export function planText(plan, count) {
+  const them = count === 1 ? "the file" : "the files";
+  const needed = formatBytes(plan.needed);
+  const free = plan.free === null ? "" : formatBytes(Math.max(0, plan.free));
+  switch (plan.kind) {
+    case "picker":
+      return {
+        blocked: false,
+        text: plan.staged
+          ? `Accept asks where to save ${them}. They are received into this browser's storage first (${needed}; a reload resumes them), then copied to the place you pick.`
+          : `Accept asks where to save ${them}; they are written there as they arrive (a reload resumes from the last checkpoint).`,
+      };
+    case "opfs":
+      if (plan.askPersist) {
+        return {
+          blocked: false,
+          text: `${count === 1 ? "This file needs" : "These files need"} ${needed}, but this browser lets this site store only ${free} unless you allow it to keep data permanently. Accept asks for that: allow it, and ${them} are received into this browser's storage (a reload resumes them), then downloaded. Otherwise they are downloaded as they arrive, and that cannot resume after a reload.`,
+        };
+      }
+      return {
+        blocked: false,
+        text: `${count === 1 ? "The file is" : "The files are"} received into this browser's storage (${needed}${free ? ` of ${free} free` : ""}; a reload resumes ${count === 1 ? "it" : "them"}), then downloaded by the browser.`,
+      };
+    case "stream":
+      return {
+        blocked: false,
+        text: `${count === 1 ? "The file is" : "The files are"} downloaded by the browser as ${count === 1 ? "it arrives" : "they arrive"} (${
+          plan.reason === "no_storage" ? "this window does not let the site store files" : `this browser lets this site store only ${free}`}). ${KEEP_OPEN}`,
+      };
+    default:
+      return {
+        blocked: true,
+        text: plan.reason === "no_storage"
+          ? `This window cannot save ${them}: it lets this site neither store files nor stream downloads (private windows do that). Open the link in a normal window.`
+          : `${count === 1 ? "This file needs" : "These files need"} ${needed}, but this browser lets this site store only ${free} more. Free space in this browser's site data, or allow this site to keep data permanently (in the site's permissions), or open the link in Chrome or Edge, which save straight to a file; then open the link again.`,
+      };
+  }
+}
+
+/**
+ * Where a finished file went, for the Done page.
+ * @param {FileKind} kind
+ * @param {boolean} kept the browser's private copy is kept (it could not be handed over by a stream)
+ */
+export function savedText(kind, kept) {
+  switch (kind) {
+    case "picker":
+    case "staged":
+      return "saved to the file you picked";
+    case "stream":
+      return "downloaded by the browser (see its downloads)";
+    default:
+      return kept ? "downloaded by the browser; a copy is kept in this browser's storage" : "downloaded by the browser (see its downloads); no copy kept here";
+  }
 }

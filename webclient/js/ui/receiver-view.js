@@ -11,12 +11,13 @@ import { sanitizeFilename } from "../protocol/filenames.js";
 import { byId, h } from "./dom.js";
 import { DIGEST_HINT, describePath, formatBytes, RateMeter } from "./format.js";
 import { KeepAwake } from "./keep-awake.js";
-import { describe } from "./receiver-text.js";
+import { describe, planText, savedText } from "./receiver-text.js";
 
 /** Progress-only updates repaint at most this often. */
 const PROGRESS_MS = 250;
 
-/** @typedef {{name: string, url: string}} Download */
+/** @typedef {import("../receiver.js").Saved & {url: string | null, discarded: boolean}} Download
+ *  a finished file, where it went; `url`: the kept private copy, offered as "Save" */
 
 /**
  * @param {import("../protocol/link.js").Link} link
@@ -40,7 +41,8 @@ export function showReceiver(link, config) {
     if (document.visibilityState === "hidden") flush();
   });
 
-  const stateKey = () => `${session.state}|${session.status.remaining ?? ""}|${session.choosing}|${session.retryable}`;
+  const stateKey = () => `${session.state}|${session.status.remaining ?? ""}|${session.choosing}|${session.retryable}|${
+    session.plan?.kind ?? ""}|${session.storage.activity?.what ?? ""}|${downloads.length}`;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   let pending;
   const render = () => {
@@ -51,17 +53,17 @@ export function showReceiver(link, config) {
     const key = stateKey();
     if (key !== shown) {
       shown = key;
-      view.replaceChildren(...build(session, retry));
+      view.replaceChildren(...build(session, retry, downloads));
       const focus = view.querySelector("[data-autofocus]") ?? view.querySelector("h1");
       /** @type {HTMLElement | null} */ (focus)?.focus();
     }
-    update(view, session, meter, downloads);
+    update(view, session, meter);
   };
   /** @param {ReceiverSession} current */
   const run = (current) => {
     current.addEventListener("saved", (e) => {
       const saved = /** @type {CustomEvent<import("../receiver.js").Saved>} */ (e).detail;
-      if (saved.file) downloads.push(offerDownload(saved.name, saved.file));
+      downloads.push({ ...saved, url: saved.file ? offerDownload(saved.name, saved.file) : null, discarded: false });
       current.changed();
     });
     // A new state shows at once; progress alone (a change per chunk received) repaints at
@@ -86,10 +88,11 @@ export function showReceiver(link, config) {
 }
 
 /**
- * Hand a finished file (the browser's private copy) to the user as a download.
+ * Hand a finished file (the browser's private copy, where no Service Worker can stream it
+ * to the downloads) to the user as a download of the disk-backed file; its URL stays for a
+ * "Save" link.
  * @param {string} name
  * @param {File} file
- * @returns {Download}
  */
 function offerDownload(name, file) {
   const url = URL.createObjectURL(file);
@@ -97,14 +100,15 @@ function offerDownload(name, file) {
   document.body.append(anchor);
   anchor.click();
   anchor.remove();
-  return { name, url };
+  return url;
 }
 
 /**
  * @param {ReceiverSession} s
  * @param {() => void} retry
+ * @param {Download[]} downloads
  */
-function build(s, retry) {
+function build(s, retry, downloads) {
   const { title, alert } = describe(s);
   const state = s.state;
   /** @type {(HTMLElement | null)[]} */
@@ -115,20 +119,23 @@ function build(s, retry) {
   if (state === "password") parts.push(passwordForm(s));
   if (s.manifest && ["offer", "saving", "receiving", "reconnecting", "done"].includes(state)) parts.push(fileTable(s));
   if (state === "offer" || state === "saving") {
+    const plan = s.plan && s.manifest ? planText(s.plan, s.manifest.files.length) : null;
+    if (plan) parts.push(h("p", { id: "receive-plan", class: plan.blocked ? "error" : "hint", role: plan.blocked ? "alert" : "note" }, plan.text));
     parts.push(h("div", { class: "actions" },
-      h("button", { type: "button", class: "button primary", "data-autofocus": true, onclick: () => s.accept(), disabled: state === "saving" }, "Accept"),
+      h("button", { type: "button", class: "button primary", "data-autofocus": true, onclick: () => s.accept(), disabled: state === "saving" || !plan || plan.blocked }, "Accept"),
       h("button", { type: "button", class: "button secondary", onclick: () => s.decline() }, "Decline")));
   }
   if (s.busy || state === "done") {
     parts.push(h("progress", { id: "receive-progress", max: 100, value: 0, "aria-label": "Progress" }));
     parts.push(h("p", { id: "receive-numbers", class: "numbers" }));
     parts.push(h("p", { id: "receive-path", class: "hint" }));
+    parts.push(h("p", { id: "receive-activity", class: "hint", role: "status" }));
   }
   if (s.busy) {
     parts.push(h("p", { class: "keep-open", role: "note" }, h("strong", {}, "Keep this tab open"), " until the transfer is done."));
   }
   if (state === "done") {
-    parts.push(h("div", { id: "downloads", class: "downloads" }));
+    parts.push(h("ul", { id: "saved-files", class: "file-list", "aria-label": "Where the files went" }, ...downloads.map((d) => savedRow(s, d))));
     parts.push(h("p", { class: "digest" }, `peerbeam digest${s.digests.length > 1 ? "s" : ""} `, ...s.digests.map((d) => h("code", {}, d))));
     parts.push(h("p", { class: "hint" }, DIGEST_HINT));
   }
@@ -138,6 +145,34 @@ function build(s, retry) {
   }
   if (state === "stopped") parts.push(h("p", {}, h("a", { href: "./", class: "button secondary" }, "Send files yourself")));
   return parts.filter((p) => p !== null);
+}
+
+/**
+ * One finished file: where it went; a private copy that was kept has a Save link and a
+ * button that deletes it.
+ * @param {ReceiverSession} s
+ * @param {Download} d
+ */
+function savedRow(s, d) {
+  const size = s.manifest?.files[d.index]?.size ?? 0;
+  const where = h("span", { class: "where" }, savedText(d.kind, Boolean(d.url) && !d.discarded));
+  const row = h("li", { "data-kind": d.kind }, h("span", { class: "name", title: d.name }, d.name), where);
+  if (d.url && !d.discarded) {
+    const url = d.url;
+    const discard = h("button", {
+      type: "button", class: "button secondary",
+      onclick: () => {
+        URL.revokeObjectURL(url);
+        d.discarded = true;
+        void s.storage.discard(d.index).finally(() => {
+          where.textContent = savedText(d.kind, false);
+          row.querySelectorAll("a, button").forEach((e) => e.remove());
+        });
+      },
+    }, `Delete the copy (${formatBytes(size)})`);
+    row.append(h("a", { href: url, download: d.name, class: "button secondary" }, `Save ${d.name}`), discard);
+  }
+  return row;
 }
 
 /** @param {ReceiverSession} s */
@@ -175,9 +210,8 @@ function fileTable(s) {
  * @param {HTMLElement} view
  * @param {ReceiverSession} s
  * @param {RateMeter} meter
- * @param {Download[]} downloads
  */
-function update(view, s, meter, downloads) {
+function update(view, s, meter) {
   const message = describe(s).message;
   const status = view.querySelector("#receive-status");
   if (status && status.textContent !== message) status.textContent = message;
@@ -191,8 +225,12 @@ function update(view, s, meter, downloads) {
   }
   const path = view.querySelector("#receive-path");
   if (path) path.textContent = describePath(s.path, s.connections);
-  const list = view.querySelector("#downloads");
-  if (list && list.childElementCount !== downloads.length) {
-    list.replaceChildren(...downloads.map((d) => h("a", { href: d.url, download: d.name, class: "button secondary" }, `Save ${d.name}`)));
+  const activity = view.querySelector("#receive-activity");
+  const busy = s.storage.activity;
+  if (activity) {
+    const text = busy && busy.what !== "persist"
+      ? `${busy.what === "copy" ? "Saving to" : "Handing to the browser's downloads:"} ${busy.name}… ${busy.total ? Math.floor((busy.done / busy.total) * 100) : 100} %`
+      : "";
+    if (activity.textContent !== text) activity.textContent = text;
   }
 }
