@@ -45,7 +45,10 @@ RTCDataChannel.prototype.send = function (data) {
 
 def faulty_sender(pages: Pages, browser: Any, corrupt: str) -> Page:
     page = pages.open(browser)
-    page.context.add_init_script(f"window.PEERBEAM_FAULTS = {json.dumps('corrupt=' + corrupt)};" + WIRE_TAP)
+    # One connection: the acks then come in chunk order, which the tests read (a slow run
+    # would otherwise add a lane after 5 s; lanes under faults: test_lanes.py).
+    page.context.add_init_script("window.PEERBEAM_LANES = 1;"
+                                 f"window.PEERBEAM_FAULTS = {json.dumps('corrupt=' + corrupt)};" + WIRE_TAP)
     return page
 
 
