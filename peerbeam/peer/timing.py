@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields, replace
+from typing import cast
 
 from ..transfer.machine import SessionTiming
+
+# The session machines own the defaults of the timers they share with the peer.
+_SESSION = SessionTiming()
 
 
 @dataclass(frozen=True)
@@ -23,18 +27,18 @@ class Timing:
     #: the signaling socket may be down this long before a send gives up (it reconnects)
     signaling_send_wait: float = 60.0
     #: receiver, while no session runs: how long to wait for the sender to (re)appear
-    sender_wait: float = 60.0
+    sender_wait: float = cast(float, _SESSION.sender_wait)
     #: data channel: ping after this much silence (protocol.md §11)
-    ping_after: float = 15.0
+    ping_after: float = _SESSION.ping_after
     #: data channel: silence after which the peer counts as gone (protocol.md §11)
-    dead_after: float = 45.0
+    dead_after: float = _SESSION.dead_after
     #: a new peer connection's data channel must open within this
-    open_timeout: float = 30.0
+    open_timeout: float = _SESSION.open_timeout
     #: never connected yet: give up this long after the first attempt (`--give-up-after`
     #: covers the other case)
-    connect_timeout: float = 50.0
+    connect_timeout: float = _SESSION.connect_timeout
     #: connected before: give up this long after the last sign of progress
-    give_up_after: float = 600.0
+    give_up_after: float = _SESSION.give_up_after
 
 
 def parse_timing(spec: str, base: Timing | None = None) -> Timing:

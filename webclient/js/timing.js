@@ -8,8 +8,14 @@
  * The rule every timer follows: a deadline counts from the last sign of progress (a
  * message, a byte, an ack), never from the start of a run, a session or a chunk.
  */
-import { DEAD_AFTER_MS, PING_AFTER_MS } from "./protocol/constants.js";
-import { sessionTiming } from "./protocol/machine.js";
+import { DEFAULT_TIMING, sessionTiming } from "./protocol/machine.js";
+
+/**
+ * A session machine's default in milliseconds: the machines own these timers' values, the
+ * page only counts in milliseconds.
+ * @param {Exclude<keyof typeof DEFAULT_TIMING, "sender_wait">} name (the page has no sender wait)
+ */
+const machineDefaultMs = (name) => DEFAULT_TIMING[name] * 1000;
 
 const DEFAULTS = Object.freeze({
   /** Signaling ping: API Gateway closes WebSockets idle for 10 minutes. */
@@ -17,20 +23,20 @@ const DEFAULTS = Object.freeze({
   /** Longest wait between signaling reconnect attempts. */
   maxBackoffMs: 15_000,
   /** Data channel: ping after this much silence (protocol.md section 11). */
-  pingAfterMs: PING_AFTER_MS,
+  pingAfterMs: machineDefaultMs("ping_after"),
   /** Data channel: silence after which the peer counts as gone. */
-  deadAfterMs: DEAD_AFTER_MS,
+  deadAfterMs: machineDefaultMs("dead_after"),
   /** A new peer connection's data channel must open within this. */
-  openTimeoutMs: 30_000,
+  openTimeoutMs: machineDefaultMs("open_timeout"),
   /** Receiver: close if the sender has not closed this long after `complete`. */
-  closeAfterCompleteMs: 5000,
+  closeAfterCompleteMs: machineDefaultMs("close_after_complete"),
   /** Never connected: give up this long after the first attempt, saying why (no path, no relay). */
-  connectTimeoutMs: 50_000,
+  connectTimeoutMs: machineDefaultMs("connect_timeout"),
   /** Receiver, connected before: give up this long after the sender's last sign of life. */
-  giveUpAfterMs: 600_000,
+  giveUpAfterMs: machineDefaultMs("give_up_after"),
   /** Receiver: ask for a new connection again after this, doubling up to retryMaxMs. */
-  retryMinMs: 1000,
-  retryMaxMs: 30_000,
+  retryMinMs: machineDefaultMs("retry_min"),
+  retryMaxMs: machineDefaultMs("retry_max"),
   /** Receiver: how long Accept waits for the answer to "keep data permanently?" (Firefox asks
    * the user) before the files are streamed to the downloads instead. */
   persistAnswerMs: 60_000,

@@ -36,7 +36,3 @@ export const MIN_ITERATIONS = 600_000;
 export const MAX_ITERATIONS = 10_000_000;
 export const MAX_AUTH_ATTEMPTS = 5;
 export const PBKDF2_NAME = "pbkdf2-sha256";
-
-/** Keepalive (protocol.md section 11): ping after 15 s of silence, give up after 45 s. */
-export const PING_AFTER_MS = 15_000;
-export const DEAD_AFTER_MS = 45_000;
