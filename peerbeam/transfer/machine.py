@@ -52,10 +52,13 @@ class SessionTiming:
     #: sender, v1.1: how often to decide whether another connection (lane) helps, and by
     #: how much the last one must have raised the throughput for another to be added.
     #: 0: added unless the last one made it slower. Acknowledgements come a whole MiB
-    #: chunk at a time, so on a lossy link (a few chunks per interval) a 10 % bar was
-    #: noise and stopped the growth at 2 (docs/benchmarks.md, "Long-haul links").
+    #: chunk at a time, so an interval is judged only once it holds `grow_chunks` of them
+    #: (it is extended until it does): on a slow, lossy link a 5 s interval held one or
+    #: two, and a rate from those was noise that stopped the growth at 2
+    #: (docs/benchmarks.md, "Long-haul links").
     grow_interval: float = 5.0
     grow_gain: float = 0.0
+    grow_chunks: int = 8
 
     @classmethod
     def from_json(cls, obj: dict[str, Any] | None) -> SessionTiming:

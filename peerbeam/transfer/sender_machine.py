@@ -124,9 +124,10 @@ class _Transfer:
     lanes: dict[int, str] = field(default_factory=dict)  # lane index -> conn
     queue: deque[tuple[int, int]] = field(default_factory=deque)  # to send before new ones
     file_dones: int = 0  # file-done sent for the files below this
-    growing: bool = True
-    grow_at: float | None = None
-    grow_from: int = 0  # acknowledged bytes when the current measuring interval began
+    acked_chunks: int = 0  # acknowledged in this transfer, on every lane
+    grow_at: float | None = None  # when the current measuring interval may be judged
+    grow_since: float = 0.0  # when it began
+    grow_from: tuple[int, int] = (0, 0)  # acknowledged (bytes, chunks) when it began
     last_rate: float | None = None
 
     @property
@@ -611,6 +612,7 @@ class SenderMachine(Machine):
         self.emit("progress", peer=receiver.peer, acked=receiver.acked, total=self.total)
         if receiver.transfer is not None:
             receiver.transfer.unacked_in_file[ack.file] -= 1
+            receiver.transfer.acked_chunks += 1
             self._lane_advance(connection)
             self._control(receiver)
             return
@@ -657,14 +659,10 @@ class SenderMachine(Machine):
         receiver.transfer = transfer
         primary.window = SendWindow(transfer.window)
         if self.fixed_lanes:
-            transfer.growing = False
             for _ in range(agreed - 1):
                 self._open_lane(receiver, transfer)
         elif agreed > 1:
-            transfer.grow_at = self.now + self.timing.grow_interval
-            transfer.grow_from = receiver.acked
-        else:
-            transfer.growing = False
+            self._measure_from_now(receiver, transfer)
         self._lane_advance(primary)
         self._control(receiver)
 
@@ -693,6 +691,10 @@ class SenderMachine(Machine):
         self._send(connection, Join(self.manifest.transfer, connection.lane))
         connection.state = SENDING
         connection.window = SendWindow(transfer.window)
+        if transfer.grow_at is not None:
+            # The lane carries from now: what it adds is measured from here, not from
+            # when it was asked for (ICE, DTLS and the proofs take a few round trips).
+            self._measure_from_now(receiver, transfer)
         self._lane_advance(connection)
 
     def _take(self, transfer: _Transfer, connection: _Connection) -> tuple[int, int] | None:
@@ -768,18 +770,25 @@ class SenderMachine(Machine):
         for conn in transfer.lanes.values():
             self._lane_advance(self.connections[conn])
 
+    def _measure_from_now(self, receiver: _Receiver, transfer: _Transfer) -> None:
+        transfer.grow_since = self.now
+        transfer.grow_from = (receiver.acked, transfer.acked_chunks)
+        transfer.grow_at = self.now + self.timing.grow_interval
+
     def _grow(self, receiver: _Receiver, transfer: _Transfer) -> None:
-        """Another lane while the last one made the transfer faster (protocol.md §8.7)."""
-        rate = (receiver.acked - transfer.grow_from) / self.timing.grow_interval
+        """Another lane while the last one made the transfer faster (protocol.md §7.4)."""
+        acked_from, chunks_from = transfer.grow_from
+        if transfer.acked_chunks - chunks_from < self.timing.grow_chunks:
+            transfer.grow_at = self.now + self.timing.grow_interval  # too few acks to judge yet
+            return
+        rate = (receiver.acked - acked_from) / (self.now - transfer.grow_since)
         if len(transfer.lanes) < transfer.agreed and (
                 transfer.last_rate is None or rate >= transfer.last_rate * (1 + self.timing.grow_gain)):
             self._open_lane(receiver, transfer)
             transfer.last_rate = rate
-            transfer.grow_from = receiver.acked
-            transfer.grow_at = self.now + self.timing.grow_interval
+            self._measure_from_now(receiver, transfer)
         else:
-            transfer.growing = False
-            transfer.grow_at = None
+            transfer.grow_at = None  # no more lanes for this transfer
 
     # -- time ---------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
     .venv/bin/python -m tests.traces.build
 
 Each scenario is a script of events and the facts that must hold (`must`: actions that
-must appear at a step, `never`: actions that must not appear anywhere). The expected
+must appear at a step, `absent`: actions that must not appear at a step, `never`: actions
+that must not appear anywhere). The expected
 actions in the file are what the Python machines produce, once every fact holds; the
 JavaScript machines must then produce exactly the same. Run it after a deliberate change
 of a rule and review the diff of the JSON like code.
@@ -67,6 +68,7 @@ class Scenario:
     config: dict[str, Any]
     steps: list[dict[str, Any]] = field(default_factory=list)
     must: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    absent: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     never: list[dict[str, Any]] = field(default_factory=list)
     at: float = 0.0
 
@@ -84,6 +86,9 @@ class Scenario:
 
     def expect(self, step: int, **action: Any) -> None:
         self.must.append((step, action))
+
+    def expect_none(self, step: int, **action: Any) -> None:
+        self.absent.append((step, action))
 
 
 def matches(action: dict[str, Any], want: dict[str, Any]) -> bool:
@@ -858,38 +863,83 @@ def lanes_lane_lost() -> Scenario:
     return s
 
 
+def acked_chunks(s: Scenario, chunks: range, at: float, conn: str = "c1") -> None:
+    """Chunks of file 0 read, sent and acknowledged on `conn`, the last ack at `at`."""
+    for chunk in chunks:
+        send_chunk(s, 0, chunk, conn=conn, files=BIG_FILE)
+        s.ev("pieces_sent", conn=conn, file=0, chunk=chunk)
+    for chunk in chunks:
+        s.ev("message", at=at, conn=conn, message=m("ack", file=0, chunk=chunk))
+
+
+BIG_FILE = [{"name": "disk.img", "size": 64 * MiB, "type": "application/octet-stream"}]
+
+
+def growing_sender(name: str, grow_chunks: int) -> Scenario:
+    """A v1.1 sender of one 64 MiB file that grows up to 4 lanes, judging every 5 s."""
+    s = sender(name, files=BIG_FILE, lanes=4, timing={"grow_interval": 5, "grow_chunks": grow_chunks})
+    sender_to_offered(s)
+    s.ev("message", conn="c1", message=m("accept", transfer=TRANSFER, files=[{"offset": 0}], lanes=4))
+    return s
+
+
 def lanes_growing() -> Scenario:
-    s = lanes_sender("sender v1.1: adds a lane while the last one made it faster, then stops",
-                     lanes=4, fixed=False, timing={"grow_interval": 5})
-    big = 0
-    for chunk in range(2):  # 2 MiB acknowledged in the first 5 s on one lane
-        send_chunk(s, 0, chunk)
-        s.ev("pieces_sent", conn="c1", file=0, chunk=chunk)
-        s.ev("message", at=s.at + 1, conn="c1", message=m("ack", file=0, chunk=chunk))
-        big += 1
+    s = growing_sender("sender v1.1: adds a lane while the last one made it faster, then stops", 1)
+    acked_chunks(s, range(2), at=2)  # 2 MiB in the first 5 s on one lane
     step = s.ev("tick", at=5.6)
     s.expect(step, type="open_connection", conn="c2", lane=1)
-    step = s.ev("tick", at=10.6)  # nothing more acknowledged: the second lane did not help
+    acked_chunks(s, range(2, 3), at=8)  # 1 MiB in the next 5 s: the second lane made it slower
+    step = s.ev("tick", at=10.6)
+    s.expect_none(step, type="open_connection")
+    acked_chunks(s, range(3, 8), at=12)
+    s.ev("tick", at=15.6)  # however fast it goes now: the growth has stopped
     s.never.append({"type": "open_connection", "conn": "c3"})
-    s.ev("tick", at=15.6)
     return s
 
 
 def lanes_growing_while_level() -> Scenario:
-    s = lanes_sender("sender v1.1: a lane that left the throughput level is followed by another; "
-                     "none after one that lowered it", lanes=4, fixed=False, timing={"grow_interval": 5})
-    send_chunk(s, 0, 0)
-    s.ev("pieces_sent", conn="c1", file=0, chunk=0)
-    send_chunk(s, 0, 1)
-    s.ev("message", at=1, conn="c1", message=m("ack", file=0, chunk=0))  # 1 MiB in the first 5 s
+    s = growing_sender("sender v1.1: a lane that left the throughput level is followed by another; "
+                       "none after one that lowered it", 1)
+    acked_chunks(s, range(1), at=1)  # 1 MiB in the first 5.6 s
     step = s.ev("tick", at=5.6)
     s.expect(step, type="open_connection", conn="c2", lane=1)
-    s.ev("pieces_sent", conn="c1", file=0, chunk=1)
-    s.ev("message", at=7, conn="c1", message=m("ack", file=0, chunk=1))  # 1 MiB in the next 5 s: level
+    acked_chunks(s, range(1, 2), at=7)  # 1 MiB in the next 5 s: level
     step = s.ev("tick", at=10.6)
     s.expect(step, type="open_connection", conn="c3", lane=2)
-    s.ev("tick", at=15.6)  # nothing acknowledged since: slower, no fourth lane
+    step = s.ev("tick", at=15.6)  # nothing acknowledged: not judged yet
+    s.expect_none(step, type="open_connection")
+    acked_chunks(s, range(2, 3), at=20)
+    s.ev("tick", at=20.6)  # 1 MiB in 10 s: slower, no fourth lane
     s.never.append({"type": "open_connection", "conn": "c4"})
+    return s
+
+
+def lanes_growing_waits_for_acks() -> Scenario:
+    s = growing_sender("sender v1.1: an interval is judged only once it holds grow_chunks acknowledged "
+                       "chunks", 4)
+    acked_chunks(s, range(2), at=3)
+    step = s.ev("tick", at=5.6)  # two acks are too few to judge by
+    s.expect_none(step, type="open_connection")
+    acked_chunks(s, range(2, 4), at=9)
+    step = s.ev("tick", at=10.6)  # four acks in 10.6 s
+    s.expect(step, type="open_connection", conn="c2", lane=1)
+    return s
+
+
+def lanes_growing_from_join() -> Scenario:
+    s = growing_sender("sender v1.1: a new lane's interval starts when it joins, not when it was asked "
+                       "for", 1)
+    acked_chunks(s, range(1), at=1)
+    step = s.ev("tick", at=5.6)
+    s.expect(step, type="open_connection", conn="c2", lane=1)
+    acked_chunks(s, range(1, 5), at=7)  # four acks while the lane is being set up: not its doing
+    s.at = 8.0
+    join_lane(s)  # joins at 8.3: judged at 13.3
+    step = s.ev("tick", at=10.6)
+    s.expect_none(step, type="open_connection")
+    acked_chunks(s, range(5, 6), at=13)
+    step = s.ev("tick", at=13.3)  # 1 MiB in 5 s against 1 MiB in 5.6 s
+    s.expect(step, type="open_connection", conn="c3", lane=2)
     return s
 
 
@@ -1030,7 +1080,7 @@ SCENARIOS: list[Callable[[], Scenario]] = [
     lanes_two_connections, lanes_nack_on_one_lane, lanes_lane_lost, lanes_growing, lanes_growing_while_level,
     lanes_v1_receiver,
     lanes_receiving, lanes_chunk_on_two_lanes, lanes_duplicate_after_lost_lane, lanes_join_before_start,
-    lanes_v1_sender,
+    lanes_v1_sender, lanes_growing_waits_for_acks, lanes_growing_from_join,
 ]
 
 
@@ -1045,6 +1095,9 @@ def build(scenario: Scenario) -> dict[str, Any]:
             if at == number and not any(matches(a, want) for a in actions):
                 raise AssertionError(
                     f"{scenario.name}, step {number} {event['type']}: no {want} in {actions}")
+        for at, want in scenario.absent:
+            if at == number and any(matches(a, want) for a in actions):
+                raise AssertionError(f"{scenario.name}, step {number}: {want} must not be here: {actions}")
         for want in scenario.never:
             if any(matches(a, want) for a in actions):
                 raise AssertionError(f"{scenario.name}, step {number}: {want} must not happen: {actions}")

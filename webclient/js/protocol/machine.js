@@ -22,7 +22,7 @@
  * @typedef {{ping_after: number, dead_after: number, open_timeout: number,
  *            sender_wait: number | null, close_after_complete: number, connect_timeout: number,
  *            give_up_after: number, retry_min: number, retry_max: number, grow_interval: number,
- *            grow_gain: number}} SessionTiming
+ *            grow_gain: number, grow_chunks: number}} SessionTiming
  *   The deadlines of a session in seconds (protocol.md sections 11 and 14): ping a peer
  *   after `ping_after` of silence; a peer silent `dead_after` since its last message is
  *   gone; a new connection's channel must open within `open_timeout`; a receiver waits
@@ -33,7 +33,9 @@
  *   the last sign of progress; ask for a new connection again after `retry_min`, doubling
  *   up to `retry_max`; a v1.1 sender decides every `grow_interval` whether another lane
  *   helps: when the last one raised the throughput by `grow_gain` (a ratio) or more (0: did
- *   not make it slower).
+ *   not make it slower), judging an interval only once it holds `grow_chunks` acknowledged
+ *   chunks (it is extended until it does: acks come a MiB at a time, and on a slow, lossy
+ *   link a rate from one or two of them is noise).
  */
 
 /** @type {Readonly<SessionTiming>} */
@@ -49,6 +51,7 @@ export const DEFAULT_TIMING = Object.freeze({
   retry_max: 30,
   grow_interval: 5,
   grow_gain: 0, // added unless the last lane made it slower (protocol.md 7.4)
+  grow_chunks: 8,
 });
 
 /**

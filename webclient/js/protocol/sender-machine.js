@@ -167,11 +167,14 @@ class Transfer {
     this.queue = [];
     /** file-done sent for the files below this. */
     this.fileDones = 0;
-    this.growing = true;
-    /** @type {number | null} */
+    /** Acknowledged in this transfer, on every lane. */
+    this.ackedChunks = 0;
+    /** When the current measuring interval may be judged; null: no more lanes. @type {number | null} */
     this.growAt = null;
-    /** Acknowledged bytes when the current measuring interval began. */
-    this.growFrom = 0;
+    /** When it began. */
+    this.growSince = 0;
+    /** Acknowledged bytes and chunks when it began. */
+    this.growFrom = { bytes: 0, chunks: 0 };
     /** @type {number | null} */
     this.lastRate = null;
   }
@@ -814,6 +817,7 @@ export class SenderMachine extends Machine {
     this.emit("progress", { peer: receiver.peer, acked: receiver.acked, total: this.total });
     if (receiver.transfer !== null) {
       receiver.transfer.unackedInFile[ack.file] -= 1;
+      receiver.transfer.ackedChunks += 1;
       this.laneAdvance(connection);
       this.control(receiver);
       return;
@@ -881,13 +885,9 @@ export class SenderMachine extends Machine {
     receiver.transfer = transfer;
     primary.window = new SendWindow(transfer.window);
     if (this.fixedLanes) {
-      transfer.growing = false;
       for (let k = 1; k < agreed; k++) this.openLane(receiver, transfer);
     } else if (agreed > 1) {
-      transfer.growAt = this.now + this.timing.grow_interval;
-      transfer.growFrom = receiver.acked;
-    } else {
-      transfer.growing = false;
+      this.measureFromNow(receiver, transfer);
     }
     this.laneAdvance(primary);
     this.control(receiver);
@@ -935,6 +935,9 @@ export class SenderMachine extends Machine {
     this.send(connection, { t: "join", transfer: this.manifest.transfer, lane: connection.lane });
     connection.state = SENDING;
     connection.window = new SendWindow(transfer.window);
+    // The lane carries from now: what it adds is measured from here, not from when it was
+    // asked for (ICE, DTLS and the proofs take a few round trips).
+    if (transfer.growAt !== null) this.measureFromNow(receiver, transfer);
     this.laneAdvance(connection);
   }
 
@@ -1039,21 +1042,33 @@ export class SenderMachine extends Machine {
   }
 
   /**
-   * Another lane while the last one made the transfer faster (protocol.md 8.7).
+   * @param {Receiver} receiver
+   * @param {Transfer} transfer
+   */
+  measureFromNow(receiver, transfer) {
+    transfer.growSince = this.now;
+    transfer.growFrom = { bytes: receiver.acked, chunks: transfer.ackedChunks };
+    transfer.growAt = this.now + this.timing.grow_interval;
+  }
+
+  /**
+   * Another lane while the last one made the transfer faster (protocol.md 7.4).
    * @param {Receiver} receiver
    * @param {Transfer} transfer
    */
   grow(receiver, transfer) {
-    const rate = (receiver.acked - transfer.growFrom) / this.timing.grow_interval;
+    if (transfer.ackedChunks - transfer.growFrom.chunks < this.timing.grow_chunks) {
+      transfer.growAt = this.now + this.timing.grow_interval; // too few acks to judge yet
+      return;
+    }
+    const rate = (receiver.acked - transfer.growFrom.bytes) / (this.now - transfer.growSince);
     if (transfer.lanes.size < transfer.agreed &&
         (transfer.lastRate === null || rate >= transfer.lastRate * (1 + this.timing.grow_gain))) {
       this.openLane(receiver, transfer);
       transfer.lastRate = rate;
-      transfer.growFrom = receiver.acked;
-      transfer.growAt = this.now + this.timing.grow_interval;
+      this.measureFromNow(receiver, transfer);
     } else {
-      transfer.growing = false;
-      transfer.growAt = null;
+      transfer.growAt = null; // no more lanes for this transfer
     }
   }
 
