@@ -11,6 +11,8 @@ WebRTC stack itself can move. `peerbeam send/receive` is measured against it.
 signaling client and one channel each; the receiver takes every room of the line), BYTES
 split between them: the single-threaded event loop then carries N SCTP associations.
 BYTES 0 on both sides: send until stopped.
+``--tuned`` (both sides): with peerbeam's SCTP tuning (peerbeam/peer/transport_tuning.py), which
+every peerbeam connection has; without it, aiortc as shipped.
 ``--progress S`` (receiver): a ``{"t": monotonic, "bytes": n}`` line every S seconds, all
 connections together.
 """
@@ -25,7 +27,7 @@ import time
 
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
-from peerbeam.peer import api
+from peerbeam.peer import api, transport_tuning
 from peerbeam.peer.commands import use_uvloop
 from peerbeam.peer.rtc import CLOSED, Channel, ice_configuration
 from peerbeam.peer.signaling import SignalingClient
@@ -148,8 +150,11 @@ def main() -> None:
     parser.add_argument("--bytes", type=int)
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--progress", type=float)
+    parser.add_argument("--tuned", action="store_true")
     args = parser.parse_args()
     use_uvloop()
+    if args.tuned:
+        transport_tuning.apply()
     if args.role == "send":
         asyncio.run(send(int(args.arg), args.server, args.connections))
     else:

@@ -1,4 +1,5 @@
-"""CLI transfer vs the bare aiortc data channel, same run; receiver memory over a large file.
+"""CLI transfer vs the bare aiortc data channel (as shipped, and with the SCTP tuning every
+peerbeam connection has), same run; receiver memory over a large file.
 
     python -m benchmarks.cli_transfer [--size-mib 256] [--memory-mib 1024] [--rounds 2]
 
@@ -21,9 +22,11 @@ from tests.fixtures.servers import LocalServer
 MiB = 1024 * 1024
 
 
-def timed_blast(server: LocalServer, size: int) -> float:
+def timed_blast(server: LocalServer, size: int, tuned: bool = False) -> float:
+    """The bare channel: aiortc as shipped, or `tuned` as every peerbeam connection is."""
+    tuning = ["--tuned"] if tuned else []
     sender = subprocess.Popen(
-        [PYTHON, "-m", "benchmarks.blast", "send", str(size), "--server", server.base],
+        [PYTHON, "-m", "benchmarks.blast", "send", str(size), "--server", server.base, *tuning],
         cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True,
     )
     assert sender.stdout is not None
@@ -31,7 +34,7 @@ def timed_blast(server: LocalServer, size: int) -> float:
     started = time.monotonic()
     subprocess.run(
         [PYTHON, "-m", "benchmarks.blast", "receive", room, "--server", server.base,
-         "--bytes", str(size)],
+         "--bytes", str(size), *tuning],
         cwd=REPO, env=ENV, check=True, capture_output=True, timeout=1800,
     )
     elapsed = time.monotonic() - started
@@ -86,7 +89,9 @@ def main() -> None:
         for _ in range(args.rounds):  # interleaved, so drift hits both alike
             blast = timed_blast(server, size)
             cli, _, first_byte = timed_cli(server, source, work / "out")
+            tuned = timed_blast(server, size, tuned=True)
             rounds.append({"blast_s": blast, "cli_s": cli, "ratio": blast / cli,
+                           "tuned_blast_s": tuned, "tuned_ratio": tuned / cli,
                            "accept_to_first_byte_s": first_byte})
         source.unlink()
         big = random_file(work / "memory.bin", args.memory_mib * MiB)
@@ -99,6 +104,7 @@ def main() -> None:
         "blast_mb_s": size / 1e6 / best["blast_s"],
         "cli_mb_s": size / 1e6 / best["cli_s"],
         "ratio": sum(r["ratio"] for r in rounds) / len(rounds),
+        "tuned_ratio": sum(r["tuned_ratio"] for r in rounds) / len(rounds),
         "memory": {
             "transfer_mib": args.memory_mib,
             "baseline_mib": baseline / MiB,

@@ -13,7 +13,8 @@ Cell = dict[str, Any]
 
 # Column order and short headers; subjects not listed here are appended with their label.
 AIORTC_COLUMNS = {
-    "tcp-cubic": "TCP (cubic)", "aiortc": "aiortc bare ×1", "aiortc-x4-1p": "bare ×4 (1 process)",
+    "tcp-cubic": "TCP (cubic)", "aiortc": "aiortc bare ×1", "aiortc-tuned": "bare ×1, SCTP tuning",
+    "aiortc-x4-1p": "bare ×4 (1 process)",
     "cli": "CLI (default lanes)", "cli-c1": "CLI --connections 1", "cli-c4": "CLI --connections 4",
 }
 CHROMIUM_COLUMNS = {
@@ -170,6 +171,11 @@ def bars(result: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     else:
         finished = ("failed", False)
     out.insert(2, ("60 ms, 2 % loss: the CLI finishes a whole file, verified", *finished))
+    # For reference, not bars: against a bare channel with the SCTP tuning the CLI has, what
+    # the lanes and the protocol add on their own.
+    for link, text in (((120.0, 0.0), "120 ms"), ((0.0, 0.0), "0 ms")):
+        measured = ratio(link, "cli", "aiortc-tuned", 0.0, "")[1]
+        out.append((f"{text}: CLI ÷ bare ×1 with the same SCTP tuning (reference, no bar)", measured, None))
     return out
 
 

@@ -147,13 +147,13 @@ class AiortcBlast(Subject):
 
     stack = "aiortc"
 
-    def __init__(self, connections: int = 1, processes: int = 1) -> None:
+    def __init__(self, connections: int = 1, processes: int = 1, tuned: bool = False) -> None:
         super().__init__()
-        self.connections, self.process_count = connections, processes
+        self.connections, self.process_count, self.tuned = connections, processes, tuned
         where = "" if connections == 1 else (" in 1 process" if processes == 1 else " in N processes")
-        self.label = f"aiortc bare ×{connections}{where}"
+        self.label = f"aiortc bare ×{connections}{where}" + (", peerbeam's SCTP tuning" if tuned else "")
         spread = f"-x{connections}-{'1p' if processes == 1 else 'np'}" if connections > 1 else ""
-        self.name = "aiortc" + spread
+        self.name = "aiortc" + spread + ("-tuned" if tuned else "")
 
     def start(self, ctx: Context) -> None:
         self.trace = ctx.work / f"sctp-{self.name}-{time.monotonic_ns()}.jsonl"
@@ -163,7 +163,7 @@ class AiortcBlast(Subject):
         for _ in range(self.process_count):
             sender = self.spawn(ctx, ctx.link.sender_ns, [
                 PYTHON, "-m", "benchmarks.blast", "send", "0", "--server", ctx.server_url,
-                "--connections", str(per_process)], env=send_env)
+                "--connections", str(per_process), *self.tuning()], env=send_env)
             self.senders.append(sender)
         for sender in self.senders:
             assert sender.stdout is not None
@@ -172,12 +172,15 @@ class AiortcBlast(Subject):
                 raise RuntimeError("blast sender printed no rooms")
             receiver = self.spawn(ctx, ctx.link.receiver_ns, [
                 PYTHON, "-m", "benchmarks.blast", "receive", rooms, "--server", ctx.server_url,
-                "--bytes", "0", "--progress", "0.25"])
+                "--bytes", "0", "--progress", "0.25", *self.tuning()])
             self.receivers.append(receiver)
             series = Series()
             assert receiver.stdout is not None
             follow_progress(receiver.stdout, series)
             self.series.append(series)
+
+    def tuning(self) -> list[str]:
+        return ["--tuned"] if self.tuned else []
 
     def sides(self) -> dict[str, list[int]]:
         return {"sender": [p.pid for p in self.senders], "receiver": [p.pid for p in self.receivers]}

@@ -20,6 +20,7 @@ from aiortc import (
 )
 
 from ..transfer import BUFFERED_HIGH_WATER, BUFFERED_LOW_WATER
+from . import transport_tuning
 from .relays import PICKER, RelayPicker, TurnServer, split_ice_servers
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ async def peer_connection(ice_servers: list[dict[str, Any]], relay_only: bool = 
     Of the TURN URLs, aiortc gets the first that answers a real allocation
     (relays.RelayPicker); a connection that never connects makes the next one probe again.
     """
+    transport_tuning.apply()  # every peerbeam connection; benchmarks/blast.py measures aiortc as shipped
     stun_urls, relays = split_ice_servers(ice_servers)
     choice = await picker.pick(relays)
     pc = RTCPeerConnection(ice_configuration(stun_urls, choice.chosen, relay_only))
