@@ -614,6 +614,16 @@ Every run finished verified after 15 minutes or more: {verdict(ok)}.
 """
 
 
+def machine_text(loads: list[float], busy: list[float]) -> str:
+    span = (f"load {min(loads):.1f}–{max(loads):.1f}, "
+            f"CPU {100 * statistics.median(busy):.0f} % busy in the median window")
+    if max(loads) <= 3.5:
+        return (f"Nothing else ran on this 2-core machine ({span}: the peers themselves); the CPU-bound "
+                "figures still move with how the two peers share the two cores: compare within a row.")
+    return (f"This 2-core machine was shared with other jobs ({span}), which lowers every figure and the "
+            "CPU-bound ones most: compare within a row, never across runs.")
+
+
 def long_haul_section(table: dict[str, Any], others: list[tuple[str, dict[str, Any]]]) -> str:
     """`table`: the long-haul table; `others`: (name, results) of further runs, for the bars."""
     aiortc_columns = long_haul.columns(table, long_haul.AIORTC_COLUMNS, {"tcp", "aiortc"})
@@ -644,17 +654,18 @@ every other round), each for a fixed time from its first byte: the first half is
 half is measured: MB/s of payload delivered in that window (where a cell had two rounds, the
 median and each round). **Bold**: the ratio to the bare single channel of the same stack
 measured in the same round. Load: the machine's 1-minute load average during the cell's runs.
-This 2-core machine was shared with other jobs throughout (load {min(loads):.1f}–{max(loads):.1f},
-CPU {100 * statistics.median(busy):.0f} % busy in the median window), which lowers every figure
-and the CPU-bound ones most: compare within a row, never across runs.
+{machine_text(loads, busy)}
 
 ### The bars
 
-Each figure compares subjects of the same run, round by round (median over rounds). "table":
-the run whose figures follow; "bar cells again": the cells of the long-link bars once more, two
-rounds each, right after it (same code); "table before the change": the first run of the whole
-table, with the growth rule's former `grow_gain` 0.1 (see the findings). Where a run has no
-such cell, "not measured".
+Each figure compares subjects of the same run, round by round (median over rounds), against
+the bare channel as shipped (aiortc 1.16, Chromium). "table": the run whose figures follow
+(this code); "bar cells, before the UDP buffers": the bar cells, two rounds each, with the
+growth rule and the SCTP tuning of this code but aioice's 256 KiB receive buffers; "bar cells,
+before this change": the same cells with neither (the growth rule judged every 5 s, aiortc as
+shipped), the same afternoon, same quiet machine. Where a run has no such cell, "not
+measured". The last two rows are for reference: the CLI against a bare channel with the same
+SCTP tuning, i.e. what the lanes and the protocol add or cost on their own.
 
 {long_haul.bars_table([("table", table), *others])}
 
@@ -830,8 +841,8 @@ def main() -> None:
         sections.append(attacks_section(attacks))
     long_haul_table = load("long_haul")
     if long_haul_table:
-        others = [(name, result) for name, key in (("bar cells again", "long_haul_bars"),
-                                                   ("table before the change", "long_haul_gain10"))
+        others = [(name, result) for name, key in (("bar cells, before the UDP buffers", "long_haul_bars"),
+                                                   ("bar cells, before this change", "long_haul_before"))
                   if (result := load(key))]
         sections.append(long_haul_section(long_haul_table, others))
     DOC.write_text(f"""# Benchmarks

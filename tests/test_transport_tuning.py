@@ -1,5 +1,5 @@
 """peerbeam/peer/transport_tuning.py: aiortc's SCTP receiver without its needless work (and
-with nothing else about it changed), and roomier UDP receive buffers.
+with nothing else about it changed).
 
 - Reassembly: the tuned InboundStream delivers exactly what aiortc as shipped delivers,
   step by step, for fragments of ordered and unordered messages arriving in any order
@@ -7,7 +7,6 @@ with nothing else about it changed), and roomier UDP receive buffers.
 - SACKs: one for every second packet or at the end of the burst being read, at once when
   it reports a gap or a duplicate; a real aiortc pair on 127.0.0.1 carries every byte
   with clearly fewer SACKs than packets, also across a link that drops packets.
-- UDP: the sockets aioice opens ask for a 4 MiB receive buffer.
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ import hashlib
 import importlib.util
 import os
 import random
-import socket
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -231,20 +228,3 @@ async def test_a_real_pair_carries_every_byte_with_fewer_sacks_than_packets(loss
         await sender.close()
         await receiver.close()
 
-
-async def test_udp_sockets_ask_for_a_roomier_receive_buffer() -> None:
-    """Linux grants min(asked, net.core.rmem_max) and reports it doubled."""
-    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
-    pc = RTCPeerConnection(ice_configuration([], None))
-    try:
-        pc.createDataChannel("data")
-        await pc.setLocalDescription(await pc.createOffer())
-        assert pc.sctp is not None
-        protocols = pc.sctp.transport.transport.iceGatherer._connection._protocols
-        assert protocols
-        for protocol in protocols:
-            sock = protocol.transport.get_extra_info("socket")
-            granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-            assert granted == 2 * min(transport_tuning.UDP_RECEIVE_BUFFER, rmem_max)
-    finally:
-        await pc.close()

@@ -1,6 +1,5 @@
-"""aiortc's transport, tuned for bulk data: two CPU costs of its SCTP receiver removed and
-roomier UDP receive buffers (docs/benchmarks.md, "CLI transfer vs bare aiortc data channel"
-and "Long-haul links").
+"""aiortc's transport, tuned for bulk data: two CPU costs of its SCTP receiver removed
+(docs/benchmarks.md, "CLI transfer vs bare aiortc data channel" and "Long-haul links").
 
 aiortc is pure Python and one core carries a whole peer, so the receiver's cost per
 packet sets the speed on a fast link, and a busy receiver drops datagrams on a long one.
@@ -21,14 +20,7 @@ A profile of `peerbeam receive` on loopback showed two costs that do no work:
    datagrams without yielding), and goes at once whenever it reports a gap or a
    duplicate, so loss recovery (fast retransmit after three reports) is as before.
 
-And one that loses data: aioice asks for 256 KiB of UDP receive buffer. With several
-connections on a long link, a window's worth of packets from each can arrive while the
-event loop is busy with another, and what does not fit is dropped; every drop halves that
-association's window, which aiortc then regrows by one packet per round trip. The
-buffer asked for is therefore `UDP_RECEIVE_BUFFER` (the kernel grants at most its
-`net.core.rmem_max`; docs/cli.md says how to raise it).
-
-All are applied once, to the aiortc series they were written against (`SUPPORTED`); with
+Both are applied once, to the aiortc series they were written against (`SUPPORTED`); with
 another, aiortc runs as shipped and a warning says so. `benchmarks/blast.py --tuned`
 measures a bare channel with the same tuning.
 """
@@ -40,7 +32,6 @@ import logging
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
-import aioice.turn
 import aiortc
 from aiortc import rtcsctptransport as sctp
 from aiortc.utils import uint32_gt
@@ -48,7 +39,6 @@ from aiortc.utils import uint32_gt
 log = logging.getLogger(__name__)
 
 SUPPORTED = ("1.16.",)  # aiortc versions whose InboundStream and SACK code this matches
-UDP_RECEIVE_BUFFER = 4 * 1024 * 1024  # several connections' windows at 120 ms
 
 _applied = False
 _flushes: set[asyncio.Future[None]] = set()
@@ -59,8 +49,7 @@ def applied() -> bool:
 
 
 def apply() -> bool:
-    """Tune aiortc's SCTP receiver and the UDP sockets aioice opens from now on
-    (idempotent); returns whether it is tuned."""
+    """Tune aiortc's SCTP receiver (idempotent); returns whether it is tuned."""
     global _applied
     if _applied:
         return True
@@ -70,8 +59,6 @@ def apply() -> bool:
         return False
     _skip_needless_reassembly_scans(sctp.InboundStream)
     _sack_every_second_packet(sctp.RTCSctpTransport)
-    # aioice reads this module constant each time it opens a host or relay socket.
-    aioice.turn.UDP_SOCKET_BUFFER_SIZE = max(aioice.turn.UDP_SOCKET_BUFFER_SIZE, UDP_RECEIVE_BUFFER)
     _applied = True
     return True
 
