@@ -615,13 +615,10 @@ Every run finished verified after 15 minutes or more: {verdict(ok)}.
 
 
 def machine_text(loads: list[float], busy: list[float]) -> str:
-    span = (f"load {min(loads):.1f}–{max(loads):.1f}, "
-            f"CPU {100 * statistics.median(busy):.0f} % busy in the median window")
-    if max(loads) <= 3.5:
-        return (f"Nothing else ran on this 2-core machine ({span}: the peers themselves); the CPU-bound "
-                "figures still move with how the two peers share the two cores: compare within a row.")
-    return (f"This 2-core machine was shared with other jobs ({span}), which lowers every figure and the "
-            "CPU-bound ones most: compare within a row, never across runs.")
+    return (f"During the run: load {min(loads):.1f}–{max(loads):.1f} (the peers' own processes and "
+            f"threads count: a headless Chromium runs dozens), CPU {100 * statistics.median(busy):.0f} % "
+            "busy in the median window. Where the peers are CPU-bound the figures move with how the two "
+            "of them share the two cores: compare within a row.")
 
 
 def long_haul_section(table: dict[str, Any], others: list[tuple[str, dict[str, Any]]]) -> str:
@@ -650,7 +647,7 @@ rate, by an NFQUEUE program, because this kernel has no netem; `peerbeam serve` 
 namespace, not delayed; "0 ms" is the same namespaces with no emulator, plain veth and a
 bridge). For each link setting every subject runs in turn, interleaved (the order reversed in
 every other round), each for a fixed time from its first byte: the first half is warm-up
-(set-up, slow start, and the connections the CLI and the web client add every 5 s), the second
+(set-up, slow start, and the connections the CLI and the web client add, protocol.md §7.4), the second
 half is measured: MB/s of payload delivered in that window (where a cell had two rounds, the
 median and each round). **Bold**: the ratio to the bare single channel of the same stack
 measured in the same round. Load: the machine's 1-minute load average during the cell's runs.
@@ -660,12 +657,13 @@ measured in the same round. Load: the machine's 1-minute load average during the
 
 Each figure compares subjects of the same run, round by round (median over rounds), against
 the bare channel as shipped (aiortc 1.16, Chromium). "table": the run whose figures follow
-(this code); "bar cells, before the UDP buffers": the bar cells, two rounds each, with the
-growth rule and the SCTP tuning of this code but aioice's 256 KiB receive buffers; "bar cells,
-before this change": the same cells with neither (the growth rule judged every 5 s, aiortc as
-shipped), the same afternoon, same quiet machine. Where a run has no such cell, "not
-measured". The last two rows are for reference: the CLI against a bare channel with the same
-SCTP tuning, i.e. what the lanes and the protocol add or cost on their own.
+(this code); "bar cells again": the cells of the bars, two rounds each, in a run of their own
+(this code; the loss cells 120 s long); "bar cells, before this change": the same cells
+before the growth rule waited for 8 acknowledged chunks and before the SCTP tuning (the rule
+judged every 5 s, aiortc as shipped), the same evening, same quiet machine. Where a run
+has no such cell, "not measured". The last two rows are for reference: the CLI against a
+bare channel with the same SCTP tuning, i.e. what the lanes and the protocol add or cost on
+their own.
 
 {long_haul.bars_table([("table", table), *others])}
 
@@ -676,7 +674,8 @@ SCTP tuning, i.e. what the lanes and the protocol add or cost on their own.
 aiortc bare: `benchmarks/blast.py`, 64 KiB messages, one channel per peer connection, ×4 = four
 connections in one process (as the CLI's lanes). CLI: `peerbeam send` → `peerbeam receive` as
 they are (authentication, SHA-256, acks after the disk write); default lanes (one connection,
-another every 5 s unless the last one made the transfer slower, up to 4), or
+another unless the last one made the transfer slower, judged over at least 5 s and 8
+acknowledged chunks, up to 4), or
 `--connections N` (exactly N from the start). TCP: `benchmarks/tcp_stream.py`, one stream, cubic.
 
 {long_haul.rate_table(table, aiortc_columns, "aiortc")}
@@ -715,101 +714,84 @@ two processes each side, on the plain link where aiortc is CPU-bound:
 
 LONG_HAUL_FINDINGS = """### Findings
 
-**The machine was the noisiest part of every figure.** Other jobs kept this 2-core machine
-90–100 % busy (load 2–16, highest in the table run); a peer got 0.05–0.9 of a core depending
-on the moment. Wherever the peers are CPU-bound — on the plain link always, and on long links
-when the load is high — a run's MB/s follows the CPU share it happened to get (about 10 MB
-per core-second for the bare channel and the CLI alike), which swings 2–3× between
-consecutive runs. The random-loss cells are not CPU-bound (under 0.1 core) and repeat far
-better (the bare ×1 at 0.5 % loss: 0.29, 0.29, 0.38 and 0.29 MB/s in four rounds of three
-runs); the bars there are solid, the others are as good as the load of their run.
+**A quiet machine this time.** The three runs above (18:20–20:25 UTC) had the machine to
+themselves; the figures of the afternoon, taken while other jobs kept it 90–100 % busy (load
+2–16), are replaced. Even so, a single association's rate varies run to run with whether a
+loss came early (below), so a bar is judged on the same round's pair and on more than one run.
 
-**What bounds one association.** *aiortc*: at 60–200 ms the bare ×1 kept 0.2–0.5 MB in
-flight, under its 1 MiB receive window: every loss halves its window and aiortc's congestion
-avoidance gives back one 1,200-byte packet per round trip (10 kB/s at 120 ms), so one loss
-early in a run costs the rest of it (in the first table run at 120 ms the bare ×1 fell from
-8 to 2 MB/s at 4 s and was at 3.5 MB/s 26 s later). With no random loss the losses here are
-datagrams dropped by a full UDP receive buffer while a starved event loop fell behind ("drops
-at B"); and with a tenth of a core (the table run at 120 ms: no drop, no recovery, 245 kB in
-flight) the sender cannot even fill its window. Under random
-loss one association behaves like one TCP flow: at 60 ms and 0.5 % loss 0.29 MB/s (TCP cubic
-0.40–0.64; the Mathis estimate 1.22·MSS/(RTT·√p) gives 0.42), at 2 % 0.12–0.18 (TCP
-0.26–0.28). *Chromium*: the bare ×1 moved 0.6–1.2 MB/s at 60 ms and 0.3–0.6 at 120 ms, i.e.
-40–70 kB in flight, with its receiving UDP socket at 128 kB (Chromium does not raise it for
-data-only connections) and hundreds of datagrams dropped there per window, and WebRTC's own
-log showing UDP sends failing with EAGAIN in the sending renderer: the same loss/window
-mechanism, with a smaller socket buffer (170–190 kB in flight were measured on a quiet machine).
+**What bounds one association.** *aiortc*: at 60–200 ms with nothing dropped, one association
+keeps its peer's whole 1 MiB receive window in flight (1.1–1.3 MB at 120 ms: 8.8–10.9 MB/s).
+Every loss halves its window and aiortc's congestion avoidance gives back one 1,200-byte packet
+per round trip (10 kB/s at 120 ms), so one loss early in a run costs the rest of it: the same
+link gave 4.9–6.7 MB/s in the runs where that happened. Under random loss it behaves like one
+TCP flow (0.30–0.41 MB/s at 60 ms and 0.5 %, TCP cubic about twice that; at 2 % 0.18).
+*Chromium*: its receiving UDP socket is 128 kB (it does not raise it for data-only
+connections) and drops hundreds to thousands of datagrams per window even on the plain link;
+the bare ×1 at 60 ms ranged from 0.9 to 6.8 MB/s across this evening's runs with nothing
+changed but the moment: the same loss/window mechanism with a smaller buffer.
 
-**Lanes lift it, N associations ≈ N windows.** Bare ×4 over ×1 in the same round: 3.3–3.5×
-at 60 ms with 0.5 % loss, 2.9–4.3× at 2 %, and 3.8× at 120 ms and 3.0× at 60 ms in the first
-table run; the CLI with 4 connections from the start 3.6× at 0.5 % loss (both runs) and 3.8×
-at 120 ms (first run). For
-Chromium, 4 connections in one page: 4.2× at 60 ms, 4.8× at 120 ms; the web client (its
-default, growing to 4) 3.2× at 60 ms and 2.0× at 120 ms.
+**The growth rule, changed on both sides.** Until this change a lane was added every 5 s
+unless the last 5 s had acknowledged less than the 5 s before. Acknowledgements come a whole
+MiB at a time, so at 0.3 MB/s an interval held 1–2 of them and "less" was one chunk of
+quantisation: runs stopped at 2 connections (1.47–1.76×) where `--connections 4` carried 3.6×.
+Now an interval is judged only once it holds 8 acknowledged chunks (it is extended 5 s at a
+time until it does), and a new lane's interval starts when that lane joins, not when it was
+asked for (protocol.md §7.4; traces 42, 43, 50 and 51, Python and JavaScript). At 60 ms with
+0.5 % loss every CLI run since reached 4 connections, and the default carries what
+`--connections 4` carries (bar cells again: 1.40 and 1.36 MB/s against 1.38 and 1.39; table:
+1.47 against 1.37). The price is time on slow links: at 0.3 MB/s the first judgement waits for
+8 chunks (about 27 s), 4 connections after about a minute, nothing for the multi-GB
+transfers this is for; on fast links the intervals stay 5 s. At 2 % loss (0.16 MB/s on one
+connection) the first judgement needs 52 s, longer than the table's 40 s cell: the CLI's
+row there is still one connection, while `aiortc ×4` shows what four would carry (3.9×).
 
-**The growth rule: diagnosed, and changed (both sides).** In the first table run the CLI at
-60 ms with 0.5 % loss grew to **2 connections only: 1.47×**, while `--connections 4` in the
-same round made 3.57×. The rule then added a lane only if the last one raised the
-acknowledged throughput by 10 % over a 5 s interval. Acknowledgements come a whole MiB chunk
-at a time (the CLI's per-second figures at that link are 0 or 1.05 MB/s), so at 0.3–0.4 MB/s an
-interval holds one or two acknowledged chunks and "10 % more" is decided by one chunk of
-quantisation: here it said no at the second lane. `grow_gain` is now 0 (Python
-`SessionTiming`, JavaScript `DEFAULT_TIMING`, protocol.md §7.4; trace "a lane that left the
-throughput level is followed by another" fails with 0.1 in either language): a lane is added
-unless the last one made the transfer slower. After it, the table run grew to 4 connections:
-**3.67×** (1.05 MB/s against 0.29, `--connections 4` 1.03) — but both rounds of the repeated
-bar cell stopped at 2 again (**1.49× and 1.76×**): that helps ties, not the quantisation
-itself. The first interval (from `start`, one lane) also counts the burst of the lane's
-first window, while the next one starts with a lane still connecting; at 0.3–0.5 MB/s each
-holds 1–4 chunks, so "slower" is one chunk less. The bar at 0.5 % loss is therefore met by
-the lanes (`--connections 4`: 3.6× in both runs) but **not reliably by the default rule**.
-What would fix it is a change of the rule, not of a default, and is left for the lanes'
-owner: judge an interval only once it holds enough acknowledged chunks (say 8: at 0.3 MB/s the
-interval stretches to ~25 s, at 10 MB/s it stays 5 s), and never against the interval that
-contains the first window's burst; or open lanes up to `DEFAULT_LANES` at once on a link
-whose round trip or loss is high. The 5 s interval was kept: 4 lanes after 15 s is nothing
-for the multi-GB files this is for, and a lane needs about 1 s (ICE, DTLS, SCTP, the key
-proof: 8 round trips) plus slow start before its throughput counts. `DEFAULT_LANES` 4 was
-kept on both sides: 4 lanes reached 3.3–4.3× wherever the machine was not the limit.
+**CPU per packet: aiortc's SCTP receiver tuned.** A profile of `peerbeam receive` found two
+costs in aiortc's SCTP receiver that do no work (reassembly rescanning a message's fragments
+at every fragment; a SACK per packet): `peerbeam/peer/transport_tuning.py` removes both for
+every peerbeam connection (see "CLI transfer vs bare aiortc data channel"). On the plain link
+the CLI went from 0.74–0.87 of the bare channel (bar cells before this change) to 1.11–1.30
+(this evening's runs), level with a bare channel tuned the same way (0.93× and 1.01× of it): on loopback
+the CLI no longer loses ground, the bar is met. The tuning helps every link where the peers
+are CPU-bound (20 ms: the CLI 18.3 MB/s against 16.9 for the bare channel as shipped).
 
-**120 ms and the browsers at 60 ms: met when the machine had CPU to spare, missed when it had
-none.** In the first table run (load 2.4–7.1 in that cell) the CLI made 2.13× (3
-connections; `--connections 4` 3.8×) and the web client 3.2× at 60 ms. In the table run after
-the change (load 8.8–15 in that cell: each peer got 0.1–0.2 of a core) nothing reached 2× at
-120 ms, not even the bare ×4 (1.4×): the CLI's receiving socket dropped about 1,000 datagrams
-per window while the bare ×1 dropped none, because the CLI's receiver does more per byte
-(SHA-256, writes, acknowledgements) and a starved event loop empties its socket late; the web
-client made 1.9× at 60 ms at load 12–13 (3.4× at 120 ms). The repeated bar cells right
-after (load 8–10): the CLI 1.40× at 120 ms, again with 800–1,700 drops at its receiver per
-window against 9–17 for the bare ×1 (`--connections 4` 1.6–1.8×), and the web client 3.5–3.8×
-at 60 ms. That is CPU, not the protocol: the same code and link give 2–3.8× when the peers
-get their share.
+**120 ms: 1.7–2.0×, the 2× bar not met reliably.** With 4 connections the CLI made
+13.5–18.6 MB/s against a bare ×1 of 6.7–10.9 in the same rounds: 1.70× and 2.02× in the bar
+cells again, 1.68× in the table (`--connections 4`: 1.87×). Where the bare ×1
+lost nothing (1.2–1.3 MB in flight, its whole window: 10.9 MB/s), 2× of it is 22 MB/s. At
+120 ms the CLI's sending event loop was saturated (demand 1.0, 0.89 of a core in the table)
+at 18 MB/s, where on the plain link it moves 34: with about 1.1 MB in flight on each of four
+connections aiortc apparently spends more per packet than with the 0.3 MB it keeps in
+flight on the plain link (the same direction as the larger UDP buffers, which let the window
+grow, below). And the CLI's receiver
+drops 500–1,600 datagrams per window in the slower rounds (four connections' bursts into
+aioice's 256 KiB socket buffer while its one event loop serves another), each drop halving a
+connection's window. Larger buffers were tried and made the plain link a quarter slower
+(docs/cli.md, "Speed"); lanes in separate processes do not help on 2 cores (below). What is
+left to try: pacing each connection's bursts, or a receive path that drains the sockets in
+a thread; both are aiortc internals and are left open.
 
-**The plain link (0 ms): CPU-bound, so a lottery.** Both peers are CPU-bound; per core-second
-the CLI moves 0.76–0.94 of the bare channel in the four rounds (SHA-256, writes,
-acknowledgements; the extra is in aiortc's SCTP, see "CLI transfer vs bare aiortc data
-channel"), and lanes in one process show no consistent cost or gain (×2 and ×4 in one process
-move 0.8–1.2 of ×1 per core-second). The CLI over the bare channel is therefore whatever CPU
-share each run got: 0.45–1.21 round to round, median 0.77–0.83. Lanes cannot lift a
-CPU-bound transfer on a 2-core machine where the two peers already take both cores; this bar
-is met only when the CLI's runs happen to get the larger share, and closing it for good means
-less CPU per byte in the CLI (the finding of "CLI transfer vs bare aiortc data channel").
+**Browsers at 60 ms: not met this evening.** The web client with 4 connections made
+3.28 MB/s against a bare ×1 of 6.82 (table), and 4.65 against 4.67 (bar cells
+again, 3 connections at the end of the window); in the afternoon it made 3.2× and 3.7× twice
+and 1.9× once. Four bare connections in one page made 12.3 MB/s in the table, so the renderer
+can carry more than the web client moved, and the web client's pages used about a third of a
+core each: not CPU. Between the bare ×4 and the web client lie the protocol's
+acknowledgement window (4 MiB per connection with 4), the one-chunk read-ahead per
+connection and the receiving page's storage writes; which of them bounds it at 60 ms was
+not found in this change, and the bar stays open.
 
 **Lanes in separate processes (issue 11, point 2): measured, not built.** On the plain link,
-two bare associations in two processes each side against the same two in one process, four
-rounds: 10.6 vs 8.2, 9.4 vs 9.9 (first table run), 6.6 vs 6.9 and 7.4 vs 4.0 MB/s (table run),
-a median of 1.1× with a spread of 0.95–1.8× — inside the 2–3× swings of CPU share between
-runs; per core-second 0.94–1.17. On this 2-core machine the sender and the receiver already
-take both cores, so a second process per side can only take CPU from the other side: there is
-no gain to be had here, and none was measured beyond the noise. It would pay only where a peer
+two bare associations in two processes each side against the same two in one process:
+22.1 and 21.0 MB/s against 27.5 and 24.5 (table, two rounds): two processes were slower.
+On this 2-core machine the sender and the receiver already take both cores, so a second
+process per side can only take CPU from the other side. It would pay only where a peer
 has idle cores and is CPU-bound (a fast LAN between 4-core machines: to be measured there); on
 long and lossy links, where lanes matter, each association uses a tenth of a core.
-Multi-process lanes are therefore not implemented.
 
 **Noticed, left alone.** A receiving page that finds a record of a same-name file in its
 IndexedDB resumes it even when that file's bytes are gone from the private file system, and
 then stops with "Cannot save the files: cannot write …: A requested file or directory could
-not be found" instead of starting that file over (the benchmark now clears both between web
+not be found" instead of starting that file over (the benchmark clears both between web
 client runs)."""
 
 
@@ -841,7 +823,7 @@ def main() -> None:
         sections.append(attacks_section(attacks))
     long_haul_table = load("long_haul")
     if long_haul_table:
-        others = [(name, result) for name, key in (("bar cells, before the UDP buffers", "long_haul_bars"),
+        others = [(name, result) for name, key in (("bar cells again", "long_haul_bars"),
                                                    ("bar cells, before this change", "long_haul_before"))
                   if (result := load(key))]
         sections.append(long_haul_section(long_haul_table, others))

@@ -10,7 +10,7 @@ namespace A, receiver in B, `peerbeam serve` in S, whose traffic is not delayed)
 headless Chromium starts in A and one in B when the cell has browser subjects, and every
 subject runs in turn, interleaved (the order reversed in every other round), each for a
 fixed time: SECONDS from its first byte, of which the first half is warm-up (set-up, slow
-start, and the lanes the CLI and the web client add every 5 s) and the rest is measured.
+start, and the lanes the CLI and the web client add) and the rest is measured.
 Each run records the rate in that window, MB/s second by second, the CPU of each side, the
 busiest Python event loop, the machine's load, UDP receive-buffer drops in each namespace,
 the emulator's counters and, for aiortc senders, their SCTP state (benchmarks/sctp_probe).

@@ -199,7 +199,7 @@ def bars_table(results: list[tuple[str, dict[str, Any]]]) -> str:
 
 def per_second_plot(result: dict[str, Any], path: Path, plot: Callable[..., None]) -> str:
     """MB/s second by second at 120 ms (else the longest loss-free RTT): the CLI's lanes
-    being added every 5 s show here, not in an average."""
+    being added show here, not in an average."""
     cells = [c for c in result["cells"] if not c["loss_pct"]]
     if not cells:
         return ""
