@@ -264,7 +264,7 @@ class WebClient(BrowserSubject):
     """The web client as it is: Create link in A's page, open the link in B's, Accept;
     bytes counted as binary data-channel messages arrive in the receiving page.
     `lanes`: PEERBEAM_LANES in both pages (exactly that many connections, opened at
-    once); None: the pages' default (growing up to js/lanes.js DEFAULT_LANES)."""
+    once); None: the pages' default (js/lanes.js DEFAULT_LANES, also at once)."""
 
     def __init__(self, lanes: int | None = None) -> None:
         super().__init__()

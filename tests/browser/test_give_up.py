@@ -12,6 +12,7 @@ applies, until the test lets ICE through again.
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,7 +146,9 @@ def test_no_path_is_said_and_try_again_works(
     receiver.get_by_role("button", name="Accept").click(timeout=GIVE_UP_TIMEOUT)
     expect(receiver.locator("#receive-title")).to_have_text("Done", timeout=DONE_TIMEOUT)
     assert opfs_files(receiver)[f"picked/{source.name}"] == [source.stat().st_size, sha256_file(source)]
-    expect(receiver.locator("#receive-path")).to_have_text("Path: direct, on the local network")
+    # The pages open their connections at once; a small file may finish before all are up.
+    expect(receiver.locator("#receive-path")).to_have_text(
+        re.compile(r"^Path: direct, on the local network( · [2-4] connections)?$"))
 
 
 def test_gave_up_mid_transfer_and_try_again_resumes(

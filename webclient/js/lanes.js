@@ -4,13 +4,16 @@
  * for one transfer. One SCTP association carries only a fixed amount in flight (about
  * 0.19 MB in Chromium), so on a long path each connection adds its share; on loopback the
  * renderer's CPU, which every connection of a page shares, is the limit instead
- * (docs/benchmarks.md, "Long-haul links"). The sender adds a connection every 5 s
- * while the last one did not make the transfer slower, up to DEFAULT_LANES; the
+ * (docs/benchmarks.md, "Long-haul links"). The sending page opens DEFAULT_LANES at once
+ * (`fixed`), not growing by the machines' rule as the CLI does: Chromium's single
+ * association swings with every loss, so a 5 s comparison often said "slower" and stopped
+ * the growth at 2 or 3 (60 ms: 0.5–1.6x the bare channel growing, 1.6–2.2x with 4 at once),
+ * and on loopback 4 bare connections in one page cost nothing (1.26x of one). The
  * receiver takes up to as many.
  *
  * Tests and benchmarks set `globalThis.PEERBEAM_LANES` in an init script before the page
- * loads: a number N from 1 to MAX_LANES uses exactly N connections per transfer (opened at
- * once), 0 makes a v1 page that announces no lanes (one connection). Pages never set it.
+ * loads: a number N from 1 to MAX_LANES uses exactly N connections per transfer instead,
+ * 0 makes a v1 page that announces no lanes (one connection). Pages never set it.
  */
 import { MAX_LANES } from "./protocol/constants.js";
 
@@ -29,13 +32,13 @@ export const DEFAULT_LANES = 4;
  * @returns {LanePlan}
  */
 export function resolveLanes(override) {
-  if (override === undefined) return { lanes: DEFAULT_LANES, fixed: false };
+  if (override === undefined) return { lanes: DEFAULT_LANES, fixed: true };
   if (override === 0) return { lanes: null, fixed: false };
   if (Number.isInteger(override) && /** @type {number} */ (override) >= 1 && /** @type {number} */ (override) <= MAX_LANES) {
     return { lanes: /** @type {number} */ (override), fixed: true };
   }
   console.warn(`PEERBEAM_LANES must be 0 (v1) or 1..${MAX_LANES}`);
-  return { lanes: DEFAULT_LANES, fixed: false };
+  return { lanes: DEFAULT_LANES, fixed: true };
 }
 
 export const LANES = resolveLanes(/** @type {any} */ (globalThis).PEERBEAM_LANES);
