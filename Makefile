@@ -92,7 +92,7 @@ bench-large: install system-deps node-install
 # Throughput across an emulated wide-area link (docs/benchmarks.md, "Long-haul links"): RTT
 # 0-200 ms, random loss at 60 ms; a TCP stream, bare aiortc and Chromium channels x1 and xN,
 # the CLI and the web client side by side (root; netem-lite as for bench-soak, set NETEM_LITE
-# to its directory). Not part of `bench`: about 35 minutes.
+# to its directory). Not part of `bench`: about an hour.
 bench-long: install system-deps
 	@command -v iptables-legacy >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends iptables gcc libc6-dev; }

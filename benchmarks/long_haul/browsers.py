@@ -184,6 +184,7 @@ class BrowserSubject(Subject):
         self.sender_agent: Agent | None = None
         self.receiver_agent: Agent | None = None
         self.pages: list[tuple[Agent, str]] = []
+        self.receive_page = ""  # set by start()
 
     def use(self, sender: Agent, receiver: Agent) -> None:
         self.sender_agent, self.receiver_agent = sender, receiver
@@ -204,6 +205,12 @@ class BrowserSubject(Subject):
         self.pages.append((agent, page))
         agent("goto", page=page, url=url)
         return str(page)
+
+    def page_first_byte(self, js: str) -> float | None:
+        """The receiving page's first-byte wall time (ms, from `js`) on the monotonic clock."""
+        assert self.receiver_agent
+        first = self.receiver_agent("eval", page=self.receive_page, js=js)
+        return None if first is None else first / 1000 + time.monotonic() - time.time()
 
     def close_pages(self) -> None:
         for agent, page in reversed(self.pages):  # the receiver's first: no reconnect attempts
@@ -236,9 +243,7 @@ class ChromiumBlast(BrowserSubject):
             "answers": answers, "message": MESSAGE, "high": HIGH_WATER})
 
     def first_byte(self) -> float | None:
-        assert self.receiver_agent
-        first = self.receiver_agent("eval", page=self.receive_page, js="() => window.__blast.first")
-        return None if first is None else first / 1000 + time.monotonic() - time.time()
+        return self.page_first_byte("() => window.__blast.first")
 
     def collect(self) -> list[Series]:
         assert self.receiver_agent
@@ -292,9 +297,7 @@ class WebClient(BrowserSubject):
         return str(page)
 
     def first_byte(self) -> float | None:
-        assert self.receiver_agent
-        first = self.receiver_agent("eval", page=self.receive_page, js="() => window.__bench.firstByte")
-        return None if first is None else first / 1000 + time.monotonic() - time.time()
+        return self.page_first_byte("() => window.__bench.firstByte")
 
     def collect(self) -> list[Series]:
         assert self.receiver_agent

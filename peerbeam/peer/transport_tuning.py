@@ -44,10 +44,6 @@ _applied = False
 _flushes: set[asyncio.Future[None]] = set()
 
 
-def applied() -> bool:
-    return _applied
-
-
 def apply() -> bool:
     """Tune aiortc's SCTP receiver (idempotent); returns whether it is tuned."""
     global _applied
