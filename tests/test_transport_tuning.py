@@ -7,6 +7,11 @@ with nothing else about it changed).
 - SACKs: one for every second packet or at the end of the burst being read, at once when
   it reports a gap or a duplicate; a real aiortc pair on 127.0.0.1 carries every byte
   with clearly fewer SACKs than packets, also across a link that drops packets.
+- Sending: the tuned sender sends exactly what aiortc as shipped sends, packet by packet
+  and state by state, through sends, SACKs with and without gaps and T3 expiries (the
+  shipped class is the oracle), and does not walk its flight at a SACK without gaps.
+- UDP receive buffers: asked for `UDP_RECEIVE_BUFFER`, granted up to the kernel's cap,
+  and a warning when the cap is lower.
 """
 
 from __future__ import annotations
@@ -14,15 +19,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import logging
 import os
 import random
+import socket
+from collections import deque
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc import rtcsctptransport as sctp
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from peerbeam.peer import transport_tuning
@@ -228,3 +237,165 @@ async def test_a_real_pair_carries_every_byte_with_fewer_sacks_than_packets(loss
         await sender.close()
         await receiver.close()
 
+
+
+class RecordingDtls:
+    """What RTCSctpTransport needs of its DTLS transport: packets it sends are kept."""
+
+    state = "connected"
+
+    def __init__(self) -> None:
+        self.packets: list[bytes] = []
+
+    async def _send_data(self, data: bytes) -> None:
+        self.packets.append(data)
+
+
+def established(transport_class: Any, first_tsn: int) -> Any:
+    """An association of `transport_class` in ESTABLISHED state with TSNs from `first_tsn`."""
+    transport = transport_class(RecordingDtls())
+    transport._association_state = transport_class.State.ESTABLISHED
+    transport._remote_port = 5000
+    transport._ssthresh = 1 << 20  # from the peer's INIT: its receive window
+    transport._local_tsn = first_tsn
+    transport._last_sacked_tsn = transport._advanced_peer_ack_tsn = (first_tsn - 1) % sctp.SCTP_TSN_MODULO
+    return transport
+
+
+def sent_since(transport: Any, mark: int) -> list[tuple[int, int, int]]:
+    """(chunk type, TSN, flags) of every chunk sent from packet `mark` on."""
+    packets = transport._RTCSctpTransport__transport.packets[mark:]
+    return [(chunk.type, getattr(chunk, "tsn", -1), chunk.flags)
+            for packet in packets for chunk in sctp.parse_packet(packet)[3]]
+
+
+def sender_state(transport: Any) -> tuple[Any, ...]:
+    return (transport._cwnd, transport._flight_size, transport._ssthresh, transport._partial_bytes_acked,
+            transport._fast_recovery_exit, transport._fast_recovery_transmit, len(transport._outbound_queue),
+            [(c.tsn, c._retransmit, c._acked, c._misses, c._sent_count, c._in_flight)
+             for c in transport._sent_queue])
+
+
+def sack_for(received: set[int], cumulative: int) -> Any:
+    """The SACK of a receiver that has every TSN up to `cumulative` and those in `received`."""
+    while (cumulative + 1) % sctp.SCTP_TSN_MODULO in received:
+        cumulative = (cumulative + 1) % sctp.SCTP_TSN_MODULO
+    offsets = sorted((tsn - cumulative) % sctp.SCTP_TSN_MODULO for tsn in received
+                     if 0 < (tsn - cumulative) % sctp.SCTP_TSN_MODULO < 1 << 16)
+    gaps: list[tuple[int, int]] = []
+    for offset in offsets:
+        if gaps and gaps[-1][1] == offset - 1:
+            gaps[-1] = (gaps[-1][0], offset)
+        else:
+            gaps.append((offset, offset))
+    sack = sctp.SackChunk()
+    sack.cumulative_tsn, sack.gaps, sack.duplicates, sack.advertised_rwnd = cumulative, gaps, [], 1 << 20
+    return sack
+
+
+STEPS = st.one_of(
+    st.tuples(st.just("send"), st.integers(1, 12 * sctp.USERDATA_MAX_LENGTH)),
+    st.tuples(st.just("sack"), st.floats(0, 0.6)),  # the share of new packets lost
+    st.tuples(st.just("t3"), st.just(0.0)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=st.lists(STEPS, min_size=1, max_size=40), seed=st.integers(0, 2**32 - 1),
+       first_tsn=st.sampled_from([1000, sctp.SCTP_TSN_MODULO - 20]))
+# A fast retransmission and a T3 retransmission, always (random steps find them less often):
+@example(steps=[("send", 5801), ("sack", 0.0), ("sack", 0.0), ("sack", 0.0)], seed=1, first_tsn=1000)
+@example(steps=[("send", 5801), ("t3", 0.0), ("sack", 0.0)], seed=1, first_tsn=1000)
+def test_the_sender_sends_what_aiortc_as_shipped_sends(
+        steps: list[tuple[str, float]], seed: int, first_tsn: int) -> None:
+    async def scenario() -> None:
+        tuned = established(sctp.RTCSctpTransport, first_tsn)
+        shipped = established(SHIPPED.RTCSctpTransport, first_tsn)
+        losing, mark = random.Random(seed), 0
+        received: set[int] = set()
+        cumulative = (first_tsn - 1) % sctp.SCTP_TSN_MODULO
+        try:
+            for step, value in steps:
+                for transport in (tuned, shipped):
+                    if step == "send":
+                        await transport._send(1, 53, bytes(int(value)))
+                    elif step == "sack":
+                        await transport._receive_sack_chunk(sack_for(received, cumulative))
+                    else:
+                        transport._t3_expired()
+                        for _ in range(3):  # T3 schedules the retransmission as a task
+                            await asyncio.sleep(0)
+                sent = sent_since(tuned, mark)
+                assert sent == sent_since(shipped, mark), step
+                assert sender_state(tuned) == sender_state(shipped), step
+                mark = len(tuned._RTCSctpTransport__transport.packets)
+                for kind, tsn, _ in sent:  # what reaches the receiver for the next SACK
+                    if kind == sctp.DataChunk.type and losing.random() >= (value if step == "sack" else 0.2):
+                        received.add(tsn)
+                sack = sack_for(received, cumulative)
+                cumulative = sack.cumulative_tsn
+                received = {tsn for tsn in received
+                            if 0 < (tsn - cumulative) % sctp.SCTP_TSN_MODULO < 1 << 16}
+        finally:
+            for transport in (tuned, shipped):
+                transport._t3_cancel()
+    asyncio.run(scenario())
+
+
+class CountingWalks(deque):  # type: ignore[type-arg]
+    walks = 0
+
+    def __iter__(self) -> Any:
+        CountingWalks.walks += 1
+        return super().__iter__()
+
+
+async def test_a_sack_without_gaps_does_not_walk_the_flight() -> None:
+    sender = established(sctp.RTCSctpTransport, 1000)
+    sender._cwnd = 200 * sctp.USERDATA_MAX_LENGTH  # a long link's window: much in flight
+    sender._sent_queue = CountingWalks()
+    try:
+        await sender._send(1, 53, bytes(400 * sctp.USERDATA_MAX_LENGTH))  # 4 go at once (burst limit)
+        CountingWalks.walks = 0  # that first transmit walked (an empty queue): nothing was known yet
+        acked = 999
+        for _ in range(80):  # each SACK acknowledges 2 and lets 4 more go: the flight grows
+            acked += 2
+            await sender._receive_sack_chunk(sack_for(set(), acked))
+        assert len(sender._sent_queue) > 150
+        assert CountingWalks.walks == 0  # aiortc as shipped walks its flight at every SACK: 80 walks here
+        gap = sack_for({acked + 3}, acked)  # a gap strikes chunks: then the walk runs
+        await sender._receive_sack_chunk(gap)
+        assert CountingWalks.walks >= 1
+    finally:
+        sender._t3_cancel()
+
+
+def test_udp_receive_buffers_are_asked_for_and_a_lower_cap_is_told(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    cap = tmp_path / "rmem_max"
+    monkeypatch.setattr(transport_tuning, "RMEM_MAX", cap)
+    cap.write_text(f"{transport_tuning.UDP_RECEIVE_BUFFER}\n")
+    with caplog.at_level(logging.WARNING, logger=transport_tuning.__name__):
+        transport_tuning._ask_for_roomier_receive_buffers()
+        assert caplog.records == []
+        cap.write_text("212992\n")
+        transport_tuning._ask_for_roomier_receive_buffers()
+    assert ["capped at 208 KiB" in r.getMessage() and "net.core.rmem_max" in r.getMessage()
+            for r in caplog.records] == [True]
+
+
+async def test_a_real_connection_gets_the_roomier_buffer() -> None:
+    dropped: list[int] = []
+    sender, receiver, _, _ = await sctp_pair(0.0, dropped)
+    try:
+        cap = int(transport_tuning.RMEM_MAX.read_text())
+        for peer in (sender, receiver):
+            assert peer.sctp is not None
+            connection = peer.sctp.transport.transport._connection
+            sizes = {p.transport.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+                     for p in connection._protocols}
+            # Linux grants min(asked, cap) and reports twice that (its bookkeeping overhead)
+            assert sizes == {2 * min(transport_tuning.UDP_RECEIVE_BUFFER, cap)}
+    finally:
+        await sender.close()
+        await receiver.close()

@@ -1,9 +1,10 @@
-"""aiortc's transport, tuned for bulk data: two CPU costs of its SCTP receiver removed
-(docs/benchmarks.md, "CLI transfer vs bare aiortc data channel" and "Long-haul links").
+"""aiortc's transport, tuned for bulk data: three CPU costs of its SCTP code removed and
+roomier UDP receive buffers (docs/benchmarks.md, "CLI transfer vs bare aiortc data channel"
+and "Long-haul links").
 
-aiortc is pure Python and one core carries a whole peer, so the receiver's cost per
-packet sets the speed on a fast link, and a busy receiver drops datagrams on a long one.
-A profile of `peerbeam receive` on loopback showed two costs that do no work:
+aiortc is pure Python and one core carries a whole peer, so the cost per packet sets the
+speed on a fast link, and a busy receiver drops datagrams on a long one. Profiles of
+`peerbeam send` and `peerbeam receive` showed three costs that do no work:
 
 1. **Reassembly rescans every message's fragments at every fragment.** After each DATA
    chunk, `InboundStream.pop_messages` walks the reassembly list from its start, so a
@@ -19,8 +20,23 @@ A profile of `peerbeam receive` on loopback showed two costs that do no work:
    (whichever is first: the flush is scheduled with `call_soon`, and aiortc reads queued
    datagrams without yielding), and goes at once whenever it reports a gap or a
    duplicate, so loss recovery (fast retransmit after three reports) is as before.
+3. **The sender walks everything in flight at every SACK.** `_transmit` looks through the
+   whole sent queue for chunks marked for retransmission before it sends anything new:
+   ≈ 1,000 chunks per SACK with a 1.2 MB window at 120 ms, which saturated the sending
+   core at ≈ 18 MB/s with 4 connections. Only two things mark chunks: a SACK with gap
+   blocks (fast retransmit) and the T3 timer; the walk now runs only after one of them,
+   until a walk finds nothing left to send.
 
-Both are applied once, to the aiortc series they were written against (`SUPPORTED`); with
+And one that loses data: aioice asks for 256 KiB of UDP receive buffer. With several
+connections on a long link, a window's worth of packets from each can arrive while the
+event loop is busy with another; what does not fit is dropped, every drop halves that
+association's window, and aiortc regrows it by one packet per round trip (≈ 40 s to
+regain 400 kB at 120 ms). The buffer asked for is `UDP_RECEIVE_BUFFER`; the kernel grants
+at most its `net.core.rmem_max`, and a warning says so when that is lower (docs/cli.md).
+(A deeper queue made loopback a quarter slower while the sender walked its whole flight
+at every SACK; without that walk it costs nothing, measured.)
+
+All are applied once, to the aiortc series they were written against (`SUPPORTED`); with
 another, aiortc runs as shipped and a warning says so. `benchmarks/blast.py --tuned`
 measures a bare channel with the same tuning.
 """
@@ -29,23 +45,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
+import aioice.turn
 import aiortc
 from aiortc import rtcsctptransport as sctp
 from aiortc.utils import uint32_gt
 
 log = logging.getLogger(__name__)
 
-SUPPORTED = ("1.16.",)  # aiortc versions whose InboundStream and SACK code this matches
+SUPPORTED = ("1.16.",)  # aiortc versions whose InboundStream, SACK and transmit code this matches
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024  # 4 connections' windows at 120 ms, with room to spare
+RMEM_MAX = Path("/proc/sys/net/core/rmem_max")  # the most the kernel grants a socket that asks
 
 _applied = False
 _flushes: set[asyncio.Future[None]] = set()
 
 
 def apply() -> bool:
-    """Tune aiortc's SCTP receiver (idempotent); returns whether it is tuned."""
+    """Tune aiortc's SCTP code and the UDP sockets aioice opens from now on (idempotent);
+    returns whether it is tuned."""
     global _applied
     if _applied:
         return True
@@ -55,8 +77,22 @@ def apply() -> bool:
         return False
     _skip_needless_reassembly_scans(sctp.InboundStream)
     _sack_every_second_packet(sctp.RTCSctpTransport)
+    _walk_for_retransmissions_only_after_marking(sctp.RTCSctpTransport)
+    _ask_for_roomier_receive_buffers()
     _applied = True
     return True
+
+
+def _ask_for_roomier_receive_buffers() -> None:
+    aioice.turn.UDP_SOCKET_BUFFER_SIZE = UDP_RECEIVE_BUFFER  # read by aioice at every socket it opens
+    try:
+        granted = int(RMEM_MAX.read_text())
+    except (OSError, ValueError):  # not Linux: nothing to tell
+        return
+    if granted < UDP_RECEIVE_BUFFER:
+        log.warning("UDP receive buffers are capped at %d KiB by net.core.rmem_max; long links may "
+                    "lose speed to dropped packets (raise it: sysctl -w net.core.rmem_max=%d)",
+                    granted // 1024, UDP_RECEIVE_BUFFER)
 
 
 def _skip_needless_reassembly_scans(stream_class: Any) -> None:
@@ -104,3 +140,77 @@ def _flush_done(task: asyncio.Future[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         # As a SACK from _handle_data would: the association is closing or gone.
         log.debug("held SACK not sent: %r", task.exception())
+
+
+def _walk_for_retransmissions_only_after_marking(transport_class: Any) -> None:
+    receive_sack: Callable[[Any, Any], Coroutine[Any, Any, None]] = transport_class._receive_sack_chunk
+    t3_expired: Callable[[Any], None] = transport_class._t3_expired
+
+    async def receive_sack_noting_strikes(self: Any, chunk: Any) -> None:
+        if chunk.gaps:  # only a SACK with gap blocks strikes chunks (and may mark them)
+            self._pb_may_retransmit = True
+        await receive_sack(self, chunk)
+
+    def t3_expired_noting_marks(self: Any) -> None:
+        self._pb_may_retransmit = True  # it marks every chunk in flight
+        t3_expired(self)
+
+    transport_class._receive_sack_chunk = receive_sack_noting_strikes
+    transport_class._t3_expired = t3_expired_noting_marks
+    transport_class._transmit = _transmit
+
+
+async def _transmit(self: Any) -> None:
+    """aiortc 1.16's `RTCSctpTransport._transmit` as it is, except that the walk for
+    chunks marked for retransmission runs only while some may be marked."""
+    # send FORWARD TSN
+    if self._forward_tsn_chunk is not None:
+        await self._send_chunk(self._forward_tsn_chunk)
+        self._forward_tsn_chunk = None
+
+        # ensure T3 is running
+        if not self._t3_handle:
+            self._t3_start()
+
+    # limit burst size
+    if self._fast_recovery_exit is not None:
+        burst_size = 2 * sctp.USERDATA_MAX_LENGTH
+    else:
+        burst_size = 4 * sctp.USERDATA_MAX_LENGTH
+    cwnd = min(self._flight_size + burst_size, self._cwnd)
+
+    # retransmit
+    if getattr(self, "_pb_may_retransmit", True):
+        self._pb_may_retransmit = False  # a walk to its end leaves no chunk marked
+        retransmit_earliest = True
+        for chunk in self._sent_queue:
+            if chunk._retransmit:
+                if self._fast_recovery_transmit:
+                    self._fast_recovery_transmit = False
+                elif self._flight_size >= cwnd:
+                    self._pb_may_retransmit = True  # this chunk (and maybe more) still waits
+                    return
+                self._flight_size_increase(chunk)
+
+                chunk._misses = 0
+                chunk._retransmit = False
+                chunk._sent_count += 1
+                await self._send_chunk(chunk)
+                if retransmit_earliest:
+                    # restart the T3 timer as the earliest outstanding TSN
+                    # is being retransmitted
+                    self._t3_restart()
+            retransmit_earliest = False
+
+    while self._outbound_queue and self._flight_size < cwnd:
+        chunk = self._outbound_queue.popleft()
+        self._sent_queue.append(chunk)
+        self._flight_size_increase(chunk)
+
+        # update counters
+        chunk._sent_count += 1
+        chunk._sent_time = time.time()
+
+        await self._send_chunk(chunk)
+        if not self._t3_handle:
+            self._t3_start()
