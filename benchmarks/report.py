@@ -756,21 +756,20 @@ the CLI went from 0.74–0.87 of the bare channel (bar cells before this change)
 the CLI no longer loses ground, the bar is met. The tuning helps every link where the peers
 are CPU-bound (20 ms: the CLI 18.3 MB/s against 16.9 for the bare channel as shipped).
 
-**120 ms: 1.7–2.0×, the 2× bar not met reliably.** With 4 connections the CLI made
-13.5–18.6 MB/s against a bare ×1 of 6.7–10.9 in the same rounds: 1.70× and 2.02× in the bar
-cells again, 1.68× in the table (`--connections 4`: 1.87×). Where the bare ×1
-lost nothing (1.2–1.3 MB in flight, its whole window: 10.9 MB/s), 2× of it is 22 MB/s. At
-120 ms the CLI's sending event loop was saturated (demand 1.0, 0.89 of a core in the table)
-at 18 MB/s, where on the plain link it moves 34: with about 1.1 MB in flight on each of four
-connections aiortc apparently spends more per packet than with the 0.3 MB it keeps in
-flight on the plain link (the same direction as the larger UDP buffers, which let the window
-grow, below). And the CLI's receiver
-drops 500–1,600 datagrams per window in the slower rounds (four connections' bursts into
-aioice's 256 KiB socket buffer while its one event loop serves another), each drop halving a
-connection's window. Larger buffers were tried and made the plain link a quarter slower
-(docs/cli.md, "Speed"); lanes in separate processes do not help on 2 cores (below). What is
-left to try: pacing each connection's bursts, or a receive path that drains the sockets in
-a thread; both are aiortc internals and are left open.
+**120 ms: 3.7×, the 2× bar met (since the sender stopped walking its flight).** Before, with
+4 connections the CLI made 13.5–18.6 MB/s against a bare ×1 of 6.7–10.9 (1.68–2.02×): its
+sending event loop was saturated at 18 MB/s, and its receiver dropped 500–1,600 datagrams
+per window into aioice's 256 KiB socket buffers, each drop halving a connection's window. A
+py-spy profile of `peerbeam send` at 120 ms found aiortc's `_transmit` walking the whole sent
+queue (≈ 1,000 chunks per connection) for chunks marked for retransmission at every SACK.
+`transport_tuning.py` now walks it only after a SACK with gaps or a T3 expiry (checked step
+by step against aiortc as shipped, tests/test_transport_tuning.py), and asks for 4 MiB UDP
+receive buffers, which with the walk gone cost nothing on loopback (docs/cli.md, "Speed").
+One-round probe at 120 ms, `--connections 4`: 13.6 MB/s with the walk fix alone (116
+receiver drops in 20 s), 18.0 with the buffers alone (sender saturated), 24.6 with both (no
+drops, 1.2 MB window per connection). In the table above: the CLI 24.0 MB/s against a bare
+×1 of 6.5 (3.7×; against the bare ×1 with the same tuning, 10.9: 2.2×), at 200 ms 21.9
+against 6.1. "Bar cells, before this change" is the previous table (receiver tuning only).
 
 **Browsers at 60 ms: the pages now open 4 connections at once.** Growing by the machines'
 rule, the web client made 3.28 MB/s against a bare ×1 of 6.82 (table, 4 connections at the
@@ -831,8 +830,8 @@ def main() -> None:
         sections.append(attacks_section(attacks))
     long_haul_table = load("long_haul")
     if long_haul_table:
-        others = [(name, result) for name, key in (("bar cells again", "long_haul_bars"),
-                                                   ("bar cells, before this change", "long_haul_before"))
+        others = [(name, result) for name, key in (("before this change (receiver tuning only)",
+                                                    "long_haul_before"),)
                   if (result := load(key))]
         sections.append(long_haul_section(long_haul_table, others))
     DOC.write_text(f"""# Benchmarks
