@@ -658,11 +658,11 @@ measured in the same round. Load: the machine's 1-minute load average during the
 
 Each figure compares subjects of the same run, round by round (median over rounds), against
 the bare channel as shipped (aiortc 1.16, Chromium). "table": the run whose figures follow
-(this code); "bar cells again": the cells of the bars, two rounds each, in a run of their own
-(this code; the loss cells 120 s long); "bar cells, before this change": the same cells
-before the growth rule waited for 8 acknowledged chunks and before the SCTP tuning (the rule
-judged every 5 s, aiortc as shipped), the same evening, same quiet machine. Where a run
-has no such cell, "not measured". The last two rows are for reference: the CLI against a
+(this code); "before this change": the previous full table, with the growth rule of
+protocol.md §7.4 and the SCTP receiver tuning but without the sender's tuning and the 4 MiB
+receive buffers (peerbeam/peer/transport_tuning.py), same quiet machine. Where a run has no
+such cell, "not measured"; where Chromium's bare ×1 collapsed below 1 MB/s, "not judgeable".
+The last two rows are for reference: the CLI against a
 bare channel with the same SCTP tuning, i.e. what the lanes and the protocol add or cost on
 their own.
 
@@ -740,8 +740,9 @@ Now an interval is judged only once it holds 8 acknowledged chunks (it is extend
 time until it does), and a new lane's interval starts when that lane joins, not when it was
 asked for (protocol.md §7.4; traces 42, 43, 50 and 51, Python and JavaScript). At 60 ms with
 0.5 % loss every CLI run since reached 4 connections, and the default carries what
-`--connections 4` carries (bar cells again: 1.40 and 1.36 MB/s against 1.38 and 1.39; table:
-1.47 against 1.37). The price is time on slow links: at 0.3 MB/s the first judgement waits for
+`--connections 4` carries (earlier runs: 1.40, 1.36 and 1.47 MB/s against 1.38, 1.39 and
+1.37; this table: 1.40 against 1.45).
+The price is time on slow links: at 0.3 MB/s the first judgement waits for
 8 chunks (about 27 s), 4 connections after about a minute, nothing for the multi-GB
 transfers this is for; on fast links the intervals stay 5 s. At 2 % loss (0.16 MB/s on one
 connection) the first judgement needs 52 s, longer than the table's 40 s cell: the CLI's
@@ -769,17 +770,18 @@ One-round probe at 120 ms, `--connections 4`: 13.6 MB/s with the walk fix alone 
 receiver drops in 20 s), 18.0 with the buffers alone (sender saturated), 24.6 with both (no
 drops, 1.2 MB window per connection). In the table above: the CLI 24.0 MB/s against a bare
 ×1 of 6.5 (3.7×; against the bare ×1 with the same tuning, 10.9: 2.2×), at 200 ms 21.9
-against 6.1. "Bar cells, before this change" is the previous table (receiver tuning only).
+against 6.1. The "before" column of the bars is the table of the previous code.
 
 **Browsers at 60 ms: the pages now open 4 connections at once.** Growing by the machines'
-rule, the web client made 3.28 MB/s against a bare ×1 of 6.82 (table, 4 connections at the
-end) and 4.65 against 4.67 (bar cells again, 3 connections). Its rate swings with every loss
+rule, the web client made 3.28 MB/s against a bare ×1 of 6.82 (the "before" table, 4
+connections at the end) and 4.65 against 4.67 (a run of the bar cells, 3 connections).
+Its rate swings with every loss
 Chromium's associations take (3.4 → 8.4 → 4.7 MB/s second by second within one run), so
 comparing 5 s intervals often says "slower" and stops the growth early. With 4 connections
 from the start (`PEERBEAM_LANES=4`; a probe of two rounds at 60 ms,
 benchmarks/results/web_probe.json) the same pages made 10.6 and 10.1 MB/s against 6.9 and 9.5
 growing and a bare ×1 of 4.9 and 6.1; and 4 bare connections in one page cost nothing on
-loopback (1.26× of one, table). So the sending page now opens its 4 at once (js/lanes.js;
+loopback (1.26× of one, the "before" table). So the sending page now opens its 4 at once (js/lanes.js;
 docs/webclient.md "Several connections"); the CLI keeps the rule, where extra connections cost
 CPU on fast links. After the change (benchmarks/results/web_fixed.json, two rounds): 8.9 and
 9.2 MB/s against a bare ×1 of 0.04 (a collapsed run) and 5.8: 1.6× in the round that can be
@@ -789,7 +791,7 @@ verdict needs more rounds than this session had.
 
 **Lanes in separate processes (issue 11, point 2): measured, not built.** On the plain link,
 two bare associations in two processes each side against the same two in one process:
-22.1 and 21.0 MB/s against 27.5 and 24.5 (table, two rounds): two processes were slower.
+22.1 and 21.0 MB/s against 27.5 and 24.5 (the "before" table, two rounds): two processes were slower.
 On this 2-core machine the sender and the receiver already take both cores, so a second
 process per side can only take CPU from the other side. It would pay only where a peer
 has idle cores and is CPU-bound (a fast LAN between 4-core machines: to be measured there); on
