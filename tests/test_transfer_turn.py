@@ -35,3 +35,29 @@ def test_transfer_through_turn_relay(coturn: Coturn, tmp_path: Path) -> None:
     relayed = sum(int(n) for n in re.findall(r": usage: .*?, rb=(\d+),", log))
     assert relayed >= 6 * 1024 * 1024, f"only {relayed} bytes went through the relay"
     assert TURN_SECRET not in server.log()
+
+
+def test_extra_connections_of_a_direct_transfer_allocate_no_relay(
+        coturn: Coturn, tmp_path: Path) -> None:
+    """Each peer allocates on the relay for its probe (relays.py) and its first connection;
+    once that one went direct, its extra connections (lanes) gather no relay candidates
+    (rtc.py lane_ice_servers), where each would otherwise take one more allocation."""
+    server = LocalServer(
+        tmp_path / "srv",
+        env={"PEERBEAM_TURN_URLS": coturn.url, "PEERBEAM_TURN_SECRET": TURN_SECRET},
+    )
+    server.start()
+    source = random_file(tmp_path / "lanes.bin", 12 * 1024 * 1024 + 5, seed=13)
+    sender = SendProcess(server.base, [source], "--connections", "3")
+    try:
+        result = receive(sender.link, tmp_path / "out", timeout=120)
+        assert result.returncode == 0, result.stderr + coturn.log()[-3000:]
+        received = (tmp_path / "out" / "lanes.bin").read_bytes()
+        assert hashlib.sha256(received).digest() == hashlib.sha256(source.read_bytes()).digest()
+    finally:
+        sender.stop()
+        server.stop()
+    assert "direct, on the local network" in result.stderr, result.stderr
+    assert "3 connections" in sender.log(), sender.log()
+    allocations = re.findall(r"ALLOCATE processed, success", coturn.log())
+    assert len(allocations) == 2 * 2, coturn.log()[-3000:]  # 2 peers × (probe + first connection)

@@ -58,8 +58,10 @@ FACTORIES: dict[str, Callable[[], Subject]] = {
         lambda: PeerbeamCli(4),
         lambda: ChromiumBlast(),
         lambda: ChromiumBlast(4),
+        lambda: ChromiumBlast(8),
         WebClient,
         lambda: WebClient(4),
+        lambda: WebClient(8),
     )
 }
 

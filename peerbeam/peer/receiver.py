@@ -35,7 +35,14 @@ from ..transfer.receiver_machine import ReceiverMachine
 from . import faults
 from .driver import MachineDriver
 from .pacer import Pacer
-from .rtc import Channel, close_quietly, describe_path, peer_connection, relay_only_sdp
+from .rtc import (
+    Channel,
+    close_quietly,
+    describe_path,
+    lane_ice_servers,
+    peer_connection,
+    relay_only_sdp,
+)
 from .signaling import SignalingClient
 from .storage import PartialFile, ReceiveDirectory, StorageError
 from .timing import session_timing
@@ -182,8 +189,10 @@ class Receiver(MachineDriver):
         self.spawn(self._answer(action["conn"], link, sender, action["session"]))
 
     async def _answer(self, conn: str, link: _Link, sender: str, session: str) -> None:
-        pc, link.relay = await peer_connection(self.signaling.welcome.get("ice_servers", []),
-                                               self.relay_only)
+        ice_servers = self.signaling.welcome.get("ice_servers", [])
+        if link.lane:
+            ice_servers = lane_ice_servers(ice_servers, self.path)
+        pc, link.relay = await peer_connection(ice_servers, self.relay_only)
         link.pc = pc
         if link.closed:
             await close_quietly(pc)

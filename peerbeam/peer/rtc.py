@@ -161,6 +161,10 @@ async def close_quietly(pc: RTCPeerConnection) -> None:
         log.debug("closing peer connection failed", exc_info=True)
 
 
+DIRECT_LOCAL = "direct, on the local network"
+DIRECT_INTERNET = "direct, over the internet"
+
+
 def describe_path(pc: RTCPeerConnection) -> str:
     """What the user should know about the path the data takes, from the selected ICE
     pair: through a relay, directly between two host candidates (the same network), or
@@ -175,5 +179,26 @@ def describe_path(pc: RTCPeerConnection) -> str:
     if "relay" in types:
         return "relayed through a TURN server"
     if types == {"host"}:
-        return "direct, on the local network"
-    return "direct, over the internet"
+        return DIRECT_LOCAL
+    return DIRECT_INTERNET
+
+
+def lane_ice_servers(ice_servers: list[dict[str, Any]], first_path: str
+                     ) -> list[dict[str, Any]]:
+    """The ``ice_servers`` for an extra connection (lane) of a transfer whose first
+    connection took ``first_path`` (describe_path; the pages' rule, webclient/js/rtc.js
+    laneIceServers). When the first one went direct, the two networks reach each other
+    without a relay, so the extra ones gather no relay candidates: every TURN allocation
+    counts against the relay's per-user and total quotas (docs/deploy.md). Relayed or not
+    known: every server. An extra connection that finds no path anyway costs only its
+    chunks in flight."""
+    if first_path not in (DIRECT_LOCAL, DIRECT_INTERNET):
+        return ice_servers
+    servers: list[dict[str, Any]] = []
+    for entry in ice_servers:
+        urls = entry.get("urls", [])
+        stun = [url for url in ([urls] if isinstance(urls, str) else urls)
+                if isinstance(url, str) and url.lower().startswith(("stun:", "stuns:"))]
+        if stun:
+            servers.append({"urls": stun})
+    return servers

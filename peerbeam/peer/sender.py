@@ -32,7 +32,14 @@ from ..transfer.sender_machine import SenderMachine
 from . import faults
 from .driver import MachineDriver
 from .pacer import Pacer
-from .rtc import Channel, close_quietly, describe_path, peer_connection, relay_only_sdp
+from .rtc import (
+    Channel,
+    close_quietly,
+    describe_path,
+    lane_ice_servers,
+    peer_connection,
+    relay_only_sdp,
+)
 from .signaling import SignalingClient
 from .source import SourceFile
 from .timing import session_timing
@@ -164,8 +171,11 @@ class Sender(MachineDriver):
         self.spawn(self._offer(action["conn"], link))
 
     async def _offer(self, conn: str, link: _Link) -> None:
-        pc, link.relay = await peer_connection(self.signaling.welcome.get("ice_servers", []),
-                                               self.relay_only)
+        ice_servers = self.signaling.welcome.get("ice_servers", [])
+        if link.lane:
+            first = self.reports.get(link.peer)
+            ice_servers = lane_ice_servers(ice_servers, first.path if first else "")
+        pc, link.relay = await peer_connection(ice_servers, self.relay_only)
         link.pc = pc
         if link.closed:
             await close_quietly(pc)

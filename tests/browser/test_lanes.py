@@ -16,22 +16,26 @@ from playwright.sync_api import Page, expect
 
 from tests.fixtures.cli import SendProcess, receive
 from tests.fixtures.servers import LocalServer
+from tests.fixtures.turn import TURN_SECRET, Coturn
 
 from .conftest import MIB, Pages, opfs_files, sha256_file, write_file
 from .test_transfer import DONE_TIMEOUT, create_link, wait_done
 
 pytestmark = pytest.mark.browser
 
-# What a page does with its peer connections: how many it made, the pieces it sent per
+# What a page does with its peer connections: how many it made (and each one's ICE server
+# URLs), the pieces it sent per
 # file:chunk:offset, and per data channel how many binary frames arrived; per file:chunk,
 # how often its first piece arrived.
 TAPS = """
 window.peerConnections = 0;
+window.iceUrls = [];
 const NativePeerConnection = RTCPeerConnection;
 window.RTCPeerConnection = class extends NativePeerConnection {
   constructor(...args) {
     super(...args);
     window.peerConnections += 1;
+    window.iceUrls.push((args[0]?.iceServers ?? []).flatMap((s) => [s.urls].flat()));
   }
 };
 window.piecesSent = {};
@@ -215,3 +219,35 @@ def test_v1_page_receives_from_a_cli_that_wants_lanes(
         expect(receiver.locator("#receive-path")).to_have_text(f"Path: {cli_path(sender.log())}")
     finally:
         sender.stop()
+
+
+def test_extra_connections_of_a_direct_transfer_gather_no_relay(
+    coturn: Coturn, pages: Pages, browser_a: Any, browser_b: Any, tmp_path: Path
+) -> None:
+    """With a TURN relay on offer, each page's first connection gathers with it; once that
+    one went direct, the extra connections get only the STUN servers (js/rtc.js
+    laneIceServers): a relay allocation per connection would count against the relay's
+    per-user quota (docs/deploy.md)."""
+    stun = f"stun:127.0.0.1:{coturn.port}"  # coturn answers STUN too
+    server = LocalServer(tmp_path / "srv", env={
+        "PEERBEAM_TURN_URLS": coturn.url, "PEERBEAM_TURN_SECRET": TURN_SECRET,
+        "PEERBEAM_STUN_URLS": stun})
+    server.start()
+    try:
+        size = 12 * MIB + 9
+        source = write_file(tmp_path / "direct lanes.bin", size, seed=56)
+        sender = page_with(pages, browser_a, lanes=LANES)
+        receiver = page_with(pages, browser_b)  # the default: takes up to 8
+        link = create_link(sender, server, [source])
+        receiver.goto(link)
+        receiver.get_by_role("button", name="Accept").click()
+        wait_done(receiver, sender)
+        assert opfs_files(receiver)[f"picked/{source.name}"] == [size, sha256_file(source)]
+        expect(receiver.locator("#receive-path")).to_have_text(
+            f"Path: direct, on the local network · {LANES} connections")
+        for page in (sender, receiver):
+            first, *extra = page.evaluate("window.iceUrls")
+            assert first == [stun, coturn.url], first
+            assert extra == [[stun]] * (LANES - 1), extra
+    finally:
+        server.stop()

@@ -7,9 +7,12 @@
  * (docs/benchmarks.md, "Long-haul links"). The sending page opens DEFAULT_LANES at once
  * (`fixed`), not growing by the machines' rule as the CLI does: Chromium's single
  * association swings with every loss, so a 5 s comparison often said "slower" and stopped
- * the growth at 2 or 3 (60 ms: 0.5–1.6x the bare channel growing, 1.6–2.2x with 4 at once),
- * and on loopback 4 bare connections in one page cost nothing (1.26x of one). The
- * receiver takes up to as many.
+ * the growth at 2 or 3 (60 ms: 0.5–1.6x the bare channel growing, 1.6–2.2x with 4 at once).
+ * Why 8, the protocol's most: Chromium's 128 kB receiving socket drops datagrams, so each
+ * connection carries less than its window allows, and at 60 ms 4 of them made 1.7x the
+ * bare channel where 8 made 2.3x (same rounds); on loopback 8 cost nothing against 4 or
+ * one (docs/benchmarks.md). The receiver takes up to as many. Extra connections of a
+ * transfer whose first one went direct gather no relay candidates (rtc.js laneIceServers).
  *
  * Tests and benchmarks set `globalThis.PEERBEAM_LANES` in an init script before the page
  * loads: a number N from 1 to MAX_LANES uses exactly N connections per transfer instead,
@@ -18,7 +21,7 @@
 import { MAX_LANES } from "./protocol/constants.js";
 
 /** The most connections per transfer, chosen from measurements (docs/benchmarks.md). */
-export const DEFAULT_LANES = 4;
+export const DEFAULT_LANES = MAX_LANES;
 
 /**
  * @typedef {{lanes: number | null, fixed: boolean}} LanePlan

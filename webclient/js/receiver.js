@@ -10,7 +10,7 @@
  * No DOM: the view (ui/receiver-view.js) shows `state`, `status` and `outcome` in words
  * (ui/receiver-text.js), asks the user, and hands out the files this announces ("saved").
  */
-import { answerOffer, connectionPath, readSignal } from "./rtc.js";
+import { answerOffer, connectionPath, laneIceServers, readSignal } from "./rtc.js";
 import { closeSoon, setUpChannel } from "./channel.js";
 import { getRoom } from "./api.js";
 import { dropNow } from "./faults.js";
@@ -338,7 +338,8 @@ export class ReceiverSession extends EventTarget {
     this.links.set(conn, link);
     /** @param {string} reason */
     const lost = (reason) => this.inOrder(link, () => this.runner.feed({ type: "connection_lost", conn, reason }));
-    answerOffer(this.iceServers, offer.sdp).then(async ({ pc, localSdp, channel }) => {
+    const iceServers = offer.lane ? laneIceServers(this.iceServers, this.path) : this.iceServers;
+    answerOffer(iceServers, offer.sdp).then(async ({ pc, localSdp, channel }) => {
       if (link.closed) {
         pc.close();
         return;

@@ -132,3 +132,22 @@ export async function connectionPath(pc) {
   if (types[0] === "host" && types[1] === "host") return "local";
   return "internet";
 }
+
+/**
+ * The ICE servers for an extra connection (lane) of a transfer whose first connection took
+ * `firstPath`. When the first one went direct, the two networks reach each other without a
+ * relay, so the extra ones gather no relay candidates: every TURN allocation counts
+ * against the relay's per-user and total quotas (docs/deploy.md), and 8 connections with a
+ * UDP and a TCP TURN URL each would take 16 per page. Relayed or not known: every server.
+ * An extra connection that finds no path anyway costs only its chunks in flight.
+ * @param {RTCIceServer[]} iceServers
+ * @param {PathKind | null} firstPath
+ * @returns {RTCIceServer[]}
+ */
+export function laneIceServers(iceServers, firstPath) {
+  if (firstPath !== "local" && firstPath !== "internet") return iceServers;
+  return iceServers.flatMap((server) => {
+    const urls = (Array.isArray(server.urls) ? server.urls : [server.urls]).filter((url) => /^stuns?:/i.test(url));
+    return urls.length ? [{ urls }] : [];
+  });
+}

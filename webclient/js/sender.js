@@ -7,7 +7,7 @@
  * only does the I/O: signaling, RTCPeerConnection and its data channel, WebCrypto (keys,
  * MACs, chunk digests), file reads, and the machine's timer.
  */
-import { applyAnswer, connectionPath, createOffer, newSessionId, readSignal } from "./rtc.js";
+import { applyAnswer, connectionPath, createOffer, laneIceServers, newSessionId, readSignal } from "./rtc.js";
 import { closeSoon, drained, setUpChannel } from "./channel.js";
 import { corruptOnce, garbleOnce } from "./faults.js";
 import { LANES } from "./lanes.js";
@@ -218,7 +218,8 @@ export class Offer extends EventTarget {
     this.links.set(conn, link);
     /** @param {string} reason */
     const lost = (reason) => this.runner.feed({ type: "connection_lost", conn, reason });
-    createOffer(this.iceServers).then(({ pc, channel, localSdp }) => {
+    const iceServers = lane ? laneIceServers(this.iceServers, this.row(peer).path) : this.iceServers;
+    createOffer(iceServers).then(({ pc, channel, localSdp }) => {
       if (link.closed) {
         pc.close();
         return;
