@@ -658,7 +658,9 @@ measured in the same round. Load: the machine's 1-minute load average during the
 
 Each figure compares subjects of the same run, round by round (median over rounds), against
 the bare channel as shipped (aiortc 1.16, Chromium). "table": the run whose figures follow
-(this code); "before this change": the previous full table, with the growth rule of
+(this code, but with the pages opening 4 connections); "pages with 8 connections": the
+Chromium bar's cells again, four rounds, with the pages' default now 8 (js/lanes.js;
+benchmarks/results/long_haul_pages8.json); "before this change": the previous full table, with the growth rule of
 protocol.md §7.4 and the SCTP receiver tuning but without the sender's tuning and the 4 MiB
 receive buffers (peerbeam/peer/transport_tuning.py), same quiet machine. Where a run has no
 such cell, "not measured"; where Chromium's bare ×1 collapsed below 1 MB/s, "not judgeable".
@@ -687,8 +689,8 @@ acknowledged chunks, up to 4), or
 One headless Chromium per namespace, each side in one page (several connections share one
 renderer, as the web client's do): bare = plain `RTCPeerConnection`s with one ordered channel
 each, 256 KiB messages, `bufferedAmount` high-water 8 MiB; web client = the real pages (Create
-link, Accept; default lanes: js/lanes.js `DEFAULT_LANES`, grown by the machines' rule in the
-runs above, opened at once since), bytes counted as binary
+link, Accept; 4 connections opened at once in this table, 8 since: see the findings), bytes
+counted as binary
 messages arrive in the receiving page.
 
 {long_haul.rate_table(chromium_cells, chromium_columns, "chromium")}
@@ -772,22 +774,26 @@ drops, 1.2 MB window per connection). In the table above: the CLI 24.0 MB/s agai
 ×1 of 6.5 (3.7×; against the bare ×1 with the same tuning, 10.9: 2.2×), at 200 ms 21.9
 against 6.1. The "before" column of the bars is the table of the previous code.
 
-**Browsers at 60 ms: the pages now open 4 connections at once.** Growing by the machines'
-rule, the web client made 3.28 MB/s against a bare ×1 of 6.82 (the "before" table, 4
-connections at the end) and 4.65 against 4.67 (a run of the bar cells, 3 connections).
-Its rate swings with every loss
-Chromium's associations take (3.4 → 8.4 → 4.7 MB/s second by second within one run), so
-comparing 5 s intervals often says "slower" and stops the growth early. With 4 connections
-from the start (`PEERBEAM_LANES=4`; a probe of two rounds at 60 ms,
-benchmarks/results/web_probe.json) the same pages made 10.6 and 10.1 MB/s against 6.9 and 9.5
-growing and a bare ×1 of 4.9 and 6.1; and 4 bare connections in one page cost nothing on
-loopback (1.26× of one, the "before" table). So the sending page now opens its 4 at once (js/lanes.js;
-docs/webclient.md "Several connections"); the CLI keeps the rule, where extra connections cost
-CPU on fast links. After the change (benchmarks/results/web_fixed.json, two rounds): 8.9 and
-9.2 MB/s against a bare ×1 of 0.04 (a collapsed run) and 5.8: 1.6× in the round that can be
-judged. The bar (2×) was met in the afternoon's runs (3.2×, 3.7×) and not in this evening's:
-the bare ×1 here moves from 0.04 to 6.8 MB/s between runs with nothing changed, and a fair
-verdict needs more rounds than this session had.
+**Browsers at 60 ms: the pages open 8 connections at once; the 2× bar met (3.4×).**
+Growing by the machines' rule, the web client made 3.28 MB/s against a bare ×1 of 6.82 (the
+"before" table): Chromium's rate swings with every loss its associations take (3.4 → 8.4 →
+4.7 MB/s second by second within one run), so comparing 5 s intervals often said "slower"
+and stopped the growth at 2 or 3. With 4 connections from the start the pages made 1.6–2.1×
+across runs, and in this table's run the bare ×1 collapsed (0.03 MB/s: not judgeable).
+Chromium's receiving UDP socket (128 kB) drops datagrams, so each connection carries less
+than its window allows and 4 only just reach twice one. Three interleaved rounds at 60 ms
+(benchmarks/results/web_lanes8.json): the pages with 4 connections 10.9 MB/s (2.0× the
+same rounds' bare ×1 of 6.6), with 8 14.8 (2.4×), 8 bare connections 15.4 (2.7×); on the
+plain link (web_lanes8_0ms.json) 8 cost nothing: 22.4 MB/s against 21.9 with 4 and 17.4
+bare. So the pages now open 8, the protocol's most (js/lanes.js; docs/webclient.md "Several
+connections"); the CLI keeps its rule, where extra connections cost CPU on fast links.
+With that default (long_haul_pages8.json, four rounds, the "pages with 8 connections"
+column above): 13.9, 15.0, 16.0 and 14.9 MB/s against a bare ×1 of 6.6, 4.5, 4.8 and 3.9
+(2.1–3.8×, median 3.4×), and on the plain link 21.4 against 17.9 (1.2×). Each page used
+about one core at 60 ms (0.87 the sending side, 0.76–0.81 the receiving side, browser
+processes together): the renderer, not the path, is the next limit. With more connections
+a page could also take more relay allocations; its extra connections use fewer TURN URLs
+(none when the first connection went direct; docs/deploy.md).
 
 **Lanes in separate processes (issue 11, point 2): measured, not built.** On the plain link,
 two bare associations in two processes each side against the same two in one process:
@@ -832,8 +838,9 @@ def main() -> None:
         sections.append(attacks_section(attacks))
     long_haul_table = load("long_haul")
     if long_haul_table:
-        others = [(name, result) for name, key in (("before this change (receiver tuning only)",
-                                                    "long_haul_before"),)
+        others = [(name, result) for name, key in (
+                      ("pages with 8 connections (this code)", "long_haul_pages8"),
+                      ("before this change (receiver tuning only)", "long_haul_before"))
                   if (result := load(key))]
         sections.append(long_haul_section(long_haul_table, others))
     DOC.write_text(f"""# Benchmarks

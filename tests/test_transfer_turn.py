@@ -1,4 +1,5 @@
-"""Relay-only: both peers forced through a real coturn on 127.0.0.1."""
+"""A real coturn on 127.0.0.1: both peers forced through it (relay-only), and a direct
+transfer with several connections that allocates on it only for its first one."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import hashlib
 import re
 from pathlib import Path
 
+import pytest
+
+from peerbeam.peer.rtc import DIRECT_INTERNET, DIRECT_LOCAL, lane_ice_servers
 from tests.fixtures.cli import SendProcess, random_file, receive
 from tests.fixtures.servers import LocalServer
 from tests.fixtures.turn import TURN_SECRET, Coturn
@@ -61,3 +65,22 @@ def test_extra_connections_of_a_direct_transfer_allocate_no_relay(
     assert "3 connections" in sender.log(), sender.log()
     allocations = re.findall(r"ALLOCATE processed, success", coturn.log())
     assert len(allocations) == 2 * 2, coturn.log()[-3000:]  # 2 peers × (probe + first connection)
+
+
+SERVERS = [
+    {"urls": ["stun:stun.example.org:3478", "turn:relay.example.org:3478?transport=udp"],
+     "username": "u", "credential": "c"},
+    {"urls": "turns:relay.example.org:443?transport=tcp", "username": "u", "credential": "c"},
+    {"urls": "STUNS:stun.example.net:5349"},
+]
+
+
+@pytest.mark.parametrize("first_path", [DIRECT_LOCAL, DIRECT_INTERNET])
+def test_lane_ice_servers_after_a_direct_first_connection_are_stun_only(first_path: str) -> None:
+    assert lane_ice_servers(SERVERS, first_path) == [
+        {"urls": ["stun:stun.example.org:3478"]}, {"urls": ["STUNS:stun.example.net:5349"]}]
+
+
+@pytest.mark.parametrize("first_path", ["relayed through a TURN server", "path unknown", ""])
+def test_lane_ice_servers_otherwise_are_all_of_them(first_path: str) -> None:
+    assert lane_ice_servers(SERVERS, first_path) is SERVERS

@@ -251,3 +251,47 @@ def test_extra_connections_of_a_direct_transfer_gather_no_relay(
             assert extra == [[stun]] * (LANES - 1), extra
     finally:
         server.stop()
+
+# Both pages gather only relayed candidates: the transfer goes through coturn.
+RELAY_ONLY = """
+const Tapped = window.RTCPeerConnection;
+window.RTCPeerConnection = class extends Tapped {
+  constructor(config, ...rest) {
+    super({ ...config, iceTransportPolicy: "relay" }, ...rest);
+  }
+};
+"""
+
+
+def test_extra_connections_of_a_relayed_transfer_use_its_turn_url_only(
+    coturn: Coturn, pages: Pages, browser_a: Any, browser_b: Any, tmp_path: Path
+) -> None:
+    """Relayed, each page's first connection allocates with every TURN URL on offer (here
+    UDP and TCP); its extra connections use only the URL its relay candidate came from."""
+    stun = f"stun:127.0.0.1:{coturn.port}"
+    turn_urls = [coturn.url, f"turn:127.0.0.1:{coturn.port}?transport=tcp"]
+    server = LocalServer(tmp_path / "srv", env={
+        "PEERBEAM_TURN_URLS": ",".join(turn_urls), "PEERBEAM_TURN_SECRET": TURN_SECRET,
+        "PEERBEAM_STUN_URLS": stun})
+    server.start()
+    try:
+        size = 6 * MIB + 11
+        source = write_file(tmp_path / "relayed lanes.bin", size, seed=57)
+        sender = page_with(pages, browser_a, lanes=LANES)
+        receiver = page_with(pages, browser_b)
+        for page in (sender, receiver):
+            page.context.add_init_script(RELAY_ONLY)
+        link = create_link(sender, server, [source])
+        receiver.goto(link)
+        receiver.get_by_role("button", name="Accept").click()
+        wait_done(receiver, sender)
+        assert opfs_files(receiver)[f"picked/{source.name}"] == [size, sha256_file(source)]
+        expect(receiver.locator("#receive-path")).to_have_text(
+            f"Path: relayed through a TURN server · {LANES} connections")
+        for page in (sender, receiver):
+            first, *extra = page.evaluate("window.iceUrls")
+            assert first == [stun, *turn_urls], first
+            assert len(extra) == LANES - 1 and extra[0][0] == stun and extra[0][1] in turn_urls, extra
+            assert extra == [extra[0]] * (LANES - 1) and len(extra[0]) == 2, extra
+    finally:
+        server.stop()

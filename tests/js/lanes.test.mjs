@@ -26,17 +26,30 @@ test("a bad override is ignored for the default", () => {
   }
 });
 
+const SERVERS = [
+  { urls: ["stun:stun.example.org:3478", "turn:relay.example.org:3478?transport=udp"], username: "u", credential: "c" },
+  { urls: ["turn:relay.example.org:3478?transport=tcp", "turns:relay.example.org:443?transport=tcp"], username: "u", credential: "c" },
+  { urls: "STUNS:stun.example.net:5349" },
+];
+const STUN_ONLY = [{ urls: ["stun:stun.example.org:3478"] }, { urls: ["STUNS:stun.example.net:5349"] }];
+
 test("extra connections of a direct transfer gather no relay candidates", () => {
-  const servers = [
-    { urls: ["stun:stun.example.org:3478", "turn:relay.example.org:3478?transport=udp"], username: "u", credential: "c" },
-    { urls: "turns:relay.example.org:443?transport=tcp", username: "u", credential: "c" },
-    { urls: "STUNS:stun.example.net:5349" },
-  ];
-  const stunOnly = [{ urls: ["stun:stun.example.org:3478"] }, { urls: ["STUNS:stun.example.net:5349"] }];
-  assert.deepEqual(laneIceServers(servers, "local"), stunOnly);
-  assert.deepEqual(laneIceServers(servers, "internet"), stunOnly);
-  // Relayed, or the first connection's path not known (yet): every server, relays included.
-  assert.equal(laneIceServers(servers, "relay"), servers);
-  assert.equal(laneIceServers(servers, null), servers);
-  assert.deepEqual(laneIceServers([], "local"), []);
+  assert.deepEqual(laneIceServers(SERVERS, { kind: "local", relayUrl: null }), STUN_ONLY);
+  assert.deepEqual(laneIceServers(SERVERS, { kind: "internet", relayUrl: null }), STUN_ONLY);
+  assert.deepEqual(laneIceServers([], { kind: "local", relayUrl: null }), []);
+});
+
+test("extra connections of a relayed transfer use the first one's TURN URL only", () => {
+  const url = "turns:relay.example.org:443?transport=tcp";
+  assert.deepEqual(laneIceServers(SERVERS, { kind: "relay", relayUrl: url }), [
+    { urls: ["stun:stun.example.org:3478"] },
+    { urls: [url], username: "u", credential: "c" },
+    { urls: ["STUNS:stun.example.net:5349"] },
+  ]);
+});
+
+test("otherwise an extra connection gets every server", () => {
+  // The peer's relay (ours not named), or the first connection's path not known (yet).
+  assert.equal(laneIceServers(SERVERS, { kind: "relay", relayUrl: null }), SERVERS);
+  assert.equal(laneIceServers(SERVERS, null), SERVERS);
 });

@@ -10,7 +10,7 @@
  * No DOM: the view (ui/receiver-view.js) shows `state`, `status` and `outcome` in words
  * (ui/receiver-text.js), asks the user, and hands out the files this announces ("saved").
  */
-import { answerOffer, connectionPath, laneIceServers, readSignal } from "./rtc.js";
+import { answerOffer, connectionRoute, laneIceServers, readSignal } from "./rtc.js";
 import { closeSoon, setUpChannel } from "./channel.js";
 import { getRoom } from "./api.js";
 import { dropNow } from "./faults.js";
@@ -45,6 +45,7 @@ import { ReceiveStorage } from "./storage/receive-storage.js";
  *   A finished file and where it went (`kind`); `file`: the browser's private copy, kept
  *   because it could not be handed to the downloads by a stream: the page offers it.
  * @typedef {import("./rtc.js").PathKind} PathKind
+ * @typedef {import("./rtc.js").Route} Route
  */
 
 /** Ends after which the page offers to try again (a fresh attempt, resuming what is held). */
@@ -142,6 +143,8 @@ export class ReceiverSession extends EventTarget {
     this.offers = new Map();
     /** The path of the transfer's first connection, once known. @type {PathKind | null} */
     this.path = null;
+    /** Its route, for the transfer's extra connections. @type {Route | null} */
+    this.route = null;
     /** Connections (lanes) the transfer opened, as the CLI counts them. */
     this.connections = 0;
     /** File bytes received over the network in this attempt (the drop_lane fault counts them). */
@@ -338,7 +341,8 @@ export class ReceiverSession extends EventTarget {
     this.links.set(conn, link);
     /** @param {string} reason */
     const lost = (reason) => this.inOrder(link, () => this.runner.feed({ type: "connection_lost", conn, reason }));
-    const iceServers = offer.lane ? laneIceServers(this.iceServers, this.path) : this.iceServers;
+    if (!offer.lane) this.route = null; // a new transfer session: its first route is not known yet
+    const iceServers = offer.lane ? laneIceServers(this.iceServers, this.route) : this.iceServers;
     answerOffer(iceServers, offer.sdp).then(async ({ pc, localSdp, channel }) => {
       if (link.closed) {
         pc.close();
@@ -420,9 +424,10 @@ export class ReceiverSession extends EventTarget {
    */
   connected(link, pc) {
     this.connections = link.lane ? this.connections + 1 : 1;
-    connectionPath(pc).then((path) => {
+    connectionRoute(pc).then((route) => {
       if (link.lane || link.closed) return;
-      this.path = path;
+      this.route = route;
+      this.path = route?.kind ?? null;
       this.changed();
     }, (error) => console.warn("no statistics for the path:", error));
     this.changed();

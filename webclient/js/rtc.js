@@ -111,11 +111,17 @@ export function newSessionId() {
  */
 
 /**
- * The path of a connected peer connection, or null when it has no selected pair (yet).
- * @param {RTCPeerConnection} pc
- * @returns {Promise<PathKind | null>}
+ * @typedef {{kind: PathKind, relayUrl: string | null}} Route
+ *   The path of a connection, and when it is relayed, the URL of the TURN server its own
+ *   relay candidate came from (null: the peer's relay, or a browser that does not say).
  */
-export async function connectionPath(pc) {
+
+/**
+ * The route of a connected peer connection, or null when it has no selected pair (yet).
+ * @param {RTCPeerConnection} pc
+ * @returns {Promise<Route | null>}
+ */
+export async function connectionRoute(pc) {
   const stats = await pc.getStats();
   /** @type {any} */
   let pair = null;
@@ -127,27 +133,36 @@ export async function connectionPath(pc) {
     if (report.type === "candidate-pair" && report.selected) pair ??= report;
   });
   if (!pair) return null;
-  const types = [stats.get(pair.localCandidateId)?.candidateType, stats.get(pair.remoteCandidateId)?.candidateType];
-  if (types.includes("relay")) return "relay";
-  if (types[0] === "host" && types[1] === "host") return "local";
-  return "internet";
+  const local = stats.get(pair.localCandidateId);
+  const types = [local?.candidateType, stats.get(pair.remoteCandidateId)?.candidateType];
+  if (types.includes("relay")) {
+    const url = local?.candidateType === "relay" && typeof local.url === "string" && local.url ? local.url : null;
+    return { kind: "relay", relayUrl: url };
+  }
+  return { kind: types[0] === "host" && types[1] === "host" ? "local" : "internet", relayUrl: null };
 }
 
 /**
  * The ICE servers for an extra connection (lane) of a transfer whose first connection took
- * `firstPath`. When the first one went direct, the two networks reach each other without a
- * relay, so the extra ones gather no relay candidates: every TURN allocation counts
- * against the relay's per-user and total quotas (docs/deploy.md), and 8 connections with a
- * UDP and a TCP TURN URL each would take 16 per page. Relayed or not known: every server.
+ * `first`. Every TURN allocation counts against the relay's per-user and total quotas
+ * (docs/deploy.md), and a page gathers one per TURN URL per connection: 8 connections with
+ * UDP, TCP and TLS URLs would take 24. So when the first connection went direct, the two
+ * networks reach each other without a relay and the extra ones gather no relay candidates;
+ * when it went through our own relay candidate, they use that TURN URL only (one
+ * allocation each). Otherwise (the peer's relay, the path not known yet): every server.
  * An extra connection that finds no path anyway costs only its chunks in flight.
  * @param {RTCIceServer[]} iceServers
- * @param {PathKind | null} firstPath
+ * @param {Route | null} first
  * @returns {RTCIceServer[]}
  */
-export function laneIceServers(iceServers, firstPath) {
-  if (firstPath !== "local" && firstPath !== "internet") return iceServers;
+export function laneIceServers(iceServers, first) {
+  const direct = first?.kind === "local" || first?.kind === "internet";
+  const relayUrl = first?.kind === "relay" ? first.relayUrl : null;
+  if (!direct && !relayUrl) return iceServers;
   return iceServers.flatMap((server) => {
-    const urls = (Array.isArray(server.urls) ? server.urls : [server.urls]).filter((url) => /^stuns?:/i.test(url));
-    return urls.length ? [{ urls }] : [];
+    const urls = (Array.isArray(server.urls) ? server.urls : [server.urls])
+      .filter((url) => /^stuns?:/i.test(url) || (relayUrl !== null && url === relayUrl));
+    if (!urls.length) return [];
+    return urls.some((url) => !/^stuns?:/i.test(url)) ? [{ ...server, urls }] : [{ urls }];
   });
 }

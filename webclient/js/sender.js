@@ -7,7 +7,7 @@
  * only does the I/O: signaling, RTCPeerConnection and its data channel, WebCrypto (keys,
  * MACs, chunk digests), file reads, and the machine's timer.
  */
-import { applyAnswer, connectionPath, createOffer, laneIceServers, newSessionId, readSignal } from "./rtc.js";
+import { applyAnswer, connectionRoute, createOffer, laneIceServers, newSessionId, readSignal } from "./rtc.js";
 import { closeSoon, drained, setUpChannel } from "./channel.js";
 import { corruptOnce, garbleOnce } from "./faults.js";
 import { LANES } from "./lanes.js";
@@ -27,6 +27,7 @@ import { SenderMachine } from "./protocol/sender-machine.js";
  * @typedef {"connecting" | "authenticating" | "offered" | "sending" | "finishing" | "done" |
  *           "failed" | "lost" | "declined"} ReceiverState
  * @typedef {import("./rtc.js").PathKind} PathKind
+ * @typedef {import("./rtc.js").Route} Route
  * @typedef {{peer: string, number: number, state: ReceiverState, acked: number, total: number,
  *            detail: string, code: string, digests: string[], path: PathKind | null, connections: number}} ReceiverRow
  *   One receiver as the page shows it, from the machine's `receiver` and `progress` actions;
@@ -98,6 +99,8 @@ export class Offer extends EventTarget {
     this.authKey.catch(() => undefined); // reported by the first proof that needs it
     /** @type {Map<string, PeerLink>} */
     this.links = new Map();
+    /** Per receiver, the route of its transfer's first connection (for the extra ones). @type {Map<string, Route | null>} */
+    this.routes = new Map();
     /** @type {Map<string, ReceiverRow>} */
     this.receivers = new Map();
     /** Why the offer is over (the machine's `finished`), or null while it runs. @type {string | null} */
@@ -218,7 +221,8 @@ export class Offer extends EventTarget {
     this.links.set(conn, link);
     /** @param {string} reason */
     const lost = (reason) => this.runner.feed({ type: "connection_lost", conn, reason });
-    const iceServers = lane ? laneIceServers(this.iceServers, this.row(peer).path) : this.iceServers;
+    if (!lane) this.routes.set(peer, null); // a new transfer session: its first route is not known yet
+    const iceServers = lane ? laneIceServers(this.iceServers, this.routes.get(peer) ?? null) : this.iceServers;
     createOffer(iceServers).then(({ pc, channel, localSdp }) => {
       if (link.closed) {
         pc.close();
@@ -270,9 +274,10 @@ export class Offer extends EventTarget {
     const row = this.row(link.peer);
     if (link.lane) row.connections += 1;
     else row.connections = 1;
-    connectionPath(pc).then((path) => {
+    connectionRoute(pc).then((route) => {
       if (link.lane || link.closed) return;
-      row.path = path;
+      this.routes.set(link.peer, route);
+      row.path = route?.kind ?? null;
       this.changed();
     }, (error) => console.warn("no statistics for the path:", error));
     this.changed();
