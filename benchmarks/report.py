@@ -660,9 +660,9 @@ Each figure compares subjects of the same run, round by round (median over round
 the bare channel as shipped (aiortc 1.16, Chromium). "table": the run whose figures follow
 (this code, but with the pages opening 4 connections); "pages with 8 connections": the
 Chromium bar's cells again, four rounds, with the pages' default now 8 (js/lanes.js;
-benchmarks/results/long_haul_pages8.json); "before this change": the previous full table, with the growth rule of
-protocol.md §7.4 and the SCTP receiver tuning but without the sender's tuning and the 4 MiB
-receive buffers (peerbeam/peer/transport_tuning.py), same quiet machine. Where a run has no
+benchmarks/results/long_haul_pages8.json); "before this change": the previous full table,
+with the growth rule of protocol.md §7.4 and the SCTP receiver tuning but without the
+sender's tuning and the 4 MiB receive buffers (peerbeam/peer/transport_tuning.py), same quiet machine. Where a run has no
 such cell, "not measured"; where Chromium's bare ×1 collapsed below 1 MB/s, "not judgeable".
 The last two rows are for reference: the CLI against a
 bare channel with the same SCTP tuning, i.e. what the lanes and the protocol add or cost on

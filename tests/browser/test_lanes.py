@@ -221,37 +221,6 @@ def test_v1_page_receives_from_a_cli_that_wants_lanes(
         sender.stop()
 
 
-def test_extra_connections_of_a_direct_transfer_gather_no_relay(
-    coturn: Coturn, pages: Pages, browser_a: Any, browser_b: Any, tmp_path: Path
-) -> None:
-    """With a TURN relay on offer, each page's first connection gathers with it; once that
-    one went direct, the extra connections get only the STUN servers (js/rtc.js
-    laneIceServers): a relay allocation per connection would count against the relay's
-    per-user quota (docs/deploy.md)."""
-    stun = f"stun:127.0.0.1:{coturn.port}"  # coturn answers STUN too
-    server = LocalServer(tmp_path / "srv", env={
-        "PEERBEAM_TURN_URLS": coturn.url, "PEERBEAM_TURN_SECRET": TURN_SECRET,
-        "PEERBEAM_STUN_URLS": stun})
-    server.start()
-    try:
-        size = 12 * MIB + 9
-        source = write_file(tmp_path / "direct lanes.bin", size, seed=56)
-        sender = page_with(pages, browser_a, lanes=LANES)
-        receiver = page_with(pages, browser_b)  # the default: takes up to 8
-        link = create_link(sender, server, [source])
-        receiver.goto(link)
-        receiver.get_by_role("button", name="Accept").click()
-        wait_done(receiver, sender)
-        assert opfs_files(receiver)[f"picked/{source.name}"] == [size, sha256_file(source)]
-        expect(receiver.locator("#receive-path")).to_have_text(
-            f"Path: direct, on the local network · {LANES} connections")
-        for page in (sender, receiver):
-            first, *extra = page.evaluate("window.iceUrls")
-            assert first == [stun, coturn.url], first
-            assert extra == [[stun]] * (LANES - 1), extra
-    finally:
-        server.stop()
-
 # Both pages gather only relayed candidates: the transfer goes through coturn.
 RELAY_ONLY = """
 const Tapped = window.RTCPeerConnection;
@@ -263,35 +232,61 @@ window.RTCPeerConnection = class extends Tapped {
 """
 
 
-def test_extra_connections_of_a_relayed_transfer_use_its_turn_url_only(
-    coturn: Coturn, pages: Pages, browser_a: Any, browser_b: Any, tmp_path: Path
-) -> None:
-    """Relayed, each page's first connection allocates with every TURN URL on offer (here
-    UDP and TCP); its extra connections use only the URL its relay candidate came from."""
-    stun = f"stun:127.0.0.1:{coturn.port}"
-    turn_urls = [coturn.url, f"turn:127.0.0.1:{coturn.port}?transport=tcp"]
+def lanes_with_a_relay(coturn: Coturn, pages: Pages, browsers: tuple[Any, Any], tmp_path: Path,
+                       turn_urls: list[str], relay_only: bool) -> tuple[str, list[list[str]]]:
+    """A verified transfer over LANES connections between two pages whose server offers
+    coturn (STUN and `turn_urls`); the path the receiving page shows, and each page's ICE
+    server URLs per connection, the first connection's first."""
+    stun = f"stun:127.0.0.1:{coturn.port}"  # coturn answers STUN too
     server = LocalServer(tmp_path / "srv", env={
         "PEERBEAM_TURN_URLS": ",".join(turn_urls), "PEERBEAM_TURN_SECRET": TURN_SECRET,
         "PEERBEAM_STUN_URLS": stun})
     server.start()
     try:
-        size = 6 * MIB + 11
-        source = write_file(tmp_path / "relayed lanes.bin", size, seed=57)
-        sender = page_with(pages, browser_a, lanes=LANES)
-        receiver = page_with(pages, browser_b)
-        for page in (sender, receiver):
+        size = 6 * MIB + 9
+        source = write_file(tmp_path / "lanes and relay.bin", size, seed=56)
+        sender = page_with(pages, browsers[0], lanes=LANES)
+        receiver = page_with(pages, browsers[1])  # the default: takes up to 8
+        for page in (sender, receiver) if relay_only else ():
             page.context.add_init_script(RELAY_ONLY)
         link = create_link(sender, server, [source])
         receiver.goto(link)
         receiver.get_by_role("button", name="Accept").click()
         wait_done(receiver, sender)
         assert opfs_files(receiver)[f"picked/{source.name}"] == [size, sha256_file(source)]
-        expect(receiver.locator("#receive-path")).to_have_text(
-            f"Path: relayed through a TURN server · {LANES} connections")
-        for page in (sender, receiver):
-            first, *extra = page.evaluate("window.iceUrls")
+        path = receiver.locator("#receive-path").inner_text()
+        urls = [sender.evaluate("window.iceUrls"), receiver.evaluate("window.iceUrls")]
+        for first, *_ in urls:
             assert first == [stun, *turn_urls], first
-            assert len(extra) == LANES - 1 and extra[0][0] == stun and extra[0][1] in turn_urls, extra
-            assert extra == [extra[0]] * (LANES - 1) and len(extra[0]) == 2, extra
+        return path, [extra for _, *extra in urls]
     finally:
         server.stop()
+
+
+def test_extra_connections_of_a_direct_transfer_gather_no_relay(
+    coturn: Coturn, pages: Pages, browser_a: Any, browser_b: Any, tmp_path: Path
+) -> None:
+    """With a TURN relay on offer, each page's first connection gathers with it; once that
+    one went direct, the extra connections get only the STUN servers (js/rtc.js
+    laneIceServers): a relay allocation per connection would count against the relay's
+    per-user quota (docs/deploy.md)."""
+    path, extras = lanes_with_a_relay(coturn, pages, (browser_a, browser_b), tmp_path,
+                                      [coturn.url], relay_only=False)
+    assert path == f"Path: direct, on the local network · {LANES} connections"
+    stun = f"stun:127.0.0.1:{coturn.port}"
+    assert extras == [[[stun]] * (LANES - 1)] * 2, extras
+
+
+def test_extra_connections_of_a_relayed_transfer_use_its_turn_url_only(
+    coturn: Coturn, pages: Pages, browser_a: Any, browser_b: Any, tmp_path: Path
+) -> None:
+    """Relayed, each page's first connection allocates with every TURN URL on offer (here
+    UDP and TCP); its extra connections use only the URL its relay candidate came from."""
+    turn_urls = [coturn.url, f"turn:127.0.0.1:{coturn.port}?transport=tcp"]
+    path, extras = lanes_with_a_relay(coturn, pages, (browser_a, browser_b), tmp_path,
+                                      turn_urls, relay_only=True)
+    assert path == f"Path: relayed through a TURN server · {LANES} connections"
+    stun = f"stun:127.0.0.1:{coturn.port}"
+    for extra in extras:
+        assert len(extra) == LANES - 1 and extra[0][0] == stun and extra[0][1] in turn_urls, extra
+        assert extra == [extra[0]] * (LANES - 1) and len(extra[0]) == 2, extra
