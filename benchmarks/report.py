@@ -662,10 +662,10 @@ the bare channel as shipped (aiortc 1.16, Chromium). "table": the run whose figu
 Chromium bar's cells again, four rounds, with the pages' default now 8 (js/lanes.js;
 benchmarks/results/long_haul_pages8.json); "before this change": the previous full table,
 with the growth rule of protocol.md §7.4 and the SCTP receiver tuning but without the
-sender's tuning and the 4 MiB receive buffers (peerbeam/peer/transport_tuning.py), same quiet machine. Where a run has no
-such cell, "not measured"; where Chromium's bare ×1 collapsed below 1 MB/s, "not judgeable".
-The last two rows are for reference: the CLI against a
-bare channel with the same SCTP tuning, i.e. what the lanes and the protocol add or cost on
+sender's tuning and the 4 MiB receive buffers (peerbeam/peer/transport_tuning.py), same
+quiet machine. Where a run has no such cell, "not measured"; where Chromium's bare ×1
+collapsed below 1 MB/s, "not judgeable". The last two rows are for reference: the CLI
+against a bare channel with the same SCTP tuning, i.e. what the lanes and the protocol add or cost on
 their own.
 
 {long_haul.bars_table([("table", table), *others])}
