@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,7 +68,7 @@ def test_extra_connections_of_a_direct_transfer_allocate_no_relay(
     assert len(allocations) == 2 * 2, coturn.log()[-3000:]  # 2 peers × (probe + first connection)
 
 
-SERVERS = [
+SERVERS: list[dict[str, Any]] = [
     {"urls": ["stun:stun.example.org:3478", "turn:relay.example.org:3478?transport=udp"],
      "username": "u", "credential": "c"},
     {"urls": "turns:relay.example.org:443?transport=tcp", "username": "u", "credential": "c"},

@@ -233,7 +233,7 @@ window.RTCPeerConnection = class extends Tapped {
 
 
 def lanes_with_a_relay(coturn: Coturn, pages: Pages, browsers: tuple[Any, Any], tmp_path: Path,
-                       turn_urls: list[str], relay_only: bool) -> tuple[str, list[list[str]]]:
+                       turn_urls: list[str], relay_only: bool) -> tuple[str, list[list[list[str]]]]:
     """A verified transfer over LANES connections between two pages whose server offers
     coturn (STUN and `turn_urls`); the path the receiving page shows, and each page's ICE
     server URLs per connection, the first connection's first."""
