@@ -105,8 +105,10 @@ class Receiver(MachineDriver):
         # A password on the command line, or a link that says one is set: a sender that
         # asks for none is refused (protocol.md §3).
         expect = True if expect_password or password is not None else None
+        timing = session_timing(give_up_after)
         super().__init__(ReceiverMachine(expect, password, auto_accept=True,
-                                         timing=session_timing(give_up_after), lanes=MAX_LANES))
+                                         timing=timing, lanes=MAX_LANES))
+        self.close_after_complete = timing.close_after_complete
         self.signaling = signaling
         self.room = room
         self.link_key = link_key
@@ -421,8 +423,15 @@ class Receiver(MachineDriver):
         if "accepted" in self.timeline and "first_byte" in self.timeline:
             result.accept_to_first_byte = self.timeline["first_byte"] - self.timeline["accepted"]
         await asyncio.to_thread(self.storage.clean_journal, self.files)
-        # Let `complete` leave before the caller closes everything.
+        # Let `complete` reach the sender before the caller closes everything (protocol.md
+        # §8.6): a message handed to SCTP may still wait in its queue, and closing drops it.
+        # The sender closes its connections once it has checked `complete`; one that does
+        # not is waited for `close_after_complete`, as the machine would.
         for link in self.links.values():
             if link.channel is not None:
                 await link.channel.drain(1.0)
+        deadline = self.loop.time() + self.close_after_complete
+        while self.loop.time() < deadline and any(
+                link.channel is not None and link.channel.is_open for link in self.links.values()):
+            await asyncio.sleep(0.02)
         self._result.set_result(result)

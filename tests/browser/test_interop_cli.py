@@ -3,6 +3,7 @@ a browser sends to `peerbeam receive`, and `peerbeam send` sends to a browser.""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,34 @@ def test_cli_to_browser(server: LocalServer, pages: Pages, browser_b, tmp_path: 
         sender.wait_for_log("has everything")
     finally:
         sender.stop()
+
+
+# The sending page closes its channels and connections 1.5 s late, and notes when it began.
+LATE_CLOSE = """
+window.closeAsked = null;
+for (const proto of [RTCDataChannel.prototype, RTCPeerConnection.prototype]) {
+  const close = proto.close;
+  proto.close = function () {
+    window.closeAsked ??= Date.now();
+    setTimeout(() => close.call(this), 1500);
+  };
+}
+"""
+
+
+def test_cli_receiver_waits_for_the_sender_to_close(
+        server: LocalServer, pages: Pages, browser_a, tmp_path: Path) -> None:
+    """protocol.md §8.6: the sender closes once it has checked `complete`; `peerbeam
+    receive` stays until then, because closing first could drop `complete` still queued in
+    SCTP (the sending page would never learn the transfer is done)."""
+    source = write_file(tmp_path / "until closed.bin", 3 * MIB + 7, seed=23)
+    sender = pages.open(browser_a)
+    sender.context.add_init_script(LATE_CLOSE)
+    link = create_link(sender, server, [source])
+    result = receive(link, tmp_path / "out", timeout=120)
+    exited = time.time()
+    assert result.returncode == 0, result.stderr + "\n".join(pages.console[-30:])
+    assert sha256_file(tmp_path / "out" / source.name) == sha256_file(source)
+    expect(sender.locator(".badge.done")).to_have_count(1, timeout=10_000)
+    close_asked = sender.evaluate("window.closeAsked") / 1000
+    assert exited >= close_asked + 1.4, (exited, close_asked)
