@@ -150,10 +150,12 @@ packet or at the end of the burst being read, at once when it reports a gap or a
 (loss recovery unchanged). `tests/test_transport_tuning.py` checks that reassembly delivers
 exactly what aiortc as shipped delivers (Hypothesis, against a fresh copy of aiortc's own
 module) and that a real pair carries every byte with fewer SACKs, also across 2 % loss. The
-profiled run went from 18 to 31 MB/s. In the table the CLI is level with a bare channel
-tuned the same way (0.95–1.10 per round): the protocol's own work (hashing and writes in
-threads, one JSON message per MiB) costs nothing measurable here. The sender is now the
-busier side (sending DATA, DTLS, `sendto`).
+profiled run went from 18 to 31 MB/s. The sender's tuning since (its flight walked for
+retransmissions only after a SACK with gaps or a T3 expiry, 4 MiB receive buffers; docs/cli.md
+"Speed") took the CLI to 40 MB/s here, 1.35–1.41× the bare channel as shipped. Against a
+bare channel with all the same tuning (43 MB/s) the CLI makes 0.84–0.89 (0.95–1.10 with
+the receiver's tuning alone, 2026-11-30): at this rate the sender's core is saturated, and
+the protocol's own work (hashing and writes in threads, one JSON message per MiB) shows.
 """
 
 
@@ -373,7 +375,14 @@ mean of the last quarter minus the first: {_quarter_trend(memory['samples']):+.0
 # What the measurements above showed when the targets were missed (written from the
 # traces and profiles of `benchmarks/browser_transfer.py` runs; see the figures above).
 BROWSER_FINDINGS = """\
-**Throughput is CPU-bound on this machine, and the ratio is the CPU ratio.** The bare channel
+**Level with the bare channel since the pages open 8 connections.** In this run the web
+client made 1.00–1.09 of the bare channel per round, at about the same CPU (1.02×); with one
+connection per transfer (2026-11-26) it made 0.66–0.85 at 1.34× the CPU. Several
+associations spread Chromium's per-connection network work, and the web client's own extra
+work (below) now runs beside it rather than in turn. The analysis of that earlier gap
+follows, as it was measured with one connection.
+
+**With one connection: CPU-bound, and the ratio was the CPU ratio.** The bare channel
 alone keeps both cores busy (≈ 1.9 cores: each browser's network-service I/O thread, its
 renderer's WebRTC network thread and its IPC thread); in every round the wall-clock ratio
 equals, within ±0.01, the ratio of CPU seconds (table above). Evidence that nothing in the web
@@ -406,9 +415,12 @@ receiving tab's PSS is a saw-tooth with no trend over the whole transfer (last q
 quarter above): nothing accumulates. The peaks come from garbage: every received message is a
 fresh 256 KiB `ArrayBuffer` allocated by Chromium, which V8 frees only at its next garbage
 collection, triggered by external-memory growth of tens of MiB. The bare channel's receiver,
-which only counts the bytes and holds nothing, grows as much or more in the same run (figure
-above), so the bar cannot be met by the web client's code; what the web client itself holds is
-bounded by the protocol's window (≤ 16 chunks waiting for the disk, protocol.md 9).
+which only counts the bytes and holds nothing, grows 140 MiB in this run; with one connection
+the web client grew as much or less (78 against 131 MiB, 2026-11-26), so the bar cannot be
+met by the web client's code. With 8 connections the peaks are higher (209 MiB): a faster rate
+(19.9 against 11.6 MB/s), so more garbage between collections, and a chunk being assembled
+per connection. What the web client itself holds is bounded by the protocol's window (≤ 16
+chunks waiting for the disk, protocol.md 9) and one chunk per connection.
 
 **Start**: Accept → first byte is one round trip (`accept` → `start`) plus opening the file,
 well under the bar.\
