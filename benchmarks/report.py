@@ -803,7 +803,12 @@ With that default (long_haul_pages8.json, four rounds, the "pages with 8 connect
 column above): 13.9, 15.0, 16.0 and 14.9 MB/s against a bare ×1 of 6.6, 4.5, 4.8 and 3.9
 (2.1–3.8×, median 3.4×), and on the plain link 21.4 against 17.9 (1.2×). Each page used
 about one core at 60 ms (0.87 the sending side, 0.76–0.81 the receiving side, browser
-processes together): the renderer, not the path, is the next limit. With more connections
+processes together): the renderer, not the path, is the next limit. At 120 ms (web_lanes8_120ms.json,
+two rounds) the pages made 10.5 and 5.9 MB/s against a bare ×1 of 3.6 and 6.8 (8 bare
+connections: 10.8 and 10.1): in the second round the rate fell from 11 to 1.3 MB/s in the third
+second and then climbed linearly for the rest of the run, as after a loss on every
+connection at once (each grows back by one packet per round trip). Opening the 8 connections a little apart instead of at
+once might avoid that shared early loss; not measured yet. With more connections
 a page could also take more relay allocations; its extra connections use fewer TURN URLs
 (none when the first connection went direct; docs/deploy.md).
 
