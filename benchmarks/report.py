@@ -807,9 +807,9 @@ processes together): the renderer, not the path, is the next limit. At 120 ms (w
 two rounds) the pages made 10.5 and 5.9 MB/s against a bare ×1 of 3.6 and 6.8 (8 bare
 connections: 10.8 and 10.1): in the second round the rate fell from 11 to 1.3 MB/s in the third
 second and then climbed linearly for the rest of the run, as after a loss on every
-connection at once (each grows back by one packet per round trip). Opening the 8 connections a little apart instead of at
-once might avoid that shared early loss; not measured yet. With more connections
-a page could also take more relay allocations; its extra connections use fewer TURN URLs
+connection at once (each grows back by one packet per round trip). Opening the 8
+connections a little apart instead of at once might avoid that shared early loss; not
+measured yet. With more connections a page could also take more relay allocations; its extra connections use fewer TURN URLs
 (none when the first connection went direct; docs/deploy.md).
 
 **Lanes in separate processes (issue 11, point 2): measured, not built.** On the plain link,
