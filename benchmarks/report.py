@@ -809,8 +809,9 @@ connections: 10.8 and 10.1): in the second round the rate fell from 11 to 1.3 MB
 second and then climbed linearly for the rest of the run, as after a loss on every
 connection at once (each grows back by one packet per round trip). Opening the 8
 connections a little apart instead of at once might avoid that shared early loss; not
-measured yet. With more connections a page could also take more relay allocations; its extra connections use fewer TURN URLs
-(none when the first connection went direct; docs/deploy.md).
+measured yet. With more connections a page could also take more relay allocations; its extra
+connections use fewer TURN URLs (none when the first connection went direct;
+docs/deploy.md).
 
 **Lanes in separate processes (issue 11, point 2): measured, not built.** On the plain link,
 two bare associations in two processes each side against the same two in one process:
