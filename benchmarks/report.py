@@ -670,9 +670,9 @@ measured in the same round. Load: the machine's 1-minute load average during the
 
 Each figure compares subjects of the same run, round by round (median over rounds), against
 the bare channel as shipped (aiortc 1.16, Chromium). "table": the run whose figures follow
-(this code, but with the pages opening 4 connections); "pages with 8 connections": the
-Chromium bar's cells again, four rounds, with the pages' default now 8 (js/lanes.js;
-benchmarks/results/long_haul_pages8.json); "before this change": the previous full table,
+(this code: the CLI's sender tuning, the pages opening 8 connections); "pages with 8
+connections": the Chromium bar's cells again, four more rounds of the same code
+(benchmarks/results/long_haul_pages8.json); "before this change": the previous full table,
 with the growth rule of protocol.md §7.4 and the SCTP receiver tuning but without the
 sender's tuning and the 4 MiB receive buffers (peerbeam/peer/transport_tuning.py), same
 quiet machine. Where a run has no such cell, "not measured"; where Chromium's bare ×1
@@ -701,8 +701,8 @@ acknowledged chunks, up to 4), or
 One headless Chromium per namespace, each side in one page (several connections share one
 renderer, as the web client's do): bare = plain `RTCPeerConnection`s with one ordered channel
 each, 256 KiB messages, `bufferedAmount` high-water 8 MiB; web client = the real pages (Create
-link, Accept; 4 connections opened at once in this table, 8 since: see the findings), bytes
-counted as binary
+link, Accept; 8 connections opened at once, js/lanes.js `DEFAULT_LANES`: see the findings),
+bytes counted as binary
 messages arrive in the receiving page.
 
 {long_haul.rate_table(chromium_cells, chromium_columns, "chromium")}
@@ -730,10 +730,10 @@ two processes each side, on the plain link where aiortc is CPU-bound:
 
 LONG_HAUL_FINDINGS = """### Findings
 
-**A quiet machine this time.** The three runs above (18:20–20:25 UTC) had the machine to
-themselves; the figures of the afternoon, taken while other jobs kept it 90–100 % busy (load
-2–16), are replaced. Even so, a single association's rate varies run to run with whether a
-loss came early (below), so a bar is judged on the same round's pair and on more than one run.
+**A quiet machine.** The runs above had the machine to themselves (figures taken while other
+jobs kept it 90–100 % busy, load 2–16, were replaced). Even so, a single association's rate
+varies run to run with whether a loss came early (below), so a bar is judged on the same
+round's pair and on more than one run.
 
 **What bounds one association.** *aiortc*: at 60–200 ms with nothing dropped, one association
 keeps its peer's whole 1 MiB receive window in flight (1.1–1.3 MB at 120 ms: 8.8–10.9 MB/s).
@@ -771,7 +771,7 @@ the CLI went from 0.74–0.87 of the bare channel (bar cells before this change)
 the CLI no longer loses ground, the bar is met. The tuning helps every link where the peers
 are CPU-bound (20 ms: the CLI 18.3 MB/s against 16.9 for the bare channel as shipped).
 
-**120 ms: 3.7×, the 2× bar met (since the sender stopped walking its flight).** Before, with
+**120 ms: 2.4–3.7×, the 2× bar met (since the sender stopped walking its flight).** Before, with
 4 connections the CLI made 13.5–18.6 MB/s against a bare ×1 of 6.7–10.9 (1.68–2.02×): its
 sending event loop was saturated at 18 MB/s, and its receiver dropped 500–1,600 datagrams
 per window into aioice's 256 KiB socket buffers, each drop halving a connection's window. A
@@ -782,36 +782,39 @@ by step against aiortc as shipped, tests/test_transport_tuning.py), and asks for
 receive buffers, which with the walk gone cost nothing on loopback (docs/cli.md, "Speed").
 One-round probe at 120 ms, `--connections 4`: 13.6 MB/s with the walk fix alone (116
 receiver drops in 20 s), 18.0 with the buffers alone (sender saturated), 24.6 with both (no
-drops, 1.2 MB window per connection). In the table above: the CLI 24.0 MB/s against a bare
-×1 of 6.5 (3.7×; against the bare ×1 with the same tuning, 10.9: 2.2×), at 200 ms 21.9
-against 6.1. The "before" column of the bars is the table of the previous code.
+drops, 1.2 MB window per connection). In the table above: the CLI 25.9 MB/s against a bare
+×1 of 10.6 (2.4×; the bare ×1 with the same tuning made 10.9), at 200 ms 20.8 against 6.0;
+in the first full run with this tuning (00:47 UTC, replaced by this one) 24.0 against a bare
+×1 of 6.5 that had taken a loss early (3.7×). The "before" column of the bars is the table
+of the previous code.
 
-**Browsers at 60 ms: the pages open 8 connections at once; the 2× bar met (3.4×).**
+**Browsers at 60 ms: the pages open 8 connections at once; the 2× bar met (2.4× and 3.4×).**
 Growing by the machines' rule, the web client made 3.28 MB/s against a bare ×1 of 6.82 (the
 "before" table): Chromium's rate swings with every loss its associations take (3.4 → 8.4 →
 4.7 MB/s second by second within one run), so comparing 5 s intervals often said "slower"
 and stopped the growth at 2 or 3. With 4 connections from the start the pages made 1.6–2.1×
-across runs, and in this table's run the bare ×1 collapsed (0.03 MB/s: not judgeable).
+across runs, and in the 00:47 run the bare ×1 collapsed (0.03 MB/s: not judgeable).
 Chromium's receiving UDP socket (128 kB) drops datagrams, so each connection carries less
 than its window allows and 4 only just reach twice one. Three interleaved rounds at 60 ms
-(benchmarks/results/web_lanes8.json): the pages with 4 connections 10.9 MB/s (2.0× the
-same rounds' bare ×1 of 6.6), with 8 14.8 (2.4×), 8 bare connections 15.4 (2.7×); on the
-plain link (web_lanes8_0ms.json) 8 cost nothing: 22.4 MB/s against 21.9 with 4 and 17.4
-bare. So the pages now open 8, the protocol's most (js/lanes.js; docs/webclient.md "Several
-connections"); the CLI keeps its rule, where extra connections cost CPU on fast links.
-With that default (long_haul_pages8.json, four rounds, the "pages with 8 connections"
-column above): 13.9, 15.0, 16.0 and 14.9 MB/s against a bare ×1 of 6.6, 4.5, 4.8 and 3.9
-(2.1–3.8×, median 3.4×), and on the plain link 21.4 against 17.9 (1.2×). Each page used
-about one core at 60 ms (0.87 the sending side, 0.76–0.81 the receiving side, browser
-processes together): the renderer, not the path, is the next limit. At 120 ms (web_lanes8_120ms.json,
-two rounds) the pages made 10.5 and 5.9 MB/s against a bare ×1 of 3.6 and 6.8 (8 bare
-connections: 10.8 and 10.1): in the second round the rate fell from 11 to 1.3 MB/s in the third
-second and then climbed linearly for the rest of the run, as after a loss on every
-connection at once (each grows back by one packet per round trip). Opening the 8
-connections a little apart instead of at once might avoid that shared early loss; not
-measured yet. With more connections a page could also take more relay allocations; its extra
-connections use fewer TURN URLs (none when the first connection went direct;
-docs/deploy.md).
+(benchmarks/results/web_lanes8.json): the pages with 4 connections 10.9 MB/s (2.0× the same
+rounds' bare ×1 of 6.6), with 8 14.8 (2.4×), 8 bare connections 15.4 (2.7×); on the plain
+link (web_lanes8_0ms.json) 8 cost nothing: 22.4 MB/s against 21.9 with 4 and 17.4 bare. So
+the pages now open 8, the protocol's most (js/lanes.js; docs/webclient.md "Several
+connections"); the CLI keeps its rule, where extra connections cost CPU on fast links. With
+that default, in the table above 13.8 MB/s against a bare ×1 of 5.7 at 60 ms (2.4×), 9.8
+against 2.8 at 120 ms, and on the plain link 24.0 against 22.6; in four more rounds at 60 ms
+(long_haul_pages8.json, the "pages with 8 connections" column of the bars): 13.9, 15.0, 16.0
+and 14.9 MB/s against a bare ×1 of 6.6, 4.5, 4.8 and 3.9 (2.1–3.8×, median 3.4×), and on the
+plain link 21.4 against 17.9 (1.2×). Each page used about one core at 60 ms (0.87 the
+sending side, 0.76–0.81 the receiving side, browser processes together): the renderer, not
+the path, is the next limit. At 120 ms (web_lanes8_120ms.json, two rounds) the pages made
+10.5 and 5.9 MB/s against a bare ×1 of 3.6 and 6.8 (8 bare connections: 10.8 and 10.1): in
+the second round the rate fell from 11 to 1.3 MB/s in the third second and then climbed
+linearly for the rest of the run, as after a loss on every connection at once (each grows
+back by one packet per round trip). Opening the 8 connections a little apart instead of at
+once might avoid that shared early loss; not measured yet. With more connections a page
+could also take more relay allocations; its extra connections use fewer TURN URLs (none when
+the first connection went direct; docs/deploy.md).
 
 **Lanes in separate processes (issue 11, point 2): measured, not built.** On the plain link,
 two bare associations in two processes each side against the same two in one process:
@@ -857,7 +860,7 @@ def main() -> None:
     long_haul_table = load("long_haul")
     if long_haul_table:
         others = [(name, result) for name, key in (
-                      ("pages with 8 connections (this code)", "long_haul_pages8"),
+                      ("pages with 8 connections, 4 more rounds", "long_haul_pages8"),
                       ("before this change (receiver tuning only)", "long_haul_before"))
                   if (result := load(key))]
         sections.append(long_haul_section(long_haul_table, others))
