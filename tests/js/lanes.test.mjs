@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { DEFAULT_LANES, resolveLanes } from "../../webclient/js/lanes.js";
+import { DEFAULT_LANES, lanesForOffer, resolveLanes } from "../../webclient/js/lanes.js";
 import { laneIceServers } from "../../webclient/js/rtc.js";
 
 test("by default the pages open DEFAULT_LANES connections at once", () => {
@@ -52,4 +52,16 @@ test("otherwise an extra connection gets every server", () => {
   // The peer's relay (ours not named), or the first connection's path not known (yet).
   assert.equal(laneIceServers(SERVERS, { kind: "relay", relayUrl: null }), SERVERS);
   assert.equal(laneIceServers(SERVERS, null), SERVERS);
+});
+
+test("by default a sending page opens one connection per 8 chunks of the offer, 1 to 8", () => {
+  const MIB = 1024 * 1024;
+  assert.deepEqual(lanesForOffer(undefined, 0), { lanes: 1, fixed: true });
+  assert.deepEqual(lanesForOffer(undefined, 2 * MIB), { lanes: 1, fixed: true });
+  assert.deepEqual(lanesForOffer(undefined, 8 * MIB + 1), { lanes: 2, fixed: true });
+  assert.deepEqual(lanesForOffer(undefined, 64 * MIB), { lanes: 8, fixed: true });
+  assert.deepEqual(lanesForOffer(undefined, 100 * 1024 * MIB), { lanes: DEFAULT_LANES, fixed: true });
+  // An override is exact, whatever the size; 0 is a v1 page.
+  assert.deepEqual(lanesForOffer(3, MIB), { lanes: 3, fixed: true });
+  assert.deepEqual(lanesForOffer(0, 64 * MIB), { lanes: null, fixed: false });
 });

@@ -18,10 +18,17 @@
  * loads: a number N from 1 to MAX_LANES uses exactly N connections per transfer instead,
  * 0 makes a v1 page that announces no lanes (one connection). Pages never set it.
  */
-import { MAX_LANES } from "./protocol/constants.js";
+import { CHUNK_SIZE, MAX_LANES } from "./protocol/constants.js";
 
 /** The most connections per transfer, chosen from measurements (docs/benchmarks.md). */
 export const DEFAULT_LANES = MAX_LANES;
+
+/**
+ * By default, one connection per this many chunks of the offer (at least one): a small
+ * offer gains nothing from 8 connections, and each costs an ICE and DTLS handshake, an
+ * authentication, and relay allocations; past 64 MiB every offer gets all 8.
+ */
+export const CHUNKS_PER_LANE = 8;
 
 /**
  * @typedef {{lanes: number | null, fixed: boolean}} LanePlan
@@ -45,3 +52,18 @@ export function resolveLanes(override) {
 }
 
 export const LANES = resolveLanes(/** @type {any} */ (globalThis).PEERBEAM_LANES);
+
+/**
+ * The most connections a sending page announces for an offer of `totalBytes`: an override
+ * (PEERBEAM_LANES) exactly, else DEFAULT_LANES but no more than one per CHUNKS_PER_LANE
+ * chunks.
+ * @param {unknown} override
+ * @param {number} totalBytes
+ * @returns {LanePlan}
+ */
+export function lanesForOffer(override, totalBytes) {
+  const plan = resolveLanes(override);
+  if (override !== undefined || plan.lanes === null) return plan;
+  const byChunks = Math.ceil(totalBytes / CHUNK_SIZE / CHUNKS_PER_LANE);
+  return { lanes: Math.min(plan.lanes, Math.max(1, byChunks)), fixed: true };
+}

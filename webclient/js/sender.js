@@ -10,7 +10,7 @@
 import { applyAnswer, connectionRoute, createOffer, laneIceServers, newSessionId, readSignal } from "./rtc.js";
 import { closeSoon, drained, setUpChannel } from "./channel.js";
 import { corruptOnce, garbleOnce } from "./faults.js";
-import { LANES } from "./lanes.js";
+import { lanesForOffer } from "./lanes.js";
 import { MachineRunner } from "./machine-runner.js";
 import { SignalingClient } from "./signaling.js";
 import { machineTiming } from "./timing.js";
@@ -80,6 +80,8 @@ export class Offer extends EventTarget {
     this.password = password;
     this.room = room;
     this.oneTime = oneTime;
+    const offerLanes = lanesForOffer(/** @type {any} */ (globalThis).PEERBEAM_LANES,
+      files.reduce((sum, f) => sum + f.size, 0));
     this.machine = new SenderMachine({
       transfer: newTransferId(),
       files: files.map((f) => ({
@@ -89,8 +91,8 @@ export class Offer extends EventTarget {
       iterations,
       oneTime,
       timing: machineTiming(),
-      lanes: LANES.lanes,
-      fixedLanes: LANES.fixed,
+      lanes: offerLanes.lanes,
+      fixedLanes: offerLanes.fixed,
     });
     /** @type {Manifest} */
     this.manifest = this.machine.manifest;
