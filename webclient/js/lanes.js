@@ -5,14 +5,14 @@
  * 0.19 MB in Chromium), so on a long path each connection adds its share; on loopback the
  * renderer's CPU, which every connection of a page shares, is the limit instead
  * (docs/benchmarks.md, "Long-haul links"). The sending page opens DEFAULT_LANES at once
- * (`fixed`), not growing by the machines' rule as the CLI does: Chromium's single
+ * (`fixed`; fewer for a small offer: lanesForOffer), not growing by the machines' rule as the CLI does: Chromium's single
  * association swings with every loss, so a 5 s comparison often said "slower" and stopped
  * the growth at 2 or 3 (60 ms: 0.5–1.6x the bare channel growing, 1.6–2.2x with 4 at once).
  * Why 8, the protocol's most: Chromium's 128 kB receiving socket drops datagrams, so each
  * connection carries less than its window allows: at 60 ms 4 of them made 2.0x the bare
  * channel where 8 made 2.4x (same rounds); on loopback 8 cost nothing against 4 or one
- * (docs/benchmarks.md, docs/webclient.md "Several connections"). The receiver takes up to as many. Extra connections of a
- * transfer whose first one went direct gather no relay candidates (rtc.js laneIceServers).
+ * (docs/benchmarks.md, docs/webclient.md "Several connections"). The receiver takes up to
+ * as many. Extra connections gather with fewer relay servers (rtc.js laneIceServers).
  *
  * Tests and benchmarks set `globalThis.PEERBEAM_LANES` in an init script before the page
  * loads: a number N from 1 to MAX_LANES uses exactly N connections per transfer instead,

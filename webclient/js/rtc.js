@@ -159,10 +159,13 @@ export function laneIceServers(iceServers, first) {
   const direct = first?.kind === "local" || first?.kind === "internet";
   const relayUrl = first?.kind === "relay" ? first.relayUrl : null;
   if (!direct && !relayUrl) return iceServers;
+  /** @param {string} url */
+  const isStun = (url) => /^stuns?:/i.test(url);
   return iceServers.flatMap((server) => {
     const urls = (Array.isArray(server.urls) ? server.urls : [server.urls])
-      .filter((url) => /^stuns?:/i.test(url) || (relayUrl !== null && url === relayUrl));
+      .filter((url) => isStun(url) || url === relayUrl);
     if (!urls.length) return [];
-    return urls.some((url) => !/^stuns?:/i.test(url)) ? [{ ...server, urls }] : [{ urls }];
+    // A TURN URL keeps its entry's credentials; STUN needs none.
+    return urls.every(isStun) ? [{ urls }] : [{ ...server, urls }];
   });
 }
